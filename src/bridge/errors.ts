@@ -1,0 +1,23 @@
+/** Errors of the internal plane, with string codes (as zeromq.js does) so callers branch on `code`, not text. */
+export type LinkErrorCode = 'LINK_TIMEOUT' | 'LINK_BUSY' | 'LINK_CLOSED' | 'LINK_SEND_FAILED';
+
+export class LinkError extends Error {
+  readonly code: LinkErrorCode;
+  constructor(code: LinkErrorCode, message: string) {
+    super(message);
+    this.name = 'LinkError';
+    this.code = code;
+  }
+}
+
+/** A request the leader refused (validation, conflict, not found). Carries the public error code. */
+export class LeaderError extends Error {
+  readonly code: string;
+  readonly statusCode: number;
+  constructor(statusCode: number, code: string, message: string) {
+    super(message);
+    this.name = 'LeaderError';
+    this.code = code;
+    this.statusCode = statusCode;
+  }
+}

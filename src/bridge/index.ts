@@ -1,0 +1,15 @@
+/** What the roles share. Roles import from here, never from each other. */
+export * from './schemas.ts';
+export * from './messages.ts';
+export * from './codec.ts';
+export * from './revision.ts';
+export * from './ids.ts';
+export * from './errors.ts';
+export * from './log.ts';
+export * from './metrics.ts';
+export * from './zmq.ts';
+export * from './link.ts';
+export * from './replica.ts';
+export * from './follower.ts';
+export * from './config.ts';
+export * from './handle.ts';

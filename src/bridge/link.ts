@@ -1,0 +1,141 @@
+/**
+ * A DEALER connected to the leader's ROUTER: fire-and-forget `send`, correlated `request` with a timeout and a
+ * bound on requests in flight, and a handler for messages that answer no request.
+ */
+import { Dealer } from 'zeromq';
+import type { TSchema, Static } from 'typebox';
+import type { Validator } from 'typebox/compile';
+import { pack } from './codec.ts';
+import { LinkError } from './errors.ts';
+import type { Logger } from './log.ts';
+import type { Metrics } from './metrics.ts';
+import type { RequestBody, Reply } from './messages.ts';
+import { baseSocketOptions, FrameDecoder, receiveLoop, SendQueue } from './zmq.ts';
+
+export const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
+export const DEFAULT_MAX_PENDING_REQUESTS = 10_000;
+
+export interface LinkOptions<S extends TSchema> {
+  /** The leader's control endpoint (ROUTER). */
+  endpoint: string;
+  /** Schema of what the leader may send here. */
+  validator: Validator<{}, S>;
+  name: string;
+  log: Logger;
+  metrics: Metrics;
+  maxMessageSize?: number;
+  requestTimeoutMs?: number;
+  maxPending?: number;
+}
+
+interface Pending {
+  resolve: (reply: Reply) => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+export class LeaderLink<S extends TSchema> {
+  readonly endpoint: string;
+  readonly #socket: Dealer;
+  readonly #queue: SendQueue;
+  readonly #decoder: FrameDecoder;
+  readonly #validator: Validator<{}, S>;
+  readonly #pending = new Map<number, Pending>();
+  readonly #requestTimeoutMs: number;
+  readonly #maxPending: number;
+  readonly #loop: Promise<void>;
+  #nextReqId = 1;
+  #handler: (message: Static<S>) => void = () => {};
+  #closed = false;
+
+  constructor(opts: LinkOptions<S>) {
+    this.endpoint = opts.endpoint;
+    this.#validator = opts.validator;
+    this.#requestTimeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.#maxPending = opts.maxPending ?? DEFAULT_MAX_PENDING_REQUESTS;
+    // sendTimeout: a DEALER whose peer is gone blocks once its pipe is full; fail the send instead of hanging.
+    this.#socket = new Dealer(
+      baseSocketOptions({
+        maxMessageSize: opts.maxMessageSize,
+        sendTimeout: 1000,
+        sendHighWaterMark: 10_000,
+        reconnectInterval: 100,
+        reconnectMaxInterval: 1000,
+        heartbeatInterval: 500,
+        heartbeatTimeout: 1500,
+      }) as never,
+    );
+    this.#socket.connect(opts.endpoint);
+    const log = opts.log.child({ socket: opts.name });
+    opts.metrics.counter('switchboard_send_dropped_total', 'Messages dropped before reaching ZeroMQ', { socket: opts.name });
+    this.#queue = new SendQueue(this.#socket, {
+      log,
+      onDrop: (reason) => opts.metrics.inc('switchboard_send_dropped_total', { socket: opts.name, reason }),
+    });
+    this.#decoder = new FrameDecoder(opts.name, opts.metrics, log);
+    this.#loop = receiveLoop(this.#socket, (frames) => this.#receive(frames), log);
+  }
+
+  /** Messages that answer no pending request (worker tasks, pongs for pings sent with `send`). */
+  onMessage(handler: (message: Static<S>) => void): void {
+    this.#handler = handler;
+  }
+
+  send(message: object): boolean {
+    if (this.#closed) return false;
+    return this.#queue.push([pack(message)]);
+  }
+
+  request(body: RequestBody, timeoutMs = this.#requestTimeoutMs): Promise<Reply> {
+    if (this.#closed) return Promise.reject(new LinkError('LINK_CLOSED', 'link to the leader is closed'));
+    if (this.#pending.size >= this.#maxPending) {
+      return Promise.reject(new LinkError('LINK_BUSY', `more than ${this.#maxPending} requests waiting for the leader`));
+    }
+    const reqId = this.#nextReqId++;
+    return new Promise<Reply>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(reqId);
+        reject(new LinkError('LINK_TIMEOUT', `the leader did not answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#pending.set(reqId, { resolve, reject, timer });
+      if (!this.#queue.push([pack({ ...body, reqId })])) {
+        clearTimeout(timer);
+        this.#pending.delete(reqId);
+        reject(new LinkError('LINK_SEND_FAILED', 'the request could not be queued for the leader'));
+      }
+    });
+  }
+
+  get pendingRequests(): number {
+    return this.#pending.size;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const [, p] of this.#pending) {
+      clearTimeout(p.timer);
+      p.reject(new LinkError('LINK_CLOSED', 'link to the leader closed'));
+    }
+    this.#pending.clear();
+    this.#queue.close();
+    this.#socket.close();
+    await this.#loop;
+  }
+
+  #receive(frames: Buffer[]): void {
+    const message = this.#decoder.decode(this.#validator, frames[frames.length - 1]);
+    if (message === undefined) return;
+    const reqId = (message as { reqId?: unknown }).reqId;
+    if (typeof reqId === 'number') {
+      const pending = this.#pending.get(reqId);
+      if (pending) {
+        this.#pending.delete(reqId);
+        clearTimeout(pending.timer);
+        pending.resolve(message as Reply);
+        return;
+      }
+    }
+    this.#handler(message);
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * The internal plane: every message between leader, workers and gateways, one TypeBox union keyed by `type`.
+ *
+ * Sockets: the leader binds a ROUTER (control) and a PUB (events). Workers and gateways talk to the ROUTER
+ * through a DEALER and read the PUB through a SUB. Each frame carries one msgpack-encoded message; the PUB adds
+ * a topic frame before it (`ev` for events, `hb` for position beacons).
+ */
+import { Type, type Static } from 'typebox';
+import { Compile } from 'typebox/compile';
+import { Check, CheckResult, Provider, ProviderId, ProviderInput, RegistryEvent } from './schemas.ts';
+
+const Id = Type.String({ minLength: 1, maxLength: 128 });
+const ReqId = Type.Integer({ minimum: 0 });
+const Millis = Type.Number();
+
+/** One provider a worker must watch. */
+export const Task = Type.Object({
+  id: ProviderId,
+  host: Type.String({ maxLength: 253 }),
+  port: Type.Integer({ minimum: 1, maximum: 65535 }),
+  check: Check,
+});
+export type Task = Static<typeof Task>;
+
+/** What a worker observed about one task. `alive: null` means nothing observed yet. */
+export const Observation = Type.Object({
+  id: ProviderId,
+  alive: Type.Union([Type.Boolean(), Type.Null()]),
+  /** why: `beat` (data arrived), `missed` (silent too long), `disconnect` (connection dropped), `check` (poll). */
+  cause: Type.String({ maxLength: 32 }),
+  at: Millis,
+  output: Type.Optional(Type.String({ maxLength: 1024 })),
+});
+export type Observation = Static<typeof Observation>;
+
+// --- worker → leader
+export const WorkerHello = Type.Object({
+  type: Type.Literal('worker.hello'),
+  workerId: Id,
+  /** What the worker already watches and what it saw: lets a restarted leader keep assignments and presence. */
+  observations: Type.Array(Observation, { maxItems: 1_000_000 }),
+});
+export const WorkerPing = Type.Object({ type: Type.Literal('worker.ping'), workerId: Id });
+export const PresenceReport = Type.Object({
+  type: Type.Literal('presence'),
+  workerId: Id,
+  /** true: every task of the worker is listed (periodic full report); false: transitions only. */
+  full: Type.Boolean(),
+  observations: Type.Array(Observation, { maxItems: 1_000_000 }),
+});
+
+// --- leader → worker
+export const WorkerWelcome = Type.Object({
+  type: Type.Literal('worker.welcome'),
+  session: Id,
+  /** The whole task list: the worker watches exactly these afterwards. */
+  tasks: Type.Array(Task, { maxItems: 1_000_000 }),
+});
+export const TasksAdd = Type.Object({ type: Type.Literal('tasks.add'), tasks: Type.Array(Task, { maxItems: 1_000_000 }) });
+export const TasksRemove = Type.Object({
+  type: Type.Literal('tasks.remove'),
+  ids: Type.Array(ProviderId, { maxItems: 1_000_000 }),
+});
+export const WorkerPong = Type.Object({ type: Type.Literal('worker.pong'), session: Id });
+/** The leader does not know this worker (it restarted, or declared the worker dead): say hello again. */
+export const WorkerUnknown = Type.Object({ type: Type.Literal('worker.unknown'), session: Id });
+export const TtlPass = Type.Object({ type: Type.Literal('ttl.pass'), id: ProviderId, at: Millis });
+
+// --- gateway → leader (requests carry reqId; the reply carries the same reqId)
+export const PutRequest = Type.Object({
+  type: Type.Literal('put'),
+  reqId: ReqId,
+  /** Absent for POST: the leader derives the id. */
+  id: Type.Optional(ProviderId),
+  input: ProviderInput,
+});
+export const DeleteRequest = Type.Object({ type: Type.Literal('delete'), reqId: ReqId, id: ProviderId });
+export const TtlRequest = Type.Object({ type: Type.Literal('ttl'), reqId: ReqId, id: ProviderId });
+export const MaintenanceRequest = Type.Object({
+  type: Type.Literal('maintenance'),
+  reqId: ReqId,
+  id: ProviderId,
+  enabled: Type.Boolean(),
+  reason: Type.Optional(Type.String({ maxLength: 512 })),
+});
+export const SnapshotRequest = Type.Object({ type: Type.Literal('snapshot'), reqId: ReqId });
+/** Ask for the events after `since`; answered with the events or `complete: false` if the leader no longer has them. */
+export const SinceRequest = Type.Object({ type: Type.Literal('since'), reqId: ReqId, epoch: Id, since: Type.Integer() });
+export const PingRequest = Type.Object({ type: Type.Literal('ping'), reqId: ReqId });
+
+// --- leader → gateway
+export const Ack = Type.Object({
+  type: Type.Literal('ack'),
+  reqId: ReqId,
+  status: Type.Integer(),
+  rev: Type.Integer({ minimum: 0 }),
+  provider: Type.Optional(Provider),
+});
+export const Nack = Type.Object({
+  type: Type.Literal('nack'),
+  reqId: ReqId,
+  statusCode: Type.Integer(),
+  code: Type.String({ maxLength: 64 }),
+  message: Type.String({ maxLength: 2048 }),
+});
+export const SnapshotReply = Type.Object({
+  type: Type.Literal('snapshot.reply'),
+  reqId: ReqId,
+  epoch: Id,
+  rev: Type.Integer({ minimum: 0 }),
+  providers: Type.Array(Provider, { maxItems: 10_000_000 }),
+});
+export const SinceReply = Type.Object({
+  type: Type.Literal('since.reply'),
+  reqId: ReqId,
+  complete: Type.Boolean(),
+  events: Type.Array(RegistryEvent, { maxItems: 1_000_000 }),
+});
+export const Pong = Type.Object({
+  type: Type.Literal('pong'),
+  reqId: ReqId,
+  session: Id,
+  epoch: Id,
+  rev: Type.Integer({ minimum: 0 }),
+  /** The leader's PUB endpoint as bound (a wildcard host is replaced by the follower). */
+  events: Type.String({ maxLength: 256 }),
+});
+
+// --- leader PUB
+export const Beacon = Type.Object({ session: Id, epoch: Id, rev: Type.Integer({ minimum: 0 }), at: Millis });
+export type Beacon = Static<typeof Beacon>;
+export const TOPIC_EVENT = 'ev';
+export const TOPIC_BEACON = 'hb';
+
+/** Everything the leader's ROUTER accepts. */
+export const ToLeader = Type.Union([
+  WorkerHello,
+  WorkerPing,
+  PresenceReport,
+  PutRequest,
+  DeleteRequest,
+  TtlRequest,
+  MaintenanceRequest,
+  SnapshotRequest,
+  SinceRequest,
+  PingRequest,
+]);
+export type ToLeader = Static<typeof ToLeader>;
+
+/** Everything a worker's DEALER accepts. */
+export const ToWorker = Type.Union([WorkerWelcome, TasksAdd, TasksRemove, WorkerPong, WorkerUnknown, TtlPass]);
+export type ToWorker = Static<typeof ToWorker>;
+
+/** Everything a gateway's DEALER accepts. */
+export const ToFollower = Type.Union([Ack, Nack, SnapshotReply, SinceReply, Pong]);
+export type ToFollower = Static<typeof ToFollower>;
+
+export type Reply = ToFollower;
+export type RequestMessage = Extract<ToLeader, { reqId: number }>;
+/** A request as the caller writes it; the link fills in reqId. */
+export type RequestBody = RequestMessage extends infer M ? (M extends unknown ? Omit<M, 'reqId'> : never) : never;
+
+export const toLeader = Compile(ToLeader);
+export const toWorker = Compile(ToWorker);
+export const toFollower = Compile(ToFollower);
+export const registryEvent = Compile(RegistryEvent);
+export const beacon = Compile(Beacon);
+export { CheckResult };
