@@ -13,3 +13,4 @@ export * from './replica.ts';
 export * from './follower.ts';
 export * from './config.ts';
 export * from './handle.ts';
+export * from './error-codes.ts';

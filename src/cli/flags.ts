@@ -1,0 +1,65 @@
+/**
+ * Command-line flags: one table drives parsing, env fallbacks and `--help`. A flag wins over its environment
+ * variable, which wins over the role's default.
+ */
+import { parseArgs } from 'node:util';
+
+export interface Flag {
+  name: string;
+  env: string;
+  kind: 'string' | 'int' | 'bool';
+  help: string;
+  /** Shown in --help; the role's config holds the real default. */
+  default?: string;
+}
+
+export const FLAGS = {
+  dataDir: { name: 'data-dir', env: 'SWITCHBOARD_DATA_DIR', kind: 'string', help: 'Directory of the leader store', default: './data' },
+  bind: { name: 'bind', env: 'SWITCHBOARD_BIND', kind: 'string', help: 'Leader control endpoint (ROUTER)', default: 'tcp://127.0.0.1:7710' },
+  publish: { name: 'publish', env: 'SWITCHBOARD_PUBLISH', kind: 'string', help: 'Leader event endpoint (PUB)', default: 'bind port + 1' },
+  leader: { name: 'leader', env: 'SWITCHBOARD_LEADER', kind: 'string', help: 'Leader control endpoint to connect to', default: 'tcp://127.0.0.1:7710' },
+  leaderEvents: { name: 'leader-events', env: 'SWITCHBOARD_LEADER_EVENTS', kind: 'string', help: 'Leader event endpoint', default: 'asked from the leader' },
+  workerId: { name: 'worker-id', env: 'SWITCHBOARD_WORKER_ID', kind: 'string', help: 'Stable worker id (a restarted worker reclaims its tasks)', default: 'host-pid-random' },
+  httpHost: { name: 'http-host', env: 'SWITCHBOARD_HTTP_HOST', kind: 'string', help: 'Gateway HTTP listen address', default: '127.0.0.1' },
+  httpPort: { name: 'http-port', env: 'SWITCHBOARD_HTTP_PORT', kind: 'int', help: 'Gateway HTTP port (0: any free port)', default: '7700' },
+  workerTimeoutMs: { name: 'worker-timeout-ms', env: 'SWITCHBOARD_WORKER_TIMEOUT_MS', kind: 'int', help: 'Silence after which a worker is dead and its tasks move', default: '2000' },
+  writeTimeoutMs: { name: 'write-timeout-ms', env: 'SWITCHBOARD_WRITE_TIMEOUT_MS', kind: 'int', help: 'How long a write waits for the leader', default: '5000' },
+  logLevel: { name: 'log-level', env: 'SWITCHBOARD_LOG_LEVEL', kind: 'string', help: 'trace, debug, info, warn, error, fatal or silent', default: 'info' },
+} as const satisfies Record<string, Flag>;
+
+export type FlagKey = keyof typeof FLAGS;
+
+export class UsageError extends Error {}
+
+export function parseFlags(argv: string[], keys: FlagKey[]): { values: Partial<Record<FlagKey, string | number | boolean>>; help: boolean } {
+  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
+  for (const key of keys) options[FLAGS[key].name] = { type: (FLAGS[key] as Flag).kind === 'bool' ? 'boolean' : 'string' };
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: false, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const values: Partial<Record<FlagKey, string | number | boolean>> = {};
+  for (const key of keys) {
+    const flag: Flag = FLAGS[key];
+    const raw = (parsed.values as Record<string, string | boolean | undefined>)[flag.name] ?? process.env[flag.env];
+    if (raw === undefined || raw === '') continue;
+    if (flag.kind === 'int') {
+      const n = Number(raw);
+      if (!Number.isInteger(n)) throw new UsageError(`--${flag.name} (or ${flag.env}) must be an integer, got '${raw}'`);
+      values[key] = n;
+    } else values[key] = raw;
+  }
+  return { values, help: parsed.values.help === true };
+}
+
+export function helpText(command: string, summary: string, keys: FlagKey[]): string {
+  const lines = [`Usage: switchboard ${command} [flags]`, '', summary, '', 'Flags (environment variable in brackets):'];
+  for (const key of keys) {
+    const f: Flag = FLAGS[key];
+    lines.push(`  --${f.name.padEnd(20)} ${f.help}${f.default ? ` (default: ${f.default})` : ''} [${f.env}]`);
+  }
+  lines.push(`  --${'help'.padEnd(20)} Show this help`);
+  return lines.join('\n') + '\n';
+}

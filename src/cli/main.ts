@@ -1,0 +1,168 @@
+#!/usr/bin/env node
+/**
+ * The `switchboard` binary: one role per subcommand, or all of them in one process (`start`). Logs (pino JSON)
+ * go to stderr; stdout carries only the lines that say where each role listens.
+ */
+import { pino } from 'pino';
+import { createLogger, type Handle, type Logger } from '../bridge/index.ts';
+import { start as startGateway } from '../gateway/index.ts';
+import { start as startLeader } from '../leader/index.ts';
+import { start as startWorker } from '../worker/index.ts';
+import { FLAGS, helpText, parseFlags, UsageError, type FlagKey } from './flags.ts';
+
+interface Command {
+  summary: string;
+  flags: FlagKey[];
+  run(values: Partial<Record<FlagKey, string | number | boolean>>, log: Logger): Promise<Handle[]>;
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+const int = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
+
+function say(line: string): void {
+  process.stdout.write(line + '\n');
+}
+
+const COMMANDS: Record<string, Command> = {
+  start: {
+    summary: 'Run the whole system in one process: leader (embedded SQLite store), one worker and the gateway.',
+    flags: ['dataDir', 'bind', 'publish', 'httpHost', 'httpPort', 'workerTimeoutMs', 'writeTimeoutMs', 'logLevel'],
+    async run(v, log) {
+      const handles: Handle[] = [];
+      try {
+        const leader = await startLeader({ dataDir: str(v.dataDir), bind: str(v.bind), publish: str(v.publish), workerTimeoutMs: int(v.workerTimeoutMs) }, { log });
+        handles.push(leader);
+        const worker = await startWorker({ leader: leader.control }, { log });
+        handles.push(worker);
+        const gateway = await startGateway(
+          { leader: leader.control, leaderEvents: leader.events, httpHost: str(v.httpHost), httpPort: int(v.httpPort), writeTimeoutMs: int(v.writeTimeoutMs) },
+          { log },
+        );
+        handles.push(gateway);
+        say(`switchboard leader: control=${leader.control} events=${leader.events} data=${str(v.dataDir) ?? './data'}`);
+        say(`switchboard worker: id=${worker.id}`);
+        say(`switchboard gateway: url=${gateway.url}`);
+        say('');
+        say(`  REST API     ${gateway.url}/v1/services`);
+        say(`  API docs     ${gateway.url}/docs`);
+        say(`  health       ${gateway.url}/healthz  ${gateway.url}/readyz  ${gateway.url}/metrics`);
+        return handles.reverse();
+      } catch (err) {
+        for (const h of handles.reverse()) await h.close();
+        throw err;
+      }
+    },
+  },
+  leader: {
+    summary: 'Run the leader: the durable store, presence decisions, task assignment and the event feed.',
+    flags: ['dataDir', 'bind', 'publish', 'workerTimeoutMs', 'logLevel'],
+    async run(v, log) {
+      const leader = await startLeader({ dataDir: str(v.dataDir), bind: str(v.bind), publish: str(v.publish), workerTimeoutMs: int(v.workerTimeoutMs) }, { log });
+      say(`switchboard leader: control=${leader.control} events=${leader.events} data=${str(v.dataDir) ?? './data'}`);
+      return [leader];
+    },
+  },
+  worker: {
+    summary: 'Run a worker: watches the providers the leader assigns and reports their presence.',
+    flags: ['leader', 'workerId', 'logLevel'],
+    async run(v, log) {
+      const worker = await startWorker({ leader: str(v.leader), workerId: str(v.workerId) }, { log });
+      say(`switchboard worker: id=${worker.id}`);
+      return [worker];
+    },
+  },
+  gateway: {
+    summary: 'Run a gateway: the public REST API, served from a replica of the leader.',
+    flags: ['leader', 'leaderEvents', 'httpHost', 'httpPort', 'writeTimeoutMs', 'logLevel'],
+    async run(v, log) {
+      const gateway = await startGateway(
+        { leader: str(v.leader), leaderEvents: str(v.leaderEvents), httpHost: str(v.httpHost), httpPort: int(v.httpPort), writeTimeoutMs: int(v.writeTimeoutMs) },
+        { log },
+      );
+      say(`switchboard gateway: url=${gateway.url}`);
+      return [gateway];
+    },
+  },
+};
+
+function usage(): string {
+  const lines = ['Usage: switchboard <command> [flags]', '', 'Commands:'];
+  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(9)} ${c.summary}`);
+  lines.push('', "Run 'switchboard <command> --help' for its flags.");
+  return lines.join('\n') + '\n';
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage());
+    return name ? 0 : 2;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`switchboard: unknown command '${name}'\n\n${usage()}`);
+    return 2;
+  }
+  let parsed;
+  try {
+    parsed = parseFlags(rest, command.flags);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`switchboard ${name}: ${err.message}\n\n${helpText(name, command.summary, command.flags)}`);
+    return 2;
+  }
+  if (parsed.help) {
+    process.stdout.write(helpText(name, command.summary, command.flags));
+    return 0;
+  }
+  const log = createLogger({ level: str(parsed.values.logLevel) ?? 'info', destination: pino.destination(2) });
+  let handles: Handle[];
+  try {
+    handles = await command.run(parsed.values, log);
+  } catch (err) {
+    log.fatal({ err }, `could not start ${name}`);
+    process.stderr.write(`switchboard ${name}: ${(err as Error).message}\n`);
+    return 1;
+  }
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) {
+        log.warn({ signal }, 'second signal: exiting now');
+        resolve(1);
+        return;
+      }
+      stopping = true;
+      log.info({ signal }, 'stopping');
+      const force = setTimeout(() => {
+        log.error('clean shutdown took longer than 10 s; exiting');
+        resolve(1);
+      }, 10_000);
+      force.unref();
+      (async () => {
+        for (const h of handles) await h.close();
+      })()
+        .then(() => resolve(0))
+        .catch((err: unknown) => {
+          log.error({ err }, 'shutdown failed');
+          resolve(1);
+        });
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+  });
+}
+
+process.on('unhandledRejection', (reason) => {
+  process.stderr.write(`switchboard: unhandled rejection: ${String((reason as Error)?.stack ?? reason)}\n`);
+});
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`switchboard: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);
+
+export { FLAGS };

@@ -1,0 +1,73 @@
+/**
+ * Builds the gateway's Fastify application without listening, so tests can `inject()` and the OpenAPI document
+ * can be generated from the very same route schemas.
+ */
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { ERROR_CODES, type Logger } from '../bridge/index.ts';
+import type { GatewayContext } from './context.ts';
+import { healthRoutes } from './routes/health.ts';
+import { providerRoutes } from './routes/providers.ts';
+import { serviceRoutes } from './routes/services.ts';
+import { ErrorResponse } from './schemas.ts';
+
+export const API_VERSION = '1.0.0';
+
+function errorCodeTable(): string {
+  const rows = Object.entries(ERROR_CODES).map(([code, spec]) => `| \`${code}\` | ${spec.statusCode} | ${spec.description} |`);
+  return ['| code | status | meaning |', '|---|---|---|', ...rows].join('\n');
+}
+
+export interface AppOptions {
+  log: Logger | false;
+  bodyLimit: number;
+}
+
+export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(opts.log ? { loggerInstance: opts.log } : { logger: false }),
+    bodyLimit: opts.bodyLimit,
+    // Per-request log lines would dominate the logs under load; errors still go through the error handler.
+    logController: new LogController({ disableRequestLogging: true }),
+    // Unknown body fields are refused rather than silently dropped: a typo like `chek` must not pass unnoticed.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+  }) as unknown as FastifyInstance;
+
+  app.addSchema(ErrorResponse);
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Switchboard',
+        version: API_VERSION,
+        description: `Service discovery on ZeroMQ: register providers, watch their health, look them up, follow changes.\n\n## Error codes\nEvery error answers \`{ statusCode, error, message, code }\`.\n\n${errorCodeTable()}`,
+      },
+      tags: [
+        { name: 'providers', description: 'Register, update, deregister and inspect providers' },
+        { name: 'services', description: 'Look up services and their providers' },
+        { name: 'operations', description: 'Health, readiness and metrics of the gateway' },
+      ],
+      components: {},
+    },
+    transform: ({ schema, url }) => ({ schema: schema as never, url }),
+  });
+  // The machine-readable table of error codes travels in the document too.
+  app.addHook('onReady', async () => {
+    const doc = app.swagger() as { 'x-error-codes'?: unknown };
+    doc['x-error-codes'] = Object.fromEntries(Object.entries(ERROR_CODES).map(([code, s]) => [code, { statusCode: s.statusCode, description: s.description }]));
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  app.addHook('onSend', async (request, reply, payload) => {
+    if (request.url.startsWith('/docs')) return payload;
+    reply.header('x-switchboard-index', reply.getHeader('x-switchboard-index') ?? String(ctx.follower.replica.rev));
+    if (ctx.follower.stale) reply.header('x-switchboard-stale', 'true');
+    return payload;
+  });
+
+  await app.register(async (scope) => providerRoutes(scope, ctx));
+  await app.register(async (scope) => serviceRoutes(scope, ctx));
+  await app.register(async (scope) => healthRoutes(scope, ctx));
+  return app;
+}

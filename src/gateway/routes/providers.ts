@@ -1,0 +1,116 @@
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { Provider, ProviderInput } from '../../bridge/index.ts';
+import type { GatewayContext } from '../context.ts';
+import { httpError } from '../errors.ts';
+import { errorResponses, MaintenanceBody, ProviderParams } from '../schemas.ts';
+
+export async function providerRoutes(fastify: FastifyInstance, ctx: GatewayContext): Promise<void> {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const tags = ['providers'];
+
+  app.put(
+    '/v1/providers/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Register or update a provider under a chosen id',
+        description: 'Answers once the leader has stored the provider durably: 201 when new, 200 when updated.',
+        params: ProviderParams,
+        body: ProviderInput,
+        response: { 200: Provider, 201: Provider, ...errorResponses(400, 409, 503) },
+      },
+    },
+    async (request, reply) => {
+      const ack = await ctx.writes.writeProvider({ type: 'put', id: request.params.id, input: request.body });
+      return reply.code(ack.status).send(ack.provider);
+    },
+  );
+
+  app.post(
+    '/v1/providers',
+    {
+      schema: {
+        tags,
+        summary: 'Register a provider; the server chooses its id',
+        description: 'The id is stable for the same service, host, port and protocol: registering again answers 200 with the same id.',
+        body: ProviderInput,
+        response: { 200: Provider, 201: Provider, ...errorResponses(400, 409, 503) },
+      },
+    },
+    async (request, reply) => {
+      const ack = await ctx.writes.writeProvider({ type: 'put', input: request.body });
+      return reply.code(ack.status).send(ack.provider);
+    },
+  );
+
+  app.get(
+    '/v1/providers/:id',
+    {
+      schema: {
+        tags,
+        summary: 'One provider',
+        params: ProviderParams,
+        response: { 200: Provider, ...errorResponses(400, 404) },
+      },
+    },
+    async (request) => {
+      const provider = ctx.follower.replica.provider(request.params.id);
+      if (!provider) throw httpError('SB_PROVIDER_NOT_FOUND', request.params.id);
+      return provider;
+    },
+  );
+
+  app.delete(
+    '/v1/providers/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Deregister a provider',
+        params: ProviderParams,
+        response: { 204: Type.Null({ description: 'Deregistered' }), ...errorResponses(400, 404, 503) },
+      },
+    },
+    async (request, reply) => {
+      await ctx.writes.write({ type: 'delete', id: request.params.id });
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.put(
+    '/v1/providers/:id/ttl',
+    {
+      schema: {
+        tags,
+        summary: 'TTL check pass',
+        description: 'A provider with a `ttl` check calls this at least every `ttlMs` to stay up.',
+        params: ProviderParams,
+        response: { 204: Type.Null({ description: 'Pass recorded' }), ...errorResponses(400, 404, 409, 503) },
+      },
+    },
+    async (request, reply) => {
+      await ctx.writes.write({ type: 'ttl', id: request.params.id });
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.put(
+    '/v1/providers/:id/maintenance',
+    {
+      schema: {
+        tags,
+        summary: 'Put a provider in or out of maintenance',
+        description: 'In maintenance a provider is not `up` in lookups, whatever its checks say; it stays registered.',
+        params: ProviderParams,
+        body: MaintenanceBody,
+        response: { 200: Provider, ...errorResponses(400, 404, 503) },
+      },
+    },
+    async (request) => {
+      const { enabled, reason } = request.body;
+      const ack = await ctx.writes.writeProvider({ type: 'maintenance', id: request.params.id, enabled, ...(reason === undefined ? {} : { reason }) });
+      return ack.provider;
+    },
+  );
+}

@@ -1,0 +1,77 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Provider } from '../../bridge/index.ts';
+import { parseWait } from '../change-signal.ts';
+import { DEFAULT_WAIT_MS, MAX_WAIT_MS, type GatewayContext } from '../context.ts';
+import { httpError } from '../errors.ts';
+import { errorResponses, ServiceParams, ServiceQuery, ServiceResponse, ServicesQuery, ServicesResponse } from '../schemas.ts';
+
+export async function serviceRoutes(fastify: FastifyInstance, ctx: GatewayContext): Promise<void> {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const replica = ctx.follower.replica;
+  const tags = ['services'];
+
+  /** Blocking query: hold the request until `service` changes past `index` or the wait is over. */
+  async function block(request: FastifyRequest, service: string | null, index: number | undefined, wait: string | undefined): Promise<void> {
+    if (index === undefined) return;
+    if (ctx.changes.waiting >= ctx.changes.limit) throw httpError('SB_BUSY', 'too many blocking queries are waiting; retry later');
+    const waitMs = parseWait(wait, DEFAULT_WAIT_MS, MAX_WAIT_MS);
+    // Jitter (up to 1/16 of the wait) keeps many watchers from returning and re-asking in lockstep.
+    const jittered = waitMs + Math.floor(Math.random() * (waitMs / 16));
+    const abort = new AbortController();
+    const onClose = (): void => abort.abort();
+    request.raw.once('close', onClose);
+    try {
+      await ctx.changes.wait(service, index, jittered, abort.signal);
+    } finally {
+      request.raw.off('close', onClose);
+    }
+  }
+
+  app.get(
+    '/v1/services',
+    {
+      schema: {
+        tags,
+        summary: 'All services with provider counts',
+        querystring: ServicesQuery,
+        response: { 200: ServicesResponse, ...errorResponses(400, 503) },
+      },
+    },
+    async (request, reply) => {
+      await block(request, null, request.query.index, request.query.wait);
+      const services = replica.serviceNames().map((name) => {
+        const providers = replica.service(name);
+        return { name, providers: providers.length, up: providers.filter((p) => p.state === 'up').length };
+      });
+      reply.header('x-switchboard-index', String(ctx.changes.indexOf(null)));
+      return { rev: replica.rev, stale: ctx.follower.stale, services };
+    },
+  );
+
+  app.get(
+    '/v1/services/:name',
+    {
+      schema: {
+        tags,
+        summary: 'Providers of one service',
+        description:
+          'Filters: state, protocol, tag. Blocking query: with `index` (from X-Switchboard-Index) the answer waits until this service changes past it, or `wait` passes.',
+        params: ServiceParams,
+        querystring: ServiceQuery,
+        response: { 200: ServiceResponse, ...errorResponses(400, 503) },
+      },
+    },
+    async (request, reply) => {
+      const { name } = request.params;
+      const { state, protocol, tag, index, wait } = request.query;
+      await block(request, name, index, wait);
+      const providers = replica
+        .service(name)
+        .filter((p: Provider) => (state === undefined || p.state === state) && (protocol === undefined || p.protocol === protocol) && (tag === undefined || p.tags.includes(tag)))
+        .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      reply.header('x-switchboard-index', String(ctx.changes.indexOf(name)));
+      return { rev: replica.rev, stale: ctx.follower.stale, service: name, providers };
+    },
+  );
+}

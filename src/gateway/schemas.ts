@@ -1,0 +1,82 @@
+/** Request and response schemas of the REST API (they drive validation, serialization and the OpenAPI document). */
+import { Type, type Static } from 'typebox';
+import { Protocol, Provider, ProviderId, ProviderState, ServiceName } from '../bridge/index.ts';
+
+export const ProviderParams = Type.Object({ id: ProviderId });
+export const ServiceParams = Type.Object({ name: ServiceName });
+
+/** Consul-style durations: `30`, `30s`, `500ms`, `5m`. */
+export const WAIT_PATTERN = '^[0-9]{1,7}(?:ms|s|m)?$';
+
+const Blocking = {
+  index: Type.Optional(
+    Type.Integer({ minimum: 0, description: 'Blocking query: answer once the data changes past this revision' }),
+  ),
+  wait: Type.Optional(
+    Type.String({ pattern: WAIT_PATTERN, description: 'Blocking query timeout (default 60s, at most 600s): 30, 30s, 500ms, 5m' }),
+  ),
+};
+
+export const ServiceQuery = Type.Object(
+  {
+    state: Type.Optional(ProviderState),
+    protocol: Type.Optional(Protocol),
+    tag: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Only providers carrying this tag' })),
+    ...Blocking,
+  },
+  { additionalProperties: false },
+);
+export type ServiceQuery = Static<typeof ServiceQuery>;
+export const ServicesQuery = Type.Object({ ...Blocking }, { additionalProperties: false });
+
+export const ServiceSummary = Type.Object({
+  name: ServiceName,
+  providers: Type.Integer({ description: 'Registered providers' }),
+  up: Type.Integer({ description: 'Providers in state up' }),
+});
+
+export const ServicesResponse = Type.Object({
+  rev: Type.Integer(),
+  stale: Type.Boolean({ description: 'True when the gateway may be behind the leader' }),
+  services: Type.Array(ServiceSummary),
+});
+
+export const ServiceResponse = Type.Object({
+  rev: Type.Integer(),
+  stale: Type.Boolean(),
+  service: ServiceName,
+  providers: Type.Array(Provider),
+});
+
+export const MaintenanceBody = Type.Object(
+  { enabled: Type.Boolean(), reason: Type.Optional(Type.String({ maxLength: 512 })) },
+  { additionalProperties: false },
+);
+
+export const ErrorResponse = Type.Object(
+  {
+    statusCode: Type.Integer(),
+    error: Type.String(),
+    message: Type.String(),
+    code: Type.String(),
+  },
+  { $id: 'Error', description: 'Fastify error shape' },
+);
+
+export const Health = Type.Object({ status: Type.String() });
+export const Readiness = Type.Object({
+  ready: Type.Boolean(),
+  leaderReachable: Type.Boolean(),
+  loaded: Type.Boolean(),
+  stale: Type.Boolean(),
+  epoch: Type.Union([Type.String(), Type.Null()]),
+  rev: Type.Integer(),
+  lastContactMs: Type.Union([Type.Number(), Type.Null()]),
+});
+
+/** Error responses every route documents. */
+export function errorResponses(...codes: number[]): Record<number, unknown> {
+  const out: Record<number, unknown> = {};
+  for (const c of codes) out[c] = Type.Ref('Error');
+  return out;
+}

@@ -1,0 +1,50 @@
+/**
+ * Writes go to the leader and are answered only once durable. The gateway refuses at once while the leader is
+ * unreachable, and after an acknowledgement waits (briefly) for its own replica so the client reads its write.
+ */
+import { LinkError, type Follower, type Provider, type RequestBody } from '../bridge/index.ts';
+import { errorFromLeader, httpError } from './errors.ts';
+
+export interface Acknowledged {
+  status: number;
+  rev: number;
+  provider?: Provider;
+}
+
+export class WriteForwarder {
+  readonly #follower: Follower;
+  readonly #timeoutMs: number;
+  readonly #readYourWritesMs: number;
+
+  constructor(follower: Follower, opts: { timeoutMs: number; readYourWritesMs: number }) {
+    this.#follower = follower;
+    this.#timeoutMs = opts.timeoutMs;
+    this.#readYourWritesMs = opts.readYourWritesMs;
+  }
+
+  async write(body: RequestBody): Promise<Acknowledged> {
+    if (!this.#follower.leaderReachable) throw httpError('SB_LEADER_UNAVAILABLE');
+    let reply;
+    try {
+      reply = await this.#follower.link.request(body, this.#timeoutMs);
+    } catch (err) {
+      if (err instanceof LinkError) {
+        if (err.code === 'LINK_TIMEOUT') throw httpError('SB_LEADER_TIMEOUT', this.#timeoutMs);
+        if (err.code === 'LINK_BUSY') throw httpError('SB_BUSY', err.message);
+        throw httpError('SB_LEADER_UNAVAILABLE');
+      }
+      throw err;
+    }
+    if (reply.type === 'nack') throw errorFromLeader(reply.statusCode, reply.code, reply.message);
+    if (reply.type !== 'ack') throw httpError('SB_LEADER_FAILED', `unexpected reply '${reply.type}' from the leader`);
+    if (this.#readYourWritesMs > 0) await this.#follower.replica.waitForRev(reply.rev, this.#readYourWritesMs);
+    return reply.provider ? { status: reply.status, rev: reply.rev, provider: reply.provider } : { status: reply.status, rev: reply.rev };
+  }
+
+  /** A write whose answer is the stored provider (register, update, maintenance). */
+  async writeProvider(body: RequestBody): Promise<{ status: 200 | 201; provider: Provider }> {
+    const ack = await this.write(body);
+    if (!ack.provider) throw httpError('SB_LEADER_FAILED', 'the leader did not return the stored provider');
+    return { status: ack.status === 201 ? 201 : 200, provider: ack.provider };
+  }
+}

@@ -1,0 +1,52 @@
+import { Type, type Static } from 'typebox';
+import { validateConfig } from '../bridge/index.ts';
+
+const BindEndpoint = Type.String({ pattern: '^(?:tcp://[^\\s]+:(?:[0-9]{1,5}|\\*)|ipc://[^\\s]+|inproc://[^\\s]+)$' });
+
+export const DEFAULT_LEADER_BIND = 'tcp://127.0.0.1:7710';
+export const DEFAULT_DATA_DIR = './data';
+export const DEFAULT_WORKER_TIMEOUT_MS = 2000;
+export const DEFAULT_BEACON_INTERVAL_MS = 500;
+export const DEFAULT_REASSIGN_GRACE_MS = 1500;
+export const DEFAULT_SWEEP_INTERVAL_MS = 250;
+
+export const LeaderConfigSchema = Type.Object(
+  {
+    dataDir: Type.String({ minLength: 1 }),
+    /** ROUTER for workers and gateways. */
+    bind: BindEndpoint,
+    /** PUB for events; defaults to the bind port + 1. */
+    publish: Type.Optional(BindEndpoint),
+    workerTimeoutMs: Type.Integer({ minimum: 100, maximum: 600_000 }),
+    beaconIntervalMs: Type.Integer({ minimum: 20, maximum: 60_000 }),
+    /** After a restart, how long orphaned tasks wait for their old worker to say hello before being reassigned. */
+    reassignGraceMs: Type.Integer({ minimum: 0, maximum: 600_000 }),
+    sweepIntervalMs: Type.Integer({ minimum: 10, maximum: 10_000 }),
+    historySize: Type.Integer({ minimum: 0, maximum: 10_000_000 }),
+  },
+  { additionalProperties: false },
+);
+export type LeaderConfig = Static<typeof LeaderConfigSchema>;
+export type LeaderConfigInput = Partial<LeaderConfig>;
+
+export const LEADER_DEFAULTS = {
+  dataDir: DEFAULT_DATA_DIR,
+  bind: DEFAULT_LEADER_BIND,
+  workerTimeoutMs: DEFAULT_WORKER_TIMEOUT_MS,
+  beaconIntervalMs: DEFAULT_BEACON_INTERVAL_MS,
+  reassignGraceMs: DEFAULT_REASSIGN_GRACE_MS,
+  sweepIntervalMs: DEFAULT_SWEEP_INTERVAL_MS,
+  historySize: 10_000,
+};
+
+export function leaderConfig(input: LeaderConfigInput): Readonly<LeaderConfig> {
+  return validateConfig('leader', LeaderConfigSchema, LEADER_DEFAULTS, input);
+}
+
+/** tcp://host:7710 → tcp://host:7711; an ephemeral bind (`*`) gets an ephemeral events port too. */
+export function defaultPublishEndpoint(bind: string): string {
+  const m = /^tcp:\/\/(.+):(\d+|\*)$/.exec(bind);
+  if (m) return m[2] === '*' ? `tcp://${m[1]}:*` : `tcp://${m[1]}:${Number(m[2]) + 1}`;
+  return `${bind}-events`;
+}
+

@@ -1,0 +1,29 @@
+/** The leader role: `start(config)` binds its sockets and returns a handle whose `close()` stops it cleanly. */
+import { createLogger, makeHandle, Metrics, type Handle, type Logger } from '../bridge/index.ts';
+import { leaderConfig, type LeaderConfigInput } from './config.ts';
+import { Leader } from './leader.ts';
+
+export { leaderConfig, LEADER_DEFAULTS, DEFAULT_LEADER_BIND, defaultPublishEndpoint } from './config.ts';
+export type { LeaderConfig, LeaderConfigInput } from './config.ts';
+
+export interface LeaderHandle extends Handle {
+  /** The ROUTER endpoint workers and gateways connect to (resolved when the bind port was `*`). */
+  readonly control: string;
+  /** The PUB endpoint for events. */
+  readonly events: string;
+  readonly epoch: string;
+  readonly metrics: Metrics;
+  readonly leader: Leader;
+}
+
+export async function start(config: LeaderConfigInput, deps: { log?: Logger; metrics?: Metrics } = {}): Promise<LeaderHandle> {
+  const cfg = leaderConfig(config);
+  const log = (deps.log ?? createLogger()).child({ role: 'leader' });
+  const metrics = deps.metrics ?? new Metrics();
+  const leader = new Leader(cfg, log, metrics);
+  await leader.start();
+  return makeHandle(
+    { control: leader.controlEndpoint, events: leader.eventsEndpoint, epoch: leader.registry.epoch, metrics, leader },
+    () => leader.close(),
+  );
+}

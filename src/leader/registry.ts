@@ -1,0 +1,242 @@
+/**
+ * The leader's registry: the authoritative in-memory copy of the store, the revision counter, and group commit.
+ *
+ * A change is applied in memory, given the next revision and staged; all changes staged during one turn of the
+ * event loop are written in one SQLite transaction, then published in revision order, then acknowledged. Readers
+ * that must see only durable state (snapshots) wait for `committed()`.
+ */
+import {
+  addressKey,
+  LeaderError,
+  providerIdFor,
+  type Change,
+  type Logger,
+  type Provider,
+  type ProviderInput,
+  type ProviderState,
+  type RegistryEvent,
+  type CheckResult,
+} from '../bridge/index.ts';
+import type { Store } from './store.ts';
+
+export const DEFAULT_HISTORY_SIZE = 10_000;
+
+export interface PutResult {
+  status: 200 | 201;
+  provider: Provider;
+  changed: boolean;
+}
+
+export class Registry {
+  readonly epoch: string;
+  readonly #store: Store;
+  readonly #log: Logger;
+  readonly #providers = new Map<string, Provider>();
+  readonly #byAddress = new Map<string, string>();
+  readonly #publish: (event: RegistryEvent) => void;
+  #rev: number;
+  #committedRev: number;
+  // Staged, not yet durable.
+  #staged: RegistryEvent[] = [];
+  #stagedPuts = new Map<string, Provider>();
+  #stagedDeletes = new Set<string>();
+  #flushScheduled = false;
+  #waiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
+  // Recent committed events, for followers that missed some.
+  readonly #history: RegistryEvent[] = [];
+  readonly #historySize: number;
+  #failed: Error | null = null;
+
+  constructor(store: Store, opts: { log: Logger; publish: (event: RegistryEvent) => void; historySize?: number }) {
+    this.#store = store;
+    this.#log = opts.log;
+    this.#publish = opts.publish;
+    this.#historySize = opts.historySize ?? DEFAULT_HISTORY_SIZE;
+    const loaded = store.load();
+    this.epoch = loaded.epoch;
+    this.#rev = loaded.rev;
+    this.#committedRev = loaded.rev;
+    for (const p of loaded.providers) {
+      this.#providers.set(p.id, p);
+      this.#byAddress.set(addressKey(p), p.id);
+    }
+  }
+
+  get rev(): number {
+    return this.#rev;
+  }
+  get committedRev(): number {
+    return this.#committedRev;
+  }
+  get size(): number {
+    return this.#providers.size;
+  }
+
+  get(id: string): Provider | undefined {
+    return this.#providers.get(id);
+  }
+
+  all(): IterableIterator<Provider> {
+    return this.#providers.values();
+  }
+
+  /** Register or update. `id` absent: derived from the address (POST). */
+  put(id: string | undefined, input: ProviderInput, now = Date.now()): PutResult {
+    const key = addressKey(input);
+    const providerId = id ?? this.#byAddress.get(key) ?? providerIdFor(input.service, input.host, input.port, input.protocol);
+    const holder = this.#byAddress.get(key);
+    if (holder !== undefined && holder !== providerId) {
+      throw new LeaderError(
+        409,
+        'SB_ADDRESS_CONFLICT',
+        `provider '${holder}' is already registered for ${input.service} at ${input.host}:${input.port} (${input.protocol})`,
+      );
+    }
+    const previous = this.#providers.get(providerId);
+    const tags = input.tags ?? [];
+    const meta = input.meta ?? {};
+    if (previous) {
+      const same =
+        previous.service === input.service &&
+        previous.host === input.host &&
+        previous.port === input.port &&
+        previous.protocol === input.protocol &&
+        JSON.stringify(previous.check ?? null) === JSON.stringify(input.check ?? null) &&
+        JSON.stringify(previous.tags) === JSON.stringify(tags) &&
+        JSON.stringify(previous.meta) === JSON.stringify(meta);
+      if (same) return { status: 200, provider: previous, changed: false };
+      const provider: Provider = {
+        ...previous,
+        service: input.service,
+        host: input.host,
+        port: input.port,
+        protocol: input.protocol,
+        tags,
+        meta,
+        updatedAt: now,
+        rev: 0,
+      };
+      if (input.check) provider.check = input.check;
+      else {
+        delete provider.check;
+        // Without a check there is nothing to wait for: the provider is up unless an operator holds it.
+        if (provider.state !== 'maintenance' && provider.state !== 'up') {
+          provider.state = 'up';
+          provider.stateSince = now;
+        }
+      }
+      if (previous.service !== input.service) {
+        // Moving a provider between services is a removal from one and a registration in the other.
+        this.#byAddress.delete(addressKey(previous));
+        this.#stage('deregistered', { ...previous }, now, true);
+        this.#byAddress.set(key, providerId);
+        return { status: 200, provider: this.#stage('registered', provider, now), changed: true };
+      }
+      this.#byAddress.delete(addressKey(previous));
+      this.#byAddress.set(key, providerId);
+      return { status: 200, provider: this.#stage('updated', provider, now), changed: true };
+    }
+    const provider: Provider = {
+      id: providerId,
+      service: input.service,
+      host: input.host,
+      port: input.port,
+      protocol: input.protocol,
+      tags,
+      meta,
+      state: input.check ? 'pending' : 'up',
+      stateSince: now,
+      registeredAt: now,
+      updatedAt: now,
+      rev: 0,
+    };
+    if (input.check) provider.check = input.check;
+    this.#byAddress.set(key, providerId);
+    return { status: 201, provider: this.#stage('registered', provider, now), changed: true };
+  }
+
+  remove(id: string, now = Date.now()): Provider {
+    const previous = this.#providers.get(id);
+    if (!previous) throw new LeaderError(404, 'SB_PROVIDER_NOT_FOUND', `provider '${id}' is not registered`);
+    this.#byAddress.delete(addressKey(previous));
+    return this.#stage('deregistered', { ...previous }, now, true);
+  }
+
+  /** A presence or maintenance transition. Returns the new record, or undefined when nothing changed. */
+  setState(id: string, state: ProviderState, change: Change, lastCheck?: CheckResult, now = Date.now()): Provider | undefined {
+    const previous = this.#providers.get(id);
+    if (!previous || previous.state === state) return undefined;
+    const provider: Provider = { ...previous, state, stateSince: now, updatedAt: now, rev: 0 };
+    if (lastCheck) provider.lastCheck = lastCheck;
+    return this.#stage(change, provider, now);
+  }
+
+  /** Resolves once everything staged so far is durable (and published). Rejects if the store failed. */
+  committed(): Promise<void> {
+    if (this.#failed) return Promise.reject(this.#failed);
+    if (this.#staged.length === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  }
+
+  /** The committed events after `since`, or undefined if the history no longer reaches back that far. */
+  since(since: number): RegistryEvent[] | undefined {
+    if (since >= this.#committedRev) return [];
+    const first = this.#history[0];
+    if (!first || first.rev > since + 1) return undefined;
+    return this.#history.slice(since + 1 - first.rev);
+  }
+
+  /** Writes whatever is staged now (also used on close). */
+  flush(): void {
+    this.#flushScheduled = false;
+    if (this.#staged.length === 0) return;
+    const events = this.#staged;
+    const waiters = this.#waiters;
+    this.#staged = [];
+    this.#waiters = [];
+    try {
+      this.#store.commit(this.#rev, this.#stagedPuts.values(), this.#stagedDeletes);
+    } catch (err) {
+      // Memory is now ahead of disk: nothing more may be acknowledged. The process must restart from the store.
+      this.#failed = err as Error;
+      this.#log.fatal({ err }, 'store commit failed; refusing further writes');
+      for (const w of waiters) w.reject(this.#failed);
+      return;
+    } finally {
+      this.#stagedPuts.clear();
+      this.#stagedDeletes.clear();
+    }
+    this.#committedRev = events[events.length - 1]!.rev;
+    for (const event of events) {
+      this.#history.push(event);
+      this.#publish(event);
+    }
+    if (this.#history.length > this.#historySize) this.#history.splice(0, this.#history.length - this.#historySize);
+    for (const w of waiters) w.resolve();
+  }
+
+  get failed(): Error | null {
+    return this.#failed;
+  }
+
+  #stage(change: Change, provider: Provider, now: number, removal = false): Provider {
+    if (this.#failed) throw new LeaderError(503, 'SB_STORE_FAILED', 'the leader store failed; restart the leader');
+    this.#rev++;
+    provider.rev = this.#rev;
+    if (removal) {
+      this.#providers.delete(provider.id);
+      this.#stagedPuts.delete(provider.id);
+      this.#stagedDeletes.add(provider.id);
+    } else {
+      this.#providers.set(provider.id, provider);
+      this.#stagedDeletes.delete(provider.id);
+      this.#stagedPuts.set(provider.id, provider);
+    }
+    this.#staged.push({ epoch: this.epoch, rev: this.#rev, change, service: provider.service, provider, at: now });
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+    return provider;
+  }
+}

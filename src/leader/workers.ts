@@ -1,0 +1,162 @@
+/**
+ * Which worker watches which provider. Each watched provider has exactly one owner among live workers, or waits
+ * in `unassigned` until one is available. Balanced by task count.
+ */
+export interface WorkerEntry {
+  id: string;
+  /** ROUTER routing id of the worker's DEALER; it changes when the worker reconnects. */
+  routing: Buffer;
+  lastSeen: number;
+  tasks: Set<string>;
+}
+
+/** Moves the pool asks the leader to send: remove before add, so a task is not watched twice for long. */
+export interface Moves {
+  add: Map<string, string[]>;
+  remove: Map<string, string[]>;
+}
+
+function push(map: Map<string, string[]>, key: string, value: string): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}
+
+export class WorkerPool {
+  readonly workers = new Map<string, WorkerEntry>();
+  readonly #owner = new Map<string, string>();
+  readonly unassigned = new Set<string>();
+
+  ownerOf(taskId: string): string | undefined {
+    return this.#owner.get(taskId);
+  }
+
+  get size(): number {
+    return this.workers.size;
+  }
+
+  /** Registers or re-registers a worker. `claimed` are tasks it says it watches; it keeps those nobody else owns. */
+  hello(id: string, routing: Buffer, claimed: Iterable<string>, isTask: (taskId: string) => boolean, now: number): WorkerEntry {
+    let entry = this.workers.get(id);
+    if (!entry) {
+      entry = { id, routing, lastSeen: now, tasks: new Set() };
+      this.workers.set(id, entry);
+    }
+    entry.routing = routing;
+    entry.lastSeen = now;
+    for (const taskId of claimed) {
+      if (!isTask(taskId)) continue;
+      const owner = this.#owner.get(taskId);
+      if (owner === undefined || owner === id) {
+        this.#setOwner(taskId, entry);
+      }
+    }
+    return entry;
+  }
+
+  touch(id: string, routing: Buffer, now: number): WorkerEntry | undefined {
+    const entry = this.workers.get(id);
+    if (!entry) return undefined;
+    entry.routing = routing;
+    entry.lastSeen = now;
+    return entry;
+  }
+
+  /** Gives a task to the least loaded worker; returns that worker, or undefined (kept as unassigned). */
+  assign(taskId: string): WorkerEntry | undefined {
+    const current = this.#owner.get(taskId);
+    if (current) return this.workers.get(current);
+    const target = this.#leastLoaded();
+    if (!target) {
+      this.unassigned.add(taskId);
+      return undefined;
+    }
+    this.#setOwner(taskId, target);
+    return target;
+  }
+
+  /** Forgets a task (deregistered or no longer checked); returns its former owner. */
+  unassign(taskId: string): WorkerEntry | undefined {
+    this.unassigned.delete(taskId);
+    const owner = this.#owner.get(taskId);
+    if (owner === undefined) return undefined;
+    this.#owner.delete(taskId);
+    const entry = this.workers.get(owner);
+    entry?.tasks.delete(taskId);
+    return entry;
+  }
+
+  /** Workers silent for longer than `timeoutMs` are removed; their tasks become unassigned. */
+  expire(now: number, timeoutMs: number): WorkerEntry[] {
+    const dead: WorkerEntry[] = [];
+    for (const entry of this.workers.values()) {
+      if (now - entry.lastSeen > timeoutMs) dead.push(entry);
+    }
+    for (const entry of dead) this.remove(entry.id);
+    return dead;
+  }
+
+  remove(id: string): WorkerEntry | undefined {
+    const entry = this.workers.get(id);
+    if (!entry) return undefined;
+    this.workers.delete(id);
+    for (const taskId of entry.tasks) {
+      this.#owner.delete(taskId);
+      this.unassigned.add(taskId);
+    }
+    return entry;
+  }
+
+  /** Hands unassigned tasks to live workers, least loaded first. */
+  placeUnassigned(): Moves {
+    const moves: Moves = { add: new Map(), remove: new Map() };
+    if (this.workers.size === 0) return moves;
+    for (const taskId of this.unassigned) {
+      const target = this.#leastLoaded()!;
+      this.#setOwner(taskId, target);
+      push(moves.add, target.id, taskId);
+    }
+    this.unassigned.clear();
+    return moves;
+  }
+
+  /** Moves tasks from the most to the least loaded worker until no two differ by more than one. */
+  rebalance(): Moves {
+    const moves: Moves = { add: new Map(), remove: new Map() };
+    if (this.workers.size < 2) return moves;
+    const entries = [...this.workers.values()];
+    const total = entries.reduce((n, e) => n + e.tasks.size, 0);
+    const ceiling = Math.ceil(total / entries.length);
+    const floor = Math.floor(total / entries.length);
+    const donors = entries.filter((e) => e.tasks.size > ceiling);
+    const takers = entries.filter((e) => e.tasks.size < floor);
+    for (const taker of takers) {
+      for (const donor of donors) {
+        while (taker.tasks.size < floor && donor.tasks.size > ceiling) {
+          const taskId = donor.tasks.values().next().value as string;
+          donor.tasks.delete(taskId);
+          this.#setOwner(taskId, taker);
+          push(moves.remove, donor.id, taskId);
+          push(moves.add, taker.id, taskId);
+        }
+      }
+    }
+    return moves;
+  }
+
+  #setOwner(taskId: string, entry: WorkerEntry): void {
+    const previous = this.#owner.get(taskId);
+    if (previous && previous !== entry.id) this.workers.get(previous)?.tasks.delete(taskId);
+    this.#owner.set(taskId, entry.id);
+    this.unassigned.delete(taskId);
+    entry.tasks.add(taskId);
+  }
+
+  #leastLoaded(): WorkerEntry | undefined {
+    let best: WorkerEntry | undefined;
+    for (const entry of this.workers.values()) {
+      if (!best || entry.tasks.size < best.tasks.size) best = entry;
+    }
+    return best;
+  }
+}

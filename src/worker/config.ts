@@ -1,0 +1,39 @@
+import { Type, type Static } from 'typebox';
+import { validateConfig } from '../bridge/index.ts';
+
+export const DEFAULT_LEADER_ENDPOINT = 'tcp://127.0.0.1:7710';
+export const DEFAULT_PING_INTERVAL_MS = 500;
+export const DEFAULT_FULL_REPORT_INTERVAL_MS = 5000;
+export const DEFAULT_ENDPOINTS_PER_SOCKET = 1000;
+/** Freeze detection: ZMTP pings every 300 ms, a peer silent for 900 ms is dropped (and its providers go down). */
+export const DEFAULT_ZMTP_HEARTBEAT_INTERVAL_MS = 300;
+export const DEFAULT_ZMTP_HEARTBEAT_TIMEOUT_MS = 900;
+
+export const WorkerConfigSchema = Type.Object(
+  {
+    leader: Type.String({ pattern: '^(?:tcp|ipc|inproc)://[^\\s]+$' }),
+    /** Stable across restarts if set, so a restarted worker reclaims its tasks; random otherwise. */
+    workerId: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._:-]{1,128}$' })),
+    pingIntervalMs: Type.Integer({ minimum: 20, maximum: 60_000 }),
+    fullReportIntervalMs: Type.Integer({ minimum: 100, maximum: 600_000 }),
+    endpointsPerSocket: Type.Integer({ minimum: 1, maximum: 60_000 }),
+    zmtpHeartbeatIntervalMs: Type.Integer({ minimum: 10, maximum: 600_000 }),
+    zmtpHeartbeatTimeoutMs: Type.Integer({ minimum: 10, maximum: 600_000 }),
+  },
+  { additionalProperties: false },
+);
+export type WorkerConfig = Static<typeof WorkerConfigSchema>;
+export type WorkerConfigInput = Partial<WorkerConfig>;
+
+export const WORKER_DEFAULTS = {
+  leader: DEFAULT_LEADER_ENDPOINT,
+  pingIntervalMs: DEFAULT_PING_INTERVAL_MS,
+  fullReportIntervalMs: DEFAULT_FULL_REPORT_INTERVAL_MS,
+  endpointsPerSocket: DEFAULT_ENDPOINTS_PER_SOCKET,
+  zmtpHeartbeatIntervalMs: DEFAULT_ZMTP_HEARTBEAT_INTERVAL_MS,
+  zmtpHeartbeatTimeoutMs: DEFAULT_ZMTP_HEARTBEAT_TIMEOUT_MS,
+};
+
+export function workerConfig(input: WorkerConfigInput): Readonly<WorkerConfig> {
+  return validateConfig('worker', WorkerConfigSchema, WORKER_DEFAULTS, input);
+}

@@ -1,0 +1,164 @@
+/**
+ * The worker: says hello to the leader, watches the tasks it is given, reports transitions at once and its
+ * whole presence periodically. While the leader is away it keeps watching; when a leader answers "unknown"
+ * (restarted) it says hello again with everything it watches and has seen.
+ */
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { LeaderLink, toWorker, ToWorker as ToWorkerSchema, type Logger, type Metrics, type Observation, type Task, type ToWorker } from '../bridge/index.ts';
+import type { WorkerConfig } from './config.ts';
+import type { CheckRunner } from './runner.ts';
+import { ZmqHeartbeatRunner } from './zmq-heartbeats.ts';
+
+export class Worker {
+  readonly id: string;
+  readonly #config: WorkerConfig;
+  readonly #log: Logger;
+  readonly #link: LeaderLink<typeof ToWorkerSchema>;
+  readonly #runners = new Map<string, CheckRunner>();
+  /** task id → its runner, to route removals. */
+  readonly #taskRunner = new Map<string, CheckRunner>();
+  #pending: Observation[] = [];
+  #flushScheduled = false;
+  #timers: NodeJS.Timeout[] = [];
+  #lastHello = 0;
+  #lastContact = 0;
+  #session: string | null = null;
+  #closed = false;
+
+  constructor(config: WorkerConfig, log: Logger, metrics: Metrics) {
+    this.#config = config;
+    this.id = config.workerId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    this.#log = log.child({ workerId: this.id });
+    this.#link = new LeaderLink({
+      endpoint: config.leader,
+      validator: toWorker,
+      name: 'worker-dealer',
+      log: this.#log,
+      metrics,
+      maxMessageSize: 256 * 1024 * 1024,
+    });
+    this.#link.onMessage((m) => this.#onMessage(m));
+    const sink = (o: Observation): void => this.#queue(o);
+    this.#runners.set(
+      'zmq',
+      new ZmqHeartbeatRunner(
+        {
+          endpointsPerSocket: config.endpointsPerSocket,
+          zmtpHeartbeatIntervalMs: config.zmtpHeartbeatIntervalMs,
+          zmtpHeartbeatTimeoutMs: config.zmtpHeartbeatTimeoutMs,
+          log: this.#log,
+          metrics,
+        },
+        sink,
+      ),
+    );
+    metrics.gauge('switchboard_worker_tasks', 'Tasks this worker watches', () => this.#taskRunner.size);
+  }
+
+  /** Adds a runner for another check type (http, tcp, ttl). */
+  addRunner(type: string, runner: CheckRunner): void {
+    this.#runners.set(type, runner);
+  }
+
+  get leaderReachable(): boolean {
+    return this.#lastContact > 0 && Date.now() - this.#lastContact < this.#config.pingIntervalMs * 4;
+  }
+
+  get taskCount(): number {
+    return this.#taskRunner.size;
+  }
+
+  start(): void {
+    this.#hello();
+    this.#timers.push(setInterval(() => this.#link.send({ type: 'worker.ping', workerId: this.id }), this.#config.pingIntervalMs));
+    this.#timers.push(setInterval(() => this.#fullReport(), this.#config.fullReportIntervalMs));
+    this.#log.info({ leader: this.#config.leader }, 'worker started');
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const t of this.#timers) clearInterval(t);
+    await Promise.all([...this.#runners.values()].map((r) => r.close()));
+    await this.#link.close();
+    this.#log.info('worker stopped');
+  }
+
+  #observations(): Observation[] {
+    return [...this.#runners.values()].flatMap((r) => r.observations());
+  }
+
+  #hello(): void {
+    this.#lastHello = Date.now();
+    this.#link.send({ type: 'worker.hello', workerId: this.id, observations: this.#observations() });
+  }
+
+  #onMessage(m: ToWorker): void {
+    this.#lastContact = Date.now();
+    switch (m.type) {
+      case 'worker.welcome': {
+        if (this.#session !== m.session) this.#log.info({ session: m.session, tasks: m.tasks.length }, 'welcomed by leader');
+        this.#session = m.session;
+        const keep = new Set(m.tasks.map((t) => t.id));
+        for (const id of [...this.#taskRunner.keys()]) if (!keep.has(id)) this.#removeTask(id);
+        for (const task of m.tasks) this.#addTask(task);
+        return;
+      }
+      case 'tasks.add':
+        for (const task of m.tasks) this.#addTask(task);
+        return;
+      case 'tasks.remove':
+        for (const id of m.ids) this.#removeTask(id);
+        return;
+      case 'worker.pong':
+        return;
+      case 'worker.unknown':
+        // Rate-limited: several pings may be answered "unknown" before our hello arrives.
+        if (Date.now() - this.#lastHello > this.#config.pingIntervalMs) {
+          this.#log.info({ session: m.session }, 'leader does not know this worker; saying hello');
+          this.#hello();
+        }
+        return;
+      case 'ttl.pass': {
+        const runner = this.#taskRunner.get(m.id);
+        (runner as unknown as { pass?: (id: string, at: number) => void } | undefined)?.pass?.(m.id, m.at);
+        return;
+      }
+    }
+  }
+
+  #addTask(task: Task): void {
+    const runner = this.#runners.get(task.check.type);
+    const current = this.#taskRunner.get(task.id);
+    if (current && current !== runner) this.#removeTask(task.id);
+    if (!runner) {
+      this.#log.warn({ id: task.id, type: task.check.type }, 'no runner for this check type');
+      return;
+    }
+    runner.add(task);
+    this.#taskRunner.set(task.id, runner);
+  }
+
+  #removeTask(id: string): void {
+    this.#taskRunner.get(id)?.remove(id);
+    this.#taskRunner.delete(id);
+  }
+
+  /** Transitions of one event-loop turn travel in one message. */
+  #queue(o: Observation): void {
+    this.#pending.push(o);
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      const observations = this.#pending;
+      this.#pending = [];
+      if (!this.#closed) this.#link.send({ type: 'presence', workerId: this.id, full: false, observations });
+    });
+  }
+
+  #fullReport(): void {
+    this.#link.send({ type: 'presence', workerId: this.id, full: true, observations: this.#observations() });
+  }
+}

@@ -1,0 +1,237 @@
+/**
+ * The `zmq` check: each provider's PUB socket publishes `["heartbeat", "<provider id>"]` at least every
+ * `intervalMs`. One SUB socket serves many endpoints (up to `endpointsPerSocket`), so ten thousand providers cost
+ * a handful of sockets, not ten thousand.
+ *
+ * A provider is down when its connection drops (the socket's `disconnect` event: milliseconds after a crash),
+ * when ZMTP heartbeats time out (a frozen process), or after `misses` intervals without a beat (a process whose
+ * event loop is stuck still answers ZMTP pings). It is up on the first beat; a `connect` alone proves nothing.
+ */
+import { Subscriber } from 'zeromq';
+import { baseSocketOptions, FrameDecoder, receiveLoop, type Logger, type Metrics, type Observation, type Task, type ZmqCheck } from '../bridge/index.ts';
+import type { CheckRunner, ObservationSink } from './runner.ts';
+
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
+export const DEFAULT_HEARTBEAT_MISSES = 3;
+export const HEARTBEAT_TOPIC = 'heartbeat';
+
+export interface ZmqRunnerOptions {
+  endpointsPerSocket: number;
+  /** ZMTP ping period and timeout on the worker's connections: how fast a frozen peer is found. */
+  zmtpHeartbeatIntervalMs: number;
+  zmtpHeartbeatTimeoutMs: number;
+  log: Logger;
+  metrics: Metrics;
+}
+
+interface Watch {
+  id: string;
+  endpoint: string;
+  intervalMs: number;
+  misses: number;
+  startedAt: number;
+  lastBeat: number;
+  alive: boolean | null;
+  at: number;
+  cause: string;
+}
+
+interface Endpoint {
+  socket: SubSocket;
+  providers: Set<string>;
+}
+
+interface SubSocket {
+  sub: Subscriber;
+  endpoints: number;
+  loops: Promise<void>[];
+}
+
+export class ZmqHeartbeatRunner implements CheckRunner {
+  readonly #opts: ZmqRunnerOptions;
+  readonly #emit: ObservationSink;
+  readonly #watches = new Map<string, Watch>();
+  readonly #endpoints = new Map<string, Endpoint>();
+  readonly #sockets: SubSocket[] = [];
+  readonly #decoder: FrameDecoder;
+  readonly #log: Logger;
+  #sweepTimer: NodeJS.Timeout | undefined;
+  #sweepEveryMs = 250;
+  #closed = false;
+
+  constructor(opts: ZmqRunnerOptions, emit: ObservationSink) {
+    this.#opts = opts;
+    this.#emit = emit;
+    this.#log = opts.log.child({ check: 'zmq' });
+    this.#decoder = new FrameDecoder('worker-heartbeat-sub', opts.metrics, this.#log);
+    opts.metrics.counter('switchboard_heartbeats_received_total', 'Provider heartbeats received');
+    opts.metrics.gauge('switchboard_heartbeat_endpoints', 'Provider PUB endpoints this worker is connected to', () => this.#endpoints.size);
+  }
+
+  has(id: string): boolean {
+    return this.#watches.has(id);
+  }
+
+  add(task: Task): void {
+    const check = task.check as ZmqCheck;
+    const intervalMs = check.intervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
+    const misses = check.misses ?? DEFAULT_HEARTBEAT_MISSES;
+    const existing = this.#watches.get(task.id);
+    if (existing && existing.endpoint === check.endpoint) {
+      existing.intervalMs = intervalMs;
+      existing.misses = misses;
+      this.#tuneSweep(intervalMs);
+      return;
+    }
+    if (existing) this.remove(task.id);
+    const now = Date.now();
+    this.#watches.set(task.id, {
+      id: task.id,
+      endpoint: check.endpoint,
+      intervalMs,
+      misses,
+      startedAt: now,
+      lastBeat: 0,
+      alive: null,
+      at: now,
+      cause: 'assigned',
+    });
+    this.#attach(task.id, check.endpoint);
+    this.#tuneSweep(intervalMs);
+  }
+
+  remove(id: string): void {
+    const watch = this.#watches.get(id);
+    if (!watch) return;
+    this.#watches.delete(id);
+    const endpoint = this.#endpoints.get(watch.endpoint);
+    if (!endpoint) return;
+    endpoint.providers.delete(id);
+    if (endpoint.providers.size === 0) {
+      this.#endpoints.delete(watch.endpoint);
+      endpoint.socket.endpoints--;
+      try {
+        endpoint.socket.sub.disconnect(watch.endpoint);
+      } catch (err) {
+        this.#log.debug({ err, endpoint: watch.endpoint }, 'disconnect failed');
+      }
+    }
+  }
+
+  observations(): Observation[] {
+    const list: Observation[] = [];
+    for (const w of this.#watches.values()) list.push({ id: w.id, alive: w.alive, cause: w.cause, at: w.at });
+    return list;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#sweepTimer);
+    for (const s of this.#sockets) s.sub.close();
+    await Promise.all(this.#sockets.flatMap((s) => s.loops));
+  }
+
+  #attach(id: string, address: string): void {
+    let endpoint = this.#endpoints.get(address);
+    if (!endpoint) {
+      const socket = this.#socketWithRoom();
+      endpoint = { socket, providers: new Set() };
+      this.#endpoints.set(address, endpoint);
+      socket.endpoints++;
+      try {
+        socket.sub.connect(address);
+      } catch (err) {
+        // A malformed or unresolvable endpoint: the provider can never be seen alive; say so.
+        this.#log.warn({ err, endpoint: address }, 'cannot connect to heartbeat endpoint');
+        this.#transition(this.#watches.get(id)!, false, `cannot connect: ${(err as Error).message}`);
+      }
+    }
+    endpoint.providers.add(id);
+  }
+
+  #socketWithRoom(): SubSocket {
+    const free = this.#sockets.find((s) => s.endpoints < this.#opts.endpointsPerSocket);
+    if (free) return free;
+    const sub = new Subscriber(
+      baseSocketOptions({
+        maxMessageSize: 4096,
+        heartbeatInterval: this.#opts.zmtpHeartbeatIntervalMs,
+        heartbeatTimeout: this.#opts.zmtpHeartbeatTimeoutMs,
+        reconnectInterval: 100,
+        reconnectMaxInterval: 1000,
+        receiveHighWaterMark: 100_000,
+      }) as never,
+    );
+    sub.subscribe(HEARTBEAT_TOPIC);
+    const socket: SubSocket = { sub, endpoints: 0, loops: [] };
+    socket.loops.push(receiveLoop(sub, (frames) => this.#onBeat(frames), this.#log));
+    socket.loops.push(this.#watchEvents(sub));
+    this.#sockets.push(socket);
+    return socket;
+  }
+
+  async #watchEvents(sub: Subscriber): Promise<void> {
+    try {
+      for await (const event of sub.events) {
+        if (event.type === 'disconnect') this.#onDisconnect(event.address);
+        else if (event.type === 'end') break;
+      }
+    } catch (err) {
+      if (!this.#closed) this.#log.error({ err }, 'socket event loop ended');
+    }
+  }
+
+  #onBeat(frames: Buffer[]): void {
+    if (frames.length !== 2 || frames[0]!.toString() !== HEARTBEAT_TOPIC) {
+      this.#decoder.drop('not-a-heartbeat');
+      return;
+    }
+    this.#opts.metrics.inc('switchboard_heartbeats_received_total');
+    const id = frames[1]!.toString();
+    const watch = this.#watches.get(id);
+    if (!watch) return; // another provider on a shared PUB socket, or not ours
+    watch.lastBeat = Date.now();
+    if (watch.alive !== true) this.#transition(watch, true, 'beat');
+  }
+
+  #onDisconnect(address: string): void {
+    const endpoint = this.#endpoints.get(address);
+    if (!endpoint) return;
+    for (const id of endpoint.providers) {
+      const watch = this.#watches.get(id);
+      if (watch && watch.alive !== false) this.#transition(watch, false, 'disconnect');
+    }
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const watch of this.#watches.values()) {
+      if (watch.alive === false) continue;
+      const since = Math.max(watch.lastBeat, watch.startedAt);
+      if (now - since > watch.intervalMs * watch.misses) this.#transition(watch, false, 'missed');
+    }
+  }
+
+  /** Sweeps often enough to catch a miss within a quarter interval of the shortest interval watched. */
+  #tuneSweep(intervalMs: number): void {
+    const wanted = Math.min(250, Math.max(10, Math.floor(intervalMs / 4)));
+    if (this.#sweepTimer && wanted >= this.#sweepEveryMs) return;
+    this.#sweepEveryMs = wanted;
+    clearInterval(this.#sweepTimer);
+    this.#sweepTimer = setInterval(() => this.#sweep(), wanted);
+  }
+
+  #transition(watch: Watch, alive: boolean, cause: string): void {
+    watch.alive = alive;
+    watch.at = Date.now();
+    watch.cause = cause;
+    this.#emit({ id: watch.id, alive, cause, at: watch.at, ...(alive ? {} : { output: describe(cause, watch) }) });
+  }
+}
+
+function describe(cause: string, watch: Watch): string {
+  if (cause === 'disconnect') return `connection to ${watch.endpoint} dropped`;
+  if (cause === 'missed') return `no heartbeat on ${watch.endpoint} for ${watch.intervalMs * watch.misses} ms`;
+  return cause;
+}
