@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { EtcdClient, prefixRangeBody, type EtcdWatchEvent } from './lib/etcd-client.ts';
 import { startEtcd, etcdUnavailableReason } from './lib/etcd.ts';
 import { recorder, type LatencySummary } from './lib/hdr.ts';
-import { Report, progress, formatNumber } from './lib/report.ts';
+import { Report, progress, formatNumber, machineInfo } from './lib/report.ts';
 
 /** What the measurements need of an etcd: its client URL (an `EtcdHandle` fits). */
 export interface EtcdTarget {
@@ -426,11 +426,16 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const quick = args.includes('--quick');
   const report = new Report();
+  // Captured before we add load ourselves; a busy machine (tests, builds) skews every figure.
+  const machine = machineInfo();
+  if (machine.load1 > 0.5 * machine.cores) {
+    console.error(`warning: load average ${machine.load1} on ${machine.cores} cores; figures will be pessimistic`);
+  }
   const res = await runEtcdFigures(report, { quick });
   if (!res) return;
-  console.log(`\netcd ${res.version}${quick ? ' (quick run)' : ''}\n`);
+  console.log(`\netcd ${res.version}${quick ? ' (quick run)' : ''}; ${machine.cores} cores, load average ${machine.load1} at start\n`);
   report.printTable();
-  if (args.includes('--markdown')) console.log(`\n${report.toMarkdown({ versions: { etcd: res.version }, title: 'etcd figures' })}`);
+  if (args.includes('--markdown')) console.log(`\n${report.toMarkdown({ machine, versions: { etcd: res.version }, title: 'etcd figures' })}`);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -5,7 +5,7 @@
  * On a TTY the progress is one line rewritten in place; otherwise (CI logs) it is plain lines, throttled so
  * a long loop does not flood the log.
  */
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 
 /** A table cell: text as is, numbers formatted by {@link formatNumber}. */
 export type Cell = string | number;
@@ -32,6 +32,8 @@ export interface MachineInfo {
   cpuModel: string;
   node: string;
   platform: string;
+  /** 1-minute load average when measured: figures taken on a busy machine are not comparable. */
+  load1: number;
 }
 
 /** The machine this process runs on, from the os module. */
@@ -43,6 +45,7 @@ export function machineInfo(): MachineInfo {
     cpuModel: cpu[0]?.model.trim() ?? 'unknown',
     node: process.version,
     platform: `${process.platform}-${process.arch}`,
+    load1: Math.round(loadavg()[0] * 100) / 100,
   };
 }
 
@@ -141,7 +144,7 @@ export class Report {
     const lines: string[] = [];
     lines.push(`## ${opts.title ?? 'Benchmark results'}`, '');
     lines.push(`- Date: ${dateText}`);
-    lines.push(`- Machine: ${m.cores} cores, ${m.memoryGiB} GiB RAM, ${m.cpuModel} (${m.platform})`);
+    lines.push(`- Machine: ${m.cores} cores, ${m.memoryGiB} GiB RAM, ${m.cpuModel} (${m.platform}), load average ${m.load1} at start`);
     lines.push(`- Versions: ${Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(', ')}`);
     lines.push('');
     const anyEtcd = this.rows.some((r) => r.etcd !== undefined);
