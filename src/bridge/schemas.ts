@@ -62,6 +62,7 @@ export type ZmqCheck = Static<typeof ZmqCheck>;
 export const Tags = Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 32 });
 export const Meta = Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' }), Type.String({ maxLength: 512 }), {
   maxProperties: 64,
+  additionalProperties: false,
 });
 
 /** What a client sends to register or update a provider. */

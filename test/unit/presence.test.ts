@@ -1,0 +1,64 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Provider } from '../../src/bridge/index.ts';
+import { decide, stateAfterMaintenance } from '../../src/leader/presence.ts';
+import { WorkerPool } from '../../src/leader/workers.ts';
+
+const check = { type: 'zmq' as const, endpoint: 'tcp://127.0.0.1:1' };
+function provider(state: Provider['state']): Provider {
+  return { id: 'p', service: 's', host: 'h', port: 1, protocol: 'http', tags: [], meta: {}, state, stateSince: 0, registeredAt: 0, updatedAt: 0, rev: 1, check };
+}
+
+test('alive → up, not alive → down, with the failure text kept', () => {
+  assert.equal(decide(provider('pending'), { id: 'p', alive: true, cause: 'beat', at: 1 })?.state, 'up');
+  const down = decide(provider('up'), { id: 'p', alive: false, cause: 'disconnect', at: 2, output: 'connection dropped' });
+  assert.equal(down?.state, 'down');
+  assert.equal(down?.lastCheck.output, 'connection dropped');
+});
+
+test('no change, no decision; unknown observations are ignored', () => {
+  assert.equal(decide(provider('up'), { id: 'p', alive: true, cause: 'beat', at: 1 }), undefined);
+  assert.equal(decide(provider('down'), { id: 'p', alive: false, cause: 'missed', at: 1 }), undefined);
+  assert.equal(decide(provider('up'), { id: 'p', alive: null, cause: 'assigned', at: 1 }), undefined);
+});
+
+test('maintenance holds whatever the checks say, and ends in the last observed state', () => {
+  assert.equal(decide(provider('maintenance'), { id: 'p', alive: false, cause: 'missed', at: 1 }), undefined);
+  assert.equal(stateAfterMaintenance(provider('maintenance'), true), 'up');
+  assert.equal(stateAfterMaintenance(provider('maintenance'), false), 'down');
+  assert.equal(stateAfterMaintenance(provider('maintenance'), undefined), 'pending');
+});
+
+test('tasks are balanced, survive a worker death by moving, and a returning worker keeps its claims', () => {
+  const pool = new WorkerPool();
+  const isTask = (): boolean => true;
+  pool.hello('w1', Buffer.from('r1'), [], isTask, 0);
+  pool.hello('w2', Buffer.from('r2'), [], isTask, 0);
+  for (let i = 0; i < 10; i++) pool.assign(`t${i}`);
+  assert.equal(pool.workers.get('w1')!.tasks.size, 5);
+  assert.equal(pool.workers.get('w2')!.tasks.size, 5);
+  pool.touch('w1', Buffer.from('r1'), 5000);
+  const dead = pool.expire(5000, 2000);
+  assert.deepEqual(dead.map((w) => w.id), ['w2']);
+  assert.equal(pool.unassigned.size, 5);
+  const moves = pool.placeUnassigned();
+  assert.equal(moves.add.get('w1')!.length, 5);
+  assert.equal(pool.workers.get('w1')!.tasks.size, 10);
+  // w2 comes back claiming t0: w1 owns it now, so the claim is refused; rebalance then evens the load.
+  pool.hello('w2', Buffer.from('r2b'), ['t0'], isTask, 6000);
+  assert.equal(pool.ownerOf('t0'), 'w1');
+  const balance = pool.rebalance();
+  assert.equal(balance.add.get('w2')!.length, 5);
+  assert.equal(pool.workers.get('w1')!.tasks.size, 5);
+  assert.equal(pool.workers.get('w2')!.tasks.size, 5);
+});
+
+test('a restarted leader lets workers reclaim the tasks they watch', () => {
+  const pool = new WorkerPool();
+  for (const t of ['a', 'b', 'c']) pool.unassigned.add(t);
+  pool.hello('w1', Buffer.from('r1'), ['a', 'b', 'gone'], (id) => id !== 'gone', 0);
+  assert.equal(pool.ownerOf('a'), 'w1');
+  assert.equal(pool.ownerOf('b'), 'w1');
+  assert.equal(pool.ownerOf('gone'), undefined);
+  assert.deepEqual([...pool.unassigned], ['c']);
+});
