@@ -11,6 +11,7 @@ import { healthRoutes } from './routes/health.ts';
 import { providerRoutes } from './routes/providers.ts';
 import { serviceRoutes } from './routes/services.ts';
 import { ErrorResponse } from './schemas.ts';
+import { validatorCompiler } from './validation.ts';
 
 export const API_VERSION = '1.0.0';
 
@@ -28,12 +29,18 @@ export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<F
   const app = Fastify({
     ...(opts.log ? { loggerInstance: opts.log } : { logger: false }),
     bodyLimit: opts.bodyLimit,
+    // Like Fastify's own message, but an unknown field is named too: "body must NOT have additional properties ('chek')".
+    schemaErrorFormatter: (errors, dataVar) => {
+      const first = errors[0];
+      if (!first) return new Error(`${dataVar} is invalid`);
+      const extra = (first.params as { additionalProperty?: string }).additionalProperty;
+      return new Error(`${dataVar}${first.instancePath} ${first.message}${extra ? ` ('${extra}')` : ''}`);
+    },
     // Per-request log lines would dominate the logs under load; errors still go through the error handler.
     logController: new LogController({ disableRequestLogging: true }),
-    // Unknown body fields are refused rather than silently dropped: a typo like `chek` must not pass unnoticed.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   }) as unknown as FastifyInstance;
 
+  app.setValidatorCompiler(validatorCompiler);
   app.addSchema(ErrorResponse);
   await app.register(swagger, {
     openapi: {
@@ -51,6 +58,8 @@ export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<F
       components: {},
     },
     transform: ({ schema, url }) => ({ schema: schema as never, url }),
+    // Shared schemas keep their $id as their name in components (Error, not def-0).
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
   // The machine-readable table of error codes travels in the document too.
   app.addHook('onReady', async () => {

@@ -1,0 +1,126 @@
+/**
+ * Bad input never crashes a role or changes state: every route answers 4xx naming the field, and garbage frames on
+ * every ZeroMQ socket are dropped and counted.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Dealer, Publisher } from 'zeromq';
+import { createLogger, Follower, Metrics, pack } from '../../src/bridge/index.ts';
+import { startCluster } from '../helpers/cluster.ts';
+import { http } from '../helpers/http.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const good = { service: 'billing', host: '127.0.0.1', port: 9000, protocol: 'http' };
+
+function dropped(metricsText: string): number {
+  return [...metricsText.matchAll(/^switchboard_frames_dropped_total\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+}
+
+test('REST: invalid bodies, params and queries answer 400 naming the field; unknown ids 404', async (t) => {
+  const c = await startCluster();
+  t.after(() => c.close());
+  const cases: Array<[string, string, unknown, RegExp]> = [
+    ['PUT', '/v1/providers/p1', { ...good, service: 'Bad Name' }, /body\/service/],
+    ['PUT', '/v1/providers/p1', { ...good, host: 'not a host!' }, /body\/host/],
+    ['PUT', '/v1/providers/p1', { ...good, port: 0 }, /body\/port/],
+    ['PUT', '/v1/providers/p1', { ...good, port: 70000 }, /body\/port/],
+    ['PUT', '/v1/providers/p1', { ...good, protocol: 'gopher' }, /body\/protocol/],
+    ['PUT', '/v1/providers/p1', { ...good, check: { type: 'zmq', endpoint: 'nonsense' } }, /body\/check/],
+    ['PUT', '/v1/providers/p1', { ...good, check: { type: 'ttl', ttlMs: 5 } }, /body\/check/],
+    ['PUT', '/v1/providers/p1', { ...good, tags: 'blue' }, /body\/tags/],
+    ['PUT', '/v1/providers/p1', { ...good, meta: { k: 1 } }, /body\/meta/],
+    ['PUT', '/v1/providers/p1', { ...good, chek: {} }, /body must NOT have additional properties \('chek'\)/],
+    ['PUT', '/v1/providers/p1', { host: '127.0.0.1', port: 1, protocol: 'http' }, /service/],
+    ['PUT', '/v1/providers/bad%20id', good, /params\/id/],
+    ['POST', '/v1/providers', { ...good, port: -1 }, /body\/port/],
+    ['PUT', '/v1/providers/p1', '{"service": "billing", ', /JSON|body/i],
+    ['GET', '/v1/services/UPPER', undefined, /params\/name/],
+    ['GET', '/v1/services/billing?state=sleepy', undefined, /querystring\/state/],
+    ['GET', '/v1/services/billing?index=-1', undefined, /querystring\/index/],
+    ['GET', '/v1/services/billing?index=1&wait=forever', undefined, /querystring\/wait/],
+    ['PUT', '/v1/providers/p1/maintenance', { enabled: 'yes' }, /body\/enabled/],
+  ];
+  for (const [method, path, body, field] of cases) {
+    const res = await http(method, `${c.url}${path}`, body);
+    assert.equal(res.status, 400, `${method} ${path} ${JSON.stringify(body)} → ${res.status} ${JSON.stringify(res.body)}`);
+    assert.match(res.body.message, field, `${method} ${path}: ${res.body.message}`);
+    assert.equal(res.body.statusCode, 400);
+    assert.ok(res.body.code, 'error has a code');
+  }
+  const huge = await http('PUT', `${c.url}/v1/providers/p1`, { ...good, meta: { big: 'x'.repeat(100_000) } });
+  assert.equal(huge.status, 413);
+  for (const [method, path] of [['GET', '/v1/providers/nope'], ['DELETE', '/v1/providers/nope'], ['PUT', '/v1/providers/nope/maintenance']]) {
+    const res = await http(method!, `${c.url}${path}`, method === 'PUT' ? { enabled: true } : undefined);
+    assert.equal(res.status, 404, `${method} ${path}`);
+    assert.equal(res.body.code, 'SB_PROVIDER_NOT_FOUND');
+  }
+  // The same address under another id is a conflict, not a duplicate.
+  assert.equal((await http('PUT', `${c.url}/v1/providers/p1`, good)).status, 201);
+  const conflict = await http('PUT', `${c.url}/v1/providers/p2`, good);
+  assert.equal(conflict.status, 409);
+  assert.equal(conflict.body.code, 'SB_ADDRESS_CONFLICT');
+  // Nothing above changed the registry but the one good write.
+  const services = await http('GET', `${c.url}/v1/services`);
+  assert.deepEqual(services.body.services, [{ name: 'billing', providers: 1, up: 1 }]);
+  assert.equal(services.body.rev, 1);
+});
+
+test('ZeroMQ: garbage frames to the leader, the gateway follower and the worker are dropped and counted', async (t) => {
+  const c = await startCluster();
+  t.after(() => c.close());
+  const log = createLogger({ level: 'silent' });
+
+  // Leader ROUTER: garbage, truncated msgpack, wrong types, too many frames.
+  const dealer = new Dealer({ linger: 0 });
+  dealer.connect(c.leader.control);
+  t.after(() => dealer.close());
+  await dealer.send(Buffer.from([0xc1, 0xff, 0x00]));
+  await dealer.send(Buffer.from([0x92, 0x01]));
+  await dealer.send(pack({ type: 'put', reqId: 1, input: { service: 'x' } }));
+  await dealer.send(pack({ type: 'launch-missiles' }));
+  await dealer.send(['a', 'b', 'c']);
+  await waitFor(() => dropped(c.leader.metrics.render()) >= 5, { what: 'leader drops counted' });
+
+  // A follower fed by a hostile publisher: unknown topics, garbage events, events of a bad shape.
+  const evil = new Publisher({ linger: 0 });
+  await evil.bind('tcp://127.0.0.1:*');
+  t.after(() => evil.close());
+  const metrics = new Metrics();
+  const follower = new Follower({ leader: c.leader.control, events: evil.lastEndpoint!, log, metrics });
+  t.after(() => follower.close());
+  await waitFor(() => follower.replica.loaded, { what: 'follower snapshot' });
+  const revBefore = follower.replica.rev;
+  await waitFor(
+    async () => {
+      await evil.send(['ev', Buffer.from([0xc1])]);
+      await evil.send(['ev', pack({ epoch: 'x', rev: 'one' })]);
+      await evil.send(['zz', 'nonsense']);
+      await evil.send(['hb', pack([1, 2, 3])]);
+      return dropped(metrics.render()) >= 8;
+    },
+    { what: 'follower drops counted', intervalMs: 50 },
+  );
+  assert.equal(follower.replica.rev, revBefore, 'no state change from garbage');
+
+  // Worker SUB: a "provider" publishing malformed heartbeats.
+  const provider = new Publisher({ linger: 0 });
+  await provider.bind('tcp://127.0.0.1:*');
+  t.after(() => provider.close());
+  const res = await http('PUT', `${c.url}/v1/providers/hb-1`, { ...good, check: { type: 'zmq', endpoint: provider.lastEndpoint, intervalMs: 5000 } });
+  assert.equal(res.status, 201);
+  const workerMetrics = c.workers[0]!.metrics;
+  await waitFor(
+    async () => {
+      await provider.send(['heartbeat']);
+      await provider.send(['heartbeat', 'hb-1', 'extra']);
+      await provider.send(['heartbeatz', 'hb-1']);
+      return dropped(workerMetrics.render()) >= 3;
+    },
+    { what: 'worker drops counted', intervalMs: 50 },
+  );
+  assert.equal((await http('GET', `${c.url}/v1/providers/hb-1`)).body.state, 'pending', 'malformed beats are no proof of life');
+  // Everyone still works.
+  assert.equal((await http('GET', `${c.url}/readyz`)).status, 200);
+  await provider.send(['heartbeat', 'hb-1']);
+  await waitFor(async () => (await http('GET', `${c.url}/v1/providers/hb-1`)).body.state === 'up', { what: 'real beat accepted' });
+});
