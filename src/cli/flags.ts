@@ -24,6 +24,7 @@ export const FLAGS = {
   httpPort: { name: 'http-port', env: 'SWITCHBOARD_HTTP_PORT', kind: 'int', help: 'Gateway HTTP port (0: any free port)', default: '7700' },
   workerTimeoutMs: { name: 'worker-timeout-ms', env: 'SWITCHBOARD_WORKER_TIMEOUT_MS', kind: 'int', help: 'Silence after which a worker is dead and its tasks move', default: '2000' },
   writeTimeoutMs: { name: 'write-timeout-ms', env: 'SWITCHBOARD_WRITE_TIMEOUT_MS', kind: 'int', help: 'How long a write waits for the leader', default: '5000' },
+  heartbeatBind: { name: 'bind', env: 'SWITCHBOARD_HEARTBEAT_BIND', kind: 'string', help: 'Where the heartbeat PUB socket binds', default: 'tcp://127.0.0.1:* (any free port)' },
   logLevel: { name: 'log-level', env: 'SWITCHBOARD_LOG_LEVEL', kind: 'string', help: 'trace, debug, info, warn, error, fatal or silent', default: 'info' },
 } as const satisfies Record<string, Flag>;
 
@@ -31,12 +32,12 @@ export type FlagKey = keyof typeof FLAGS;
 
 export class UsageError extends Error {}
 
-export function parseFlags(argv: string[], keys: FlagKey[]): { values: Partial<Record<FlagKey, string | number | boolean>>; help: boolean } {
+export function parseFlags(argv: string[], keys: FlagKey[], allowPositionals = false): { values: Partial<Record<FlagKey, string | number | boolean>>; help: boolean; positionals: string[] } {
   const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
   for (const key of keys) options[FLAGS[key].name] = { type: (FLAGS[key] as Flag).kind === 'bool' ? 'boolean' : 'string' };
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options, allowPositionals: false, strict: true });
+    parsed = parseArgs({ args: argv, options, allowPositionals, strict: true });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -51,7 +52,7 @@ export function parseFlags(argv: string[], keys: FlagKey[]): { values: Partial<R
       values[key] = n;
     } else values[key] = raw;
   }
-  return { values, help: parsed.values.help === true };
+  return { values, help: parsed.values.help === true, positionals: parsed.positionals };
 }
 
 export function helpText(command: string, summary: string, keys: FlagKey[]): string {

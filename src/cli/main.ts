@@ -4,7 +4,8 @@
  * go to stderr; stdout carries only the lines that say where each role listens.
  */
 import { pino } from 'pino';
-import { createLogger, type Handle, type Logger } from '../bridge/index.ts';
+import { createLogger, makeHandle, type Handle, type Logger } from '../bridge/index.ts';
+import { HeartbeatPublisher } from '../client/heartbeat.ts';
 import { start as startGateway } from '../gateway/index.ts';
 import { start as startLeader } from '../leader/index.ts';
 import { start as startWorker } from '../worker/index.ts';
@@ -13,7 +14,7 @@ import { FLAGS, helpText, parseFlags, UsageError, type FlagKey } from './flags.t
 interface Command {
   summary: string;
   flags: FlagKey[];
-  run(values: Partial<Record<FlagKey, string | number | boolean>>, log: Logger): Promise<Handle[]>;
+  run(values: Partial<Record<FlagKey, string | number | boolean>>, log: Logger, positionals: string[]): Promise<Handle[]>;
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
@@ -24,6 +25,17 @@ function say(line: string): void {
 }
 
 const COMMANDS: Record<string, Command> = {
+  heartbeat: {
+    summary: 'Publish ZeroMQ heartbeats for provider ids (a sidecar for a process that cannot): switchboard heartbeat --bind tcp://127.0.0.1:6001 ID...',
+    flags: ['heartbeatBind', 'logLevel'],
+    async run(v, _log, positionals) {
+      if (positionals.length === 0) throw new UsageError('give at least one provider id to beat for');
+      const publisher = new HeartbeatPublisher({ bind: str(v.heartbeatBind) ?? 'tcp://127.0.0.1:*', ids: positionals });
+      const endpoint = await publisher.start();
+      say(`switchboard heartbeat: endpoint=${endpoint} ids=${positionals.join(',')}`);
+      return [makeHandle({}, async () => publisher.close())];
+    },
+  },
   start: {
     summary: 'Run the whole system in one process: leader (embedded SQLite store), one worker and the gateway.',
     flags: ['dataDir', 'bind', 'publish', 'httpHost', 'httpPort', 'workerTimeoutMs', 'writeTimeoutMs', 'logLevel'],
@@ -105,7 +117,7 @@ async function main(argv: string[]): Promise<number> {
   }
   let parsed;
   try {
-    parsed = parseFlags(rest, command.flags);
+    parsed = parseFlags(rest, command.flags, name === 'heartbeat');
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     process.stderr.write(`switchboard ${name}: ${err.message}\n\n${helpText(name, command.summary, command.flags)}`);
@@ -118,8 +130,12 @@ async function main(argv: string[]): Promise<number> {
   const log = createLogger({ level: str(parsed.values.logLevel) ?? 'info', destination: pino.destination(2) });
   let handles: Handle[];
   try {
-    handles = await command.run(parsed.values, log);
+    handles = await command.run(parsed.values, log, parsed.positionals);
   } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`switchboard ${name}: ${err.message}\n\n${helpText(name, command.summary, command.flags)}`);
+      return 2;
+    }
     log.fatal({ err }, `could not start ${name}`);
     process.stderr.write(`switchboard ${name}: ${(err as Error).message}\n`);
     return 1;
