@@ -9,7 +9,16 @@ import { LeaderError, LinkError } from './errors.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 import { LeaderLink } from './link.ts';
-import { beacon as beaconValidator, registryEvent, toFollower, ToFollower, TOPIC_BEACON, TOPIC_EVENT, type Reply } from './messages.ts';
+import {
+  beacon as beaconValidator,
+  registryEvent,
+  toFollower,
+  ToFollower,
+  TOPIC_BEACON,
+  TOPIC_EVENT,
+  type MassDownGuardStatus,
+  type Reply,
+} from './messages.ts';
 import { Replica } from './replica.ts';
 import { orderBeacon } from './revision.ts';
 import type { RegistryEvent } from './schemas.ts';
@@ -55,6 +64,8 @@ export class Follower {
   #syncing: Promise<void> | null = null;
   #syncWanted: 'since' | 'snapshot' | null = null;
   #behindRev = 0;
+  /** The leader's mass-down guard as of the last pong (null until a leader that reports it answers). */
+  #guard: MassDownGuardStatus | null = null;
   #closed = false;
 
   constructor(opts: FollowerOptions) {
@@ -95,6 +106,10 @@ export class Follower {
       opts.metrics.counter(c, c === 'switchboard_replica_resyncs_total' ? 'Full snapshots taken' : 'Gaps repaired by events');
     }
     opts.metrics.gauge('switchboard_replica_rev', 'Revision of the local replica', () => this.replica.rev);
+    opts.metrics.gauge('switchboard_leader_mass_down_guard_active', '1 while the leader holds down transitions (mass-down guard)', () =>
+      this.#guard?.active ? 1 : 0,
+    );
+    opts.metrics.gauge('switchboard_leader_mass_down_held', 'Down transitions the leader holds (mass-down guard)', () => this.#guard?.held ?? 0);
     opts.metrics.gauge('switchboard_replica_stale', '1 while the replica may be behind the leader', () => (this.stale ? 1 : 0));
     if (this.#fixedEvents) this.#connectEvents(this.#fixedEvents);
     this.#ping();
@@ -110,8 +125,17 @@ export class Follower {
     return !this.replica.loaded || !this.leaderReachable || this.#syncing !== null;
   }
 
-  status(): { loaded: boolean; stale: boolean; leaderReachable: boolean; epoch: string | null; rev: number; lastContactMs: number | null } {
+  status(): {
+    loaded: boolean;
+    stale: boolean;
+    leaderReachable: boolean;
+    epoch: string | null;
+    rev: number;
+    lastContactMs: number | null;
+    massDownGuard: MassDownGuardStatus | null;
+  } {
     return {
+      massDownGuard: this.#guard,
       loaded: this.replica.loaded,
       stale: this.stale,
       leaderReachable: this.leaderReachable,
@@ -148,6 +172,7 @@ export class Follower {
       .then((reply) => {
         if (reply.type !== 'pong') return;
         this.#lastContact = Date.now();
+        this.#guard = reply.guard ?? null;
         if (this.#leaderSession !== reply.session) {
           if (this.#leaderSession) this.#log.info({ session: reply.session }, 'leader restarted');
           this.#leaderSession = reply.session;

@@ -87,6 +87,8 @@ export const SnapshotRequest = Type.Object({ type: Type.Literal('snapshot'), req
 /** Ask for the events after `since`; answered with the events or `complete: false` if the leader no longer has them. */
 export const SinceRequest = Type.Object({ type: Type.Literal('since'), reqId: ReqId, epoch: Id, since: Type.Integer() });
 export const PingRequest = Type.Object({ type: Type.Literal('ping'), reqId: ReqId });
+/** Operator override of the mass-down guard: publish every held down now. */
+export const GuardReleaseRequest = Type.Object({ type: Type.Literal('guard.release'), reqId: ReqId });
 
 // --- leader → gateway
 export const Ack = Type.Object({
@@ -116,6 +118,12 @@ export const SinceReply = Type.Object({
   complete: Type.Boolean(),
   events: Type.Array(RegistryEvent, { maxItems: 1_000_000 }),
 });
+export const MassDownGuardStatus = Type.Object({
+  active: Type.Boolean(),
+  held: Type.Integer({ minimum: 0, description: 'Down transitions held back' }),
+  since: Type.Optional(Type.Number({ description: 'Epoch milliseconds the guard tripped' })),
+});
+export type MassDownGuardStatus = Static<typeof MassDownGuardStatus>;
 export const Pong = Type.Object({
   type: Type.Literal('pong'),
   reqId: ReqId,
@@ -124,6 +132,8 @@ export const Pong = Type.Object({
   rev: Type.Integer({ minimum: 0 }),
   /** The leader's PUB endpoint as bound (a wildcard host is replaced by the follower). */
   events: Type.String({ maxLength: 256 }),
+  /** The leader's mass-down guard, so gateways can show it on /readyz and /metrics. */
+  guard: Type.Optional(MassDownGuardStatus),
 });
 
 // --- leader PUB
@@ -144,6 +154,7 @@ export const ToLeader = Type.Union([
   SnapshotRequest,
   SinceRequest,
   PingRequest,
+  GuardReleaseRequest,
 ]);
 export type ToLeader = Static<typeof ToLeader>;
 

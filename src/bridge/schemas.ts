@@ -29,12 +29,25 @@ export type ProviderState = Static<typeof ProviderState>;
 const IntervalMs = Type.Integer({ minimum: 50, maximum: 3_600_000, description: 'Milliseconds between checks' });
 const TimeoutMs = Type.Integer({ minimum: 10, maximum: 60_000, description: 'Milliseconds before one check fails' });
 
+/** Consecutive failed checks before a provider is reported down (the zmq check counts `misses` instead). */
+const FailuresBeforeDown = Type.Integer({ minimum: 1, maximum: 100, description: 'Consecutive failures before down' });
+/** Consecutive passes (or beats) a provider that was down must give before it is up again. */
+const SuccessesBeforeUp = Type.Integer({ minimum: 1, maximum: 100, description: 'Consecutive successes before up again' });
+/** A provider down this long is removed (a `deregistered` event); overrides the leader's default. */
+const DeregisterAfterMs = Type.Integer({
+  minimum: 100,
+  maximum: 2_592_000_000,
+  description: 'Remove the provider after it has been down this long (milliseconds)',
+});
+
 export const ZmqCheck = Type.Object(
   {
     type: Type.Literal('zmq'),
     endpoint: Type.String({ pattern: ZMQ_ENDPOINT_PATTERN, maxLength: 256, description: 'The provider PUB socket' }),
     intervalMs: Type.Optional(IntervalMs),
     misses: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'Silent intervals before down' })),
+    successesBeforeUp: Type.Optional(SuccessesBeforeUp),
+    deregisterAfterMs: Type.Optional(DeregisterAfterMs),
   },
   { additionalProperties: false },
 );
@@ -44,20 +57,42 @@ export const HttpCheck = Type.Object(
     url: Type.String({ pattern: HTTP_URL_PATTERN, maxLength: 2048 }),
     intervalMs: Type.Optional(IntervalMs),
     timeoutMs: Type.Optional(TimeoutMs),
+    /** When set, only this status is alive; otherwise any 2xx. */
+    expectStatus: Type.Optional(Type.Integer({ minimum: 100, maximum: 599, description: 'The one HTTP status that means alive' })),
+    failuresBeforeDown: Type.Optional(FailuresBeforeDown),
+    successesBeforeUp: Type.Optional(SuccessesBeforeUp),
+    deregisterAfterMs: Type.Optional(DeregisterAfterMs),
   },
   { additionalProperties: false },
 );
 export const TcpCheck = Type.Object(
-  { type: Type.Literal('tcp'), intervalMs: Type.Optional(IntervalMs), timeoutMs: Type.Optional(TimeoutMs) },
+  {
+    type: Type.Literal('tcp'),
+    intervalMs: Type.Optional(IntervalMs),
+    timeoutMs: Type.Optional(TimeoutMs),
+    failuresBeforeDown: Type.Optional(FailuresBeforeDown),
+    successesBeforeUp: Type.Optional(SuccessesBeforeUp),
+    deregisterAfterMs: Type.Optional(DeregisterAfterMs),
+  },
   { additionalProperties: false },
 );
 export const TtlCheck = Type.Object(
-  { type: Type.Literal('ttl'), ttlMs: Type.Integer({ minimum: 100, maximum: 86_400_000 }) },
+  {
+    type: Type.Literal('ttl'),
+    ttlMs: Type.Integer({ minimum: 100, maximum: 86_400_000 }),
+    /** Each `ttlMs` without a pass is one failure. */
+    failuresBeforeDown: Type.Optional(FailuresBeforeDown),
+    successesBeforeUp: Type.Optional(SuccessesBeforeUp),
+    deregisterAfterMs: Type.Optional(DeregisterAfterMs),
+  },
   { additionalProperties: false },
 );
 export const Check = Type.Union([ZmqCheck, HttpCheck, TcpCheck, TtlCheck], { description: 'How liveness is watched' });
 export type Check = Static<typeof Check>;
 export type ZmqCheck = Static<typeof ZmqCheck>;
+export type HttpCheck = Static<typeof HttpCheck>;
+export type TcpCheck = Static<typeof TcpCheck>;
+export type TtlCheck = Static<typeof TtlCheck>;
 
 export const Tags = Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 32 });
 export const Meta = Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' }), Type.String({ maxLength: 512 }), {
@@ -84,6 +119,9 @@ export const CheckResult = Type.Object({
   ok: Type.Boolean(),
   at: Type.Number({ description: 'Epoch milliseconds' }),
   output: Type.Optional(Type.String({ maxLength: 1024 })),
+  /** The error text of the most recent failure, kept after the provider is up again. */
+  lastFailure: Type.Optional(Type.String({ maxLength: 1024 })),
+  lastFailureAt: Type.Optional(Type.Number()),
 });
 export type CheckResult = Static<typeof CheckResult>;
 

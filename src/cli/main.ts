@@ -20,6 +20,11 @@ interface Command {
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 const int = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
 
+/** Health-check policy of the leader: auto-deregistration and the mass-down guard. */
+function leaderHealthFlags(v: Partial<Record<FlagKey, string | number | boolean>>): { deregisterAfterMs?: number; massDownPercent?: number } {
+  return { deregisterAfterMs: int(v.deregisterAfterMs), massDownPercent: int(v.massDownPercent) };
+}
+
 function say(line: string): void {
   process.stdout.write(line + '\n');
 }
@@ -38,11 +43,11 @@ const COMMANDS: Record<string, Command> = {
   },
   start: {
     summary: 'Run the whole system in one process: leader (embedded SQLite store), one worker and the gateway.',
-    flags: ['dataDir', 'bind', 'publish', 'httpHost', 'httpPort', 'workerTimeoutMs', 'writeTimeoutMs', 'logLevel'],
+    flags: ['dataDir', 'bind', 'publish', 'httpHost', 'httpPort', 'workerTimeoutMs', 'deregisterAfterMs', 'massDownPercent', 'writeTimeoutMs', 'logLevel'],
     async run(v, log) {
       const handles: Handle[] = [];
       try {
-        const leader = await startLeader({ dataDir: str(v.dataDir), bind: str(v.bind), publish: str(v.publish), workerTimeoutMs: int(v.workerTimeoutMs) }, { log });
+        const leader = await startLeader({ dataDir: str(v.dataDir), bind: str(v.bind), publish: str(v.publish), workerTimeoutMs: int(v.workerTimeoutMs), ...leaderHealthFlags(v) }, { log });
         handles.push(leader);
         const worker = await startWorker({ leader: leader.control }, { log });
         handles.push(worker);
@@ -67,9 +72,9 @@ const COMMANDS: Record<string, Command> = {
   },
   leader: {
     summary: 'Run the leader: the durable store, presence decisions, task assignment and the event feed.',
-    flags: ['dataDir', 'bind', 'publish', 'workerTimeoutMs', 'logLevel'],
+    flags: ['dataDir', 'bind', 'publish', 'workerTimeoutMs', 'deregisterAfterMs', 'massDownPercent', 'logLevel'],
     async run(v, log) {
-      const leader = await startLeader({ dataDir: str(v.dataDir), bind: str(v.bind), publish: str(v.publish), workerTimeoutMs: int(v.workerTimeoutMs) }, { log });
+      const leader = await startLeader({ dataDir: str(v.dataDir), bind: str(v.bind), publish: str(v.publish), workerTimeoutMs: int(v.workerTimeoutMs), ...leaderHealthFlags(v) }, { log });
       say(`switchboard leader: control=${leader.control} events=${leader.events} data=${str(v.dataDir) ?? './data'}`);
       return [leader];
     },

@@ -7,6 +7,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { ERROR_CODES, type Logger } from '../bridge/index.ts';
 import type { GatewayContext } from './context.ts';
+import { adminRoutes } from './routes/admin.ts';
 import { healthRoutes } from './routes/health.ts';
 import { providerRoutes } from './routes/providers.ts';
 import { serviceRoutes } from './routes/services.ts';
@@ -78,5 +79,6 @@ export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<F
   await app.register(async (scope) => providerRoutes(scope, ctx));
   await app.register(async (scope) => serviceRoutes(scope, ctx));
   await app.register(async (scope) => healthRoutes(scope, ctx));
+  await app.register(async (scope) => adminRoutes(scope, ctx));
   return app;
 }

@@ -9,6 +9,13 @@ export const DEFAULT_WORKER_TIMEOUT_MS = 2000;
 export const DEFAULT_BEACON_INTERVAL_MS = 500;
 export const DEFAULT_REASSIGN_GRACE_MS = 1500;
 export const DEFAULT_SWEEP_INTERVAL_MS = 250;
+/** Mass-down guard: trips when more than this percentage of checked providers would go down in one window. */
+export const DEFAULT_MASS_DOWN_PERCENT = 50;
+/** ...and at least this many: one provider of one going down is not a mass event. */
+export const DEFAULT_MASS_DOWN_MIN_PROVIDERS = 3;
+export const DEFAULT_MASS_DOWN_WINDOW_MS = 2000;
+/** How long a down that is not a closed connection waits to be counted with others before it is published. */
+export const DEFAULT_MASS_DOWN_SETTLE_MS = 200;
 
 export const LeaderConfigSchema = Type.Object(
   {
@@ -23,6 +30,13 @@ export const LeaderConfigSchema = Type.Object(
     reassignGraceMs: Type.Integer({ minimum: 0, maximum: 600_000 }),
     sweepIntervalMs: Type.Integer({ minimum: 10, maximum: 10_000 }),
     historySize: Type.Integer({ minimum: 0, maximum: 10_000_000 }),
+    /** Remove providers down this long; a check's own `deregisterAfterMs` wins. Off when absent. */
+    deregisterAfterMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 2_592_000_000 })),
+    /** 100 turns the guard off (more than 100% can never go down). */
+    massDownPercent: Type.Integer({ minimum: 1, maximum: 100 }),
+    massDownMinProviders: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+    massDownWindowMs: Type.Integer({ minimum: 10, maximum: 600_000 }),
+    massDownSettleMs: Type.Integer({ minimum: 0, maximum: 60_000 }),
   },
   { additionalProperties: false },
 );
@@ -37,6 +51,10 @@ export const LEADER_DEFAULTS = {
   reassignGraceMs: DEFAULT_REASSIGN_GRACE_MS,
   sweepIntervalMs: DEFAULT_SWEEP_INTERVAL_MS,
   historySize: 10_000,
+  massDownPercent: DEFAULT_MASS_DOWN_PERCENT,
+  massDownMinProviders: DEFAULT_MASS_DOWN_MIN_PROVIDERS,
+  massDownWindowMs: DEFAULT_MASS_DOWN_WINDOW_MS,
+  massDownSettleMs: DEFAULT_MASS_DOWN_SETTLE_MS,
 };
 
 export function leaderConfig(input: LeaderConfigInput): Readonly<LeaderConfig> {

@@ -16,6 +16,7 @@ import {
   TOPIC_EVENT,
   type Logger,
   type Metrics,
+  type CheckResult,
   type Observation,
   type Provider,
   type RegistryEvent,
@@ -23,7 +24,9 @@ import {
   type ToLeader,
 } from '../bridge/index.ts';
 import { defaultPublishEndpoint, type LeaderConfig } from './config.ts';
+import { MassDownGuard } from './mass-down.ts';
 import { decide, stateAfterMaintenance } from './presence.ts';
+import { Reaper } from './reaper.ts';
 import { Registry } from './registry.ts';
 import { Store } from './store.ts';
 import { WorkerPool, type Moves, type WorkerEntry } from './workers.ts';
@@ -47,6 +50,10 @@ export class Leader {
   readonly #decoder: FrameDecoder;
   /** Last observation per provider, kept even while in maintenance. */
   readonly #observed = new Map<string, boolean | null>();
+  /** Last check result per provider, restored as `lastCheck` when maintenance ends. */
+  readonly #lastResult = new Map<string, CheckResult>();
+  readonly #guard: MassDownGuard;
+  readonly #reaper: Reaper;
   readonly #startedAt = Date.now();
   #graceOver = false;
   #timers: NodeJS.Timeout[] = [];
@@ -90,6 +97,28 @@ export class Leader {
     });
     metrics.gauge('switchboard_workers', 'Live workers', () => this.pool.size);
     metrics.gauge('switchboard_tasks_unassigned', 'Watch tasks waiting for a worker', () => this.pool.unassigned.size);
+    this.#guard = new MassDownGuard({
+      percent: config.massDownPercent,
+      minProviders: config.massDownMinProviders,
+      windowMs: config.massDownWindowMs,
+      settleMs: config.massDownSettleMs,
+      log,
+      metrics,
+      checkedCount: () => {
+        let n = 0;
+        for (const p of this.registry.all()) if (p.check && p.state !== 'maintenance') n++;
+        return n;
+      },
+      apply: (o) => this.#applyDown(o),
+    });
+    this.#reaper = new Reaper({
+      defaultAfterMs: config.deregisterAfterMs,
+      intervalMs: config.sweepIntervalMs,
+      providers: () => this.registry.all(),
+      remove: (p) => this.#forget(this.registry.remove(p.id)),
+      log,
+      metrics,
+    });
     // Every checked provider needs a watcher; they wait for workers (and, after a restart, for their old owner).
     for (const p of this.registry.all()) if (p.check) this.pool.unassigned.add(p.id);
   }
@@ -109,6 +138,7 @@ export class Leader {
     this.#loop = receiveLoop(this.#router, (frames) => this.#receive(frames), this.#log);
     this.#timers.push(setInterval(() => this.#beacon(), this.#config.beaconIntervalMs));
     this.#timers.push(setInterval(() => this.#sweep(), this.#config.sweepIntervalMs));
+    this.#reaper.start();
     this.#log.info(
       { control: this.controlEndpoint, events: this.eventsEndpoint, epoch: this.registry.epoch, rev: this.registry.rev, providers: this.registry.size, store: this.#store.path },
       'leader started',
@@ -119,6 +149,8 @@ export class Leader {
     if (this.#closed) return;
     this.#closed = true;
     for (const t of this.#timers) clearInterval(t);
+    this.#guard.close();
+    this.#reaper.close();
     this.registry.flush();
     await Promise.race([Promise.all([this.#pubQueue.idle(), this.#routerQueue.idle()]), new Promise((r) => setTimeout(r, 200))]);
     this.#routerQueue.close();
@@ -169,6 +201,15 @@ export class Leader {
           epoch: this.registry.epoch,
           rev: this.registry.committedRev,
           events: this.eventsEndpoint,
+          guard: this.#guard.status(),
+        });
+        return;
+      case 'guard.release':
+        void this.#answer(routing, m.reqId, async () => {
+          const released = this.#guard.release();
+          this.#log.warn({ released }, 'mass-down guard released by an operator');
+          await this.registry.committed();
+          return { type: 'ack', status: 200, rev: this.registry.committedRev };
         });
         return;
       case 'snapshot':
@@ -195,8 +236,7 @@ export class Leader {
       case 'delete':
         void this.#answer(routing, m.reqId, async () => {
           const removed = this.registry.remove(m.id);
-          this.#retask(removed, undefined);
-          this.#observed.delete(m.id);
+          this.#forget(removed);
           await this.registry.committed();
           return { type: 'ack', status: 204, rev: removed.rev };
         });
@@ -205,6 +245,8 @@ export class Leader {
         void this.#answer(routing, m.reqId, async () => {
           const provider = this.#require(m.id);
           const now = Date.now();
+          // An operator's decision: a held down no longer matters, and maintenance outranks it anyway.
+          if (m.enabled) this.#guard.forget(m.id);
           const updated = m.enabled
             ? this.registry.setState(m.id, 'maintenance', 'maintenance', { ok: false, at: now, output: m.reason ?? 'maintenance' }, now)
             : provider.state === 'maintenance'
@@ -240,7 +282,16 @@ export class Leader {
   #leaveMaintenance(provider: Provider, now: number): Provider | undefined {
     const state = stateAfterMaintenance(provider, this.#observed.get(provider.id));
     const change = state === 'up' ? 'up' : state === 'down' ? 'down' : 'updated';
-    return this.registry.setState(provider.id, state, change, undefined, now);
+    // lastCheck carried the maintenance reason; show the real last check result again.
+    return this.registry.setState(provider.id, state, change, this.#lastResult.get(provider.id), now);
+  }
+
+  /** After a removal (by a client or the reaper): drop its watch task and everything kept about it. */
+  #forget(removed: Provider): void {
+    this.#retask(removed, undefined);
+    this.#observed.delete(removed.id);
+    this.#lastResult.delete(removed.id);
+    this.#guard.forget(removed.id);
   }
 
   async #answer(routing: Buffer, reqId: number, work: () => Promise<object>): Promise<void> {
@@ -294,10 +345,31 @@ export class Leader {
       if (this.pool.ownerOf(o.id) !== workerId) continue; // a worker that no longer owns the task is not heard
       const provider = this.registry.get(o.id);
       if (!provider) continue;
-      if (o.alive !== null) this.#observed.set(o.id, o.alive);
+      if (o.alive !== null) {
+        this.#observed.set(o.id, o.alive);
+        const result: CheckResult = { ok: o.alive, at: o.at };
+        if (o.output !== undefined) result.output = o.output;
+        this.#lastResult.set(o.id, result);
+      }
+      // Alive again, or really gone (its own connection closed): whatever the guard held is moot.
+      if (o.alive === true || o.cause === 'disconnect') this.#guard.forget(o.id);
       const decision = decide(provider, o);
-      if (decision) this.registry.setState(o.id, decision.state, decision.change, decision.lastCheck, Date.now());
+      if (!decision) continue;
+      // A down that is not a closed connection may be part of a mass event: the guard decides when it is published.
+      if (decision.state === 'down' && o.cause !== 'disconnect') {
+        this.#guard.offer(o);
+        continue;
+      }
+      this.registry.setState(o.id, decision.state, decision.change, decision.lastCheck, Date.now());
     }
+  }
+
+  /** A down released by the mass-down guard: published only if it still holds. */
+  #applyDown(o: Observation): void {
+    const provider = this.registry.get(o.id);
+    if (!provider || this.#observed.get(o.id) !== false) return;
+    const decision = decide(provider, o);
+    if (decision?.state === 'down') this.registry.setState(o.id, decision.state, decision.change, decision.lastCheck, Date.now());
   }
 
   /** After a registration, update or removal: move the watch task to match the new record. */

@@ -17,6 +17,18 @@ export function decide(provider: Provider, observation: Observation): Decision |
   const lastCheck: CheckResult = { ok: observation.alive, at: observation.at };
   const output = observation.output ?? (observation.alive ? undefined : observation.cause);
   if (output) lastCheck.output = output;
+  // The error text of the last failure stays visible after recovery: "up, but last failed because ..." is useful.
+  const previous = provider.lastCheck;
+  if (!observation.alive) {
+    lastCheck.lastFailure = lastCheck.output ?? 'down';
+    lastCheck.lastFailureAt = observation.at;
+  } else if (previous && !previous.ok && previous.output !== undefined) {
+    lastCheck.lastFailure = previous.output;
+    lastCheck.lastFailureAt = previous.at;
+  } else if (previous?.lastFailure !== undefined) {
+    lastCheck.lastFailure = previous.lastFailure;
+    if (previous.lastFailureAt !== undefined) lastCheck.lastFailureAt = previous.lastFailureAt;
+  }
   if (observation.alive && provider.state !== 'up') return { state: 'up', change: 'up', lastCheck };
   if (!observation.alive && provider.state !== 'down') return { state: 'down', change: 'down', lastCheck };
   return undefined;

@@ -8,6 +8,8 @@ export const DEFAULT_ENDPOINTS_PER_SOCKET = 1000;
 /** Freeze detection: ZMTP pings every 300 ms, a peer silent for 900 ms is dropped (and its providers go down). */
 export const DEFAULT_ZMTP_HEARTBEAT_INTERVAL_MS = 300;
 export const DEFAULT_ZMTP_HEARTBEAT_TIMEOUT_MS = 900;
+/** Polled checks (http, tcp) in flight at once; a hanging target holds one slot only until its timeout. */
+export const DEFAULT_MAX_CONCURRENT_CHECKS = 64;
 
 export const WorkerConfigSchema = Type.Object(
   {
@@ -19,6 +21,7 @@ export const WorkerConfigSchema = Type.Object(
     endpointsPerSocket: Type.Integer({ minimum: 1, maximum: 60_000 }),
     zmtpHeartbeatIntervalMs: Type.Integer({ minimum: 10, maximum: 600_000 }),
     zmtpHeartbeatTimeoutMs: Type.Integer({ minimum: 10, maximum: 600_000 }),
+    maxConcurrentChecks: Type.Integer({ minimum: 1, maximum: 10_000 }),
   },
   { additionalProperties: false },
 );
@@ -32,6 +35,7 @@ export const WORKER_DEFAULTS = {
   endpointsPerSocket: DEFAULT_ENDPOINTS_PER_SOCKET,
   zmtpHeartbeatIntervalMs: DEFAULT_ZMTP_HEARTBEAT_INTERVAL_MS,
   zmtpHeartbeatTimeoutMs: DEFAULT_ZMTP_HEARTBEAT_TIMEOUT_MS,
+  maxConcurrentChecks: DEFAULT_MAX_CONCURRENT_CHECKS,
 };
 
 export function workerConfig(input: WorkerConfigInput): Readonly<WorkerConfig> {

@@ -8,6 +8,10 @@ import { randomBytes } from 'node:crypto';
 import { LeaderLink, toWorker, ToWorker as ToWorkerSchema, type Logger, type Metrics, type Observation, type Task, type ToWorker } from '../bridge/index.ts';
 import type { WorkerConfig } from './config.ts';
 import type { CheckRunner } from './runner.ts';
+import { httpCheckRunner } from './http-check.ts';
+import { Limiter } from './polled-runner.ts';
+import { tcpCheckRunner } from './tcp-check.ts';
+import { TtlRunner } from './ttl-check.ts';
 import { ZmqHeartbeatRunner } from './zmq-heartbeats.ts';
 
 export class Worker {
@@ -53,6 +57,13 @@ export class Worker {
         sink,
       ),
     );
+    // http and tcp share one bound on probes in flight.
+    const limiter = new Limiter(config.maxConcurrentChecks);
+    this.#runners.set('http', httpCheckRunner({ limiter, log: this.#log, metrics }, sink));
+    this.#runners.set('tcp', tcpCheckRunner({ limiter, log: this.#log, metrics }, sink));
+    this.#runners.set('ttl', new TtlRunner({ log: this.#log }, sink));
+    metrics.gauge('switchboard_checks_in_flight', 'Polled checks running now', () => limiter.running);
+    metrics.gauge('switchboard_checks_waiting', 'Polled checks waiting for a free slot', () => limiter.waiting);
     metrics.gauge('switchboard_worker_tasks', 'Tasks this worker watches', () => this.#taskRunner.size);
   }
 

@@ -6,9 +6,12 @@
  * A provider is down when its connection drops (the socket's `disconnect` event: milliseconds after a crash),
  * when ZMTP heartbeats time out (a frozen process), or after `misses` intervals without a beat (a process whose
  * event loop is stuck still answers ZMTP pings). It is up on the first beat; a `connect` alone proves nothing.
+ * A provider that was down must beat `successesBeforeUp` times in a row (default 2) before it is up again, so a
+ * process that restarts in a loop, or thaws for a moment, does not flap its clients.
  */
 import { Subscriber } from 'zeromq';
 import { baseSocketOptions, FrameDecoder, receiveLoop, type Logger, type Metrics, type Observation, type Task, type ZmqCheck } from '../bridge/index.ts';
+import { Damper, DEFAULT_ZMQ_SUCCESSES_BEFORE_UP } from './damping.ts';
 import type { CheckRunner, ObservationSink } from './runner.ts';
 
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
@@ -31,6 +34,7 @@ interface Watch {
   misses: number;
   startedAt: number;
   lastBeat: number;
+  damper: Damper;
   alive: boolean | null;
   at: number;
   cause: string;
@@ -76,10 +80,12 @@ export class ZmqHeartbeatRunner implements CheckRunner {
     const check = task.check as ZmqCheck;
     const intervalMs = check.intervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
     const misses = check.misses ?? DEFAULT_HEARTBEAT_MISSES;
+    const successesBeforeUp = check.successesBeforeUp ?? DEFAULT_ZMQ_SUCCESSES_BEFORE_UP;
     const existing = this.#watches.get(task.id);
     if (existing && existing.endpoint === check.endpoint) {
       existing.intervalMs = intervalMs;
       existing.misses = misses;
+      existing.damper.successesBeforeUp = successesBeforeUp;
       this.#tuneSweep(intervalMs);
       return;
     }
@@ -92,6 +98,8 @@ export class ZmqHeartbeatRunner implements CheckRunner {
       misses,
       startedAt: now,
       lastBeat: 0,
+      // `misses` is the way down, so one failure (a miss or a disconnect) is enough there.
+      damper: new Damper(1, successesBeforeUp),
       alive: null,
       at: now,
       cause: 'assigned',
@@ -144,7 +152,9 @@ export class ZmqHeartbeatRunner implements CheckRunner {
       } catch (err) {
         // A malformed or unresolvable endpoint: the provider can never be seen alive; say so.
         this.#log.warn({ err, endpoint: address }, 'cannot connect to heartbeat endpoint');
-        this.#transition(this.#watches.get(id)!, false, `cannot connect: ${(err as Error).message}`);
+        const watch = this.#watches.get(id)!;
+        watch.damper.down();
+        this.#transition(watch, false, `cannot connect: ${(err as Error).message}`);
       }
     }
     endpoint.providers.add(id);
@@ -192,7 +202,7 @@ export class ZmqHeartbeatRunner implements CheckRunner {
     const watch = this.#watches.get(id);
     if (!watch) return; // another provider on a shared PUB socket, or not ours
     watch.lastBeat = Date.now();
-    if (watch.alive !== true) this.#transition(watch, true, 'beat');
+    if (watch.damper.record(true)) this.#transition(watch, true, 'beat');
   }
 
   #onDisconnect(address: string): void {
@@ -200,16 +210,21 @@ export class ZmqHeartbeatRunner implements CheckRunner {
     if (!endpoint) return;
     for (const id of endpoint.providers) {
       const watch = this.#watches.get(id);
-      if (watch && watch.alive !== false) this.#transition(watch, false, 'disconnect');
+      // The fast path: a dropped connection is down at once, whatever the damping says.
+      if (watch && watch.damper.down()) this.#transition(watch, false, 'disconnect');
     }
   }
 
   #sweep(): void {
     const now = Date.now();
     for (const watch of this.#watches.values()) {
-      if (watch.alive === false) continue;
       const since = Math.max(watch.lastBeat, watch.startedAt);
-      if (now - since > watch.intervalMs * watch.misses) this.#transition(watch, false, 'missed');
+      if (watch.alive === false) {
+        // Beats of a recovering provider count only while they keep coming (a gap of two intervals breaks them).
+        if (now - since > watch.intervalMs * 2) watch.damper.breakStreak();
+        continue;
+      }
+      if (now - since > watch.intervalMs * watch.misses && watch.damper.down()) this.#transition(watch, false, 'missed');
     }
   }
 

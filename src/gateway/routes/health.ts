@@ -1,8 +1,17 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { MassDownGuardStatus } from '../../bridge/index.ts';
 import type { GatewayContext } from '../context.ts';
 import { Health, Readiness } from '../schemas.ts';
+
+/** Readiness plus the leader's mass-down guard: still ready (reads are served), but operators must see the hold. */
+const ReadinessWithGuard = Type.Object({
+  ...Readiness.properties,
+  massDownGuard: Type.Union([MassDownGuardStatus, Type.Null()], {
+    description: 'The leader holds down transitions while active (a likely network or worker cut-off); null if unknown',
+  }),
+});
 
 export async function healthRoutes(fastify: FastifyInstance, ctx: GatewayContext): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
@@ -16,7 +25,7 @@ export async function healthRoutes(fastify: FastifyInstance, ctx: GatewayContext
       schema: {
         tags,
         summary: 'Ready: the replica is loaded and in sync with a reachable leader',
-        response: { 200: Readiness, 503: Readiness },
+        response: { 200: ReadinessWithGuard, 503: ReadinessWithGuard },
       },
     },
     async (_request, reply) => {

@@ -1,10 +1,32 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { Provider, ProviderInput } from '../../bridge/index.ts';
+import { Compile } from 'typebox/compile';
+import { HttpCheck, Provider, ProviderInput, TcpCheck, TtlCheck, ZmqCheck } from '../../bridge/index.ts';
 import type { GatewayContext } from '../context.ts';
 import { httpError } from '../errors.ts';
 import { errorResponses, MaintenanceBody, ProviderParams } from '../schemas.ts';
+
+/** Each check variant on its own: the union's error would name a field of the first variant (`endpoint`). */
+const CHECK_VARIANTS: Record<string, { Check(v: unknown): boolean; Errors(v: unknown): Iterable<{ instancePath: string; message: string; keyword: string; params: unknown }> }> = {
+  zmq: Compile(ZmqCheck),
+  http: Compile(HttpCheck),
+  tcp: Compile(TcpCheck),
+  ttl: Compile(TtlCheck),
+};
+
+/** preValidation: a check with a known `type` is validated against that type, so the 400 names the real field. */
+async function validateCheck(request: { body: unknown }): Promise<void> {
+  const check = (request.body as { check?: unknown } | null)?.check;
+  if (!check || typeof check !== 'object' || Array.isArray(check)) return;
+  const variant = CHECK_VARIANTS[String((check as { type?: unknown }).type)];
+  if (!variant || variant.Check(check)) return;
+  for (const e of variant.Errors(check)) {
+    const extra = (e.params as { additionalProperties?: string[] }).additionalProperties;
+    const detail = e.keyword === 'additionalProperties' && extra ? `must NOT have additional property '${extra.join(', ')}'` : e.message;
+    throw httpError('FST_ERR_VALIDATION', `body/check${e.instancePath} ${detail}`);
+  }
+}
 
 export async function providerRoutes(fastify: FastifyInstance, ctx: GatewayContext): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
@@ -21,6 +43,7 @@ export async function providerRoutes(fastify: FastifyInstance, ctx: GatewayConte
         body: ProviderInput,
         response: { 200: Provider, 201: Provider, ...errorResponses(400, 409, 503) },
       },
+      preValidation: validateCheck,
     },
     async (request, reply) => {
       const ack = await ctx.writes.writeProvider({ type: 'put', id: request.params.id, input: request.body });
@@ -38,6 +61,7 @@ export async function providerRoutes(fastify: FastifyInstance, ctx: GatewayConte
         body: ProviderInput,
         response: { 200: Provider, 201: Provider, ...errorResponses(400, 409, 503) },
       },
+      preValidation: validateCheck,
     },
     async (request, reply) => {
       const ack = await ctx.writes.writeProvider({ type: 'put', input: request.body });
