@@ -38,6 +38,9 @@ export const FLAGS = {
     default: '50',
   },
   writeTimeoutMs: { name: 'write-timeout-ms', env: 'SWITCHBOARD_WRITE_TIMEOUT_MS', kind: 'int', help: 'How long a write waits for the leader', default: '5000' },
+  zmqPub: { name: 'zmq-pub', env: 'SWITCHBOARD_ZMQ_PUB', kind: 'string', help: 'Gateway native ZeroMQ feed (PUB) endpoint, or off', default: 'tcp://127.0.0.1:7701' },
+  zmqSnapshot: { name: 'zmq-snapshot', env: 'SWITCHBOARD_ZMQ_SNAPSHOT', kind: 'string', help: 'Gateway ZeroMQ snapshot (ROUTER) endpoint, or off', default: 'tcp://127.0.0.1:7702' },
+  historySize: { name: 'history-size', env: 'SWITCHBOARD_HISTORY_SIZE', kind: 'int', help: 'Recent events the gateway keeps for resumes', default: '10000' },
   heartbeatBind: { name: 'bind', env: 'SWITCHBOARD_HEARTBEAT_BIND', kind: 'string', help: 'Where the heartbeat PUB socket binds', default: 'tcp://127.0.0.1:* (any free port)' },
   logLevel: { name: 'log-level', env: 'SWITCHBOARD_LOG_LEVEL', kind: 'string', help: 'trace, debug, info, warn, error, fatal or silent', default: 'info' },
 } as const satisfies Record<string, Flag>;

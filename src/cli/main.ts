@@ -25,6 +25,16 @@ function leaderHealthFlags(v: Partial<Record<FlagKey, string | number | boolean>
   return { deregisterAfterMs: int(v.deregisterAfterMs), massDownPercent: int(v.massDownPercent) };
 }
 
+/** Gateway options for the change feeds (native ZeroMQ endpoints, history for resumes). */
+function feedConfig(v: Partial<Record<FlagKey, string | number | boolean>>): { zmqPub?: string; zmqSnapshot?: string; historySize?: number } {
+  return { zmqPub: str(v.zmqPub), zmqSnapshot: str(v.zmqSnapshot), historySize: int(v.historySize) };
+}
+
+/** A line of its own after `switchboard gateway: url=`, so that line keeps the format scripts parse. */
+function feedLine(feed: { pub: string | null; snapshot: string | null }): string {
+  return `switchboard gateway feed: pub=${feed.pub ?? 'off'} snapshot=${feed.snapshot ?? 'off'}`;
+}
+
 function say(line: string): void {
   process.stdout.write(line + '\n');
 }
@@ -43,7 +53,7 @@ const COMMANDS: Record<string, Command> = {
   },
   start: {
     summary: 'Run the whole system in one process: leader (embedded SQLite store), one worker and the gateway.',
-    flags: ['dataDir', 'bind', 'publish', 'httpHost', 'httpPort', 'workerTimeoutMs', 'deregisterAfterMs', 'massDownPercent', 'writeTimeoutMs', 'logLevel'],
+    flags: ['dataDir', 'bind', 'publish', 'httpHost', 'httpPort', 'workerTimeoutMs', 'deregisterAfterMs', 'massDownPercent', 'writeTimeoutMs', 'zmqPub', 'zmqSnapshot', 'historySize', 'logLevel'],
     async run(v, log) {
       const handles: Handle[] = [];
       try {
@@ -52,17 +62,19 @@ const COMMANDS: Record<string, Command> = {
         const worker = await startWorker({ leader: leader.control }, { log });
         handles.push(worker);
         const gateway = await startGateway(
-          { leader: leader.control, leaderEvents: leader.events, httpHost: str(v.httpHost), httpPort: int(v.httpPort), writeTimeoutMs: int(v.writeTimeoutMs) },
+          { leader: leader.control, leaderEvents: leader.events, httpHost: str(v.httpHost), httpPort: int(v.httpPort), writeTimeoutMs: int(v.writeTimeoutMs), ...feedConfig(v) },
           { log },
         );
         handles.push(gateway);
         say(`switchboard leader: control=${leader.control} events=${leader.events} data=${str(v.dataDir) ?? './data'}`);
         say(`switchboard worker: id=${worker.id}`);
         say(`switchboard gateway: url=${gateway.url}`);
+        say(feedLine(gateway.feed));
         say('');
         say(`  REST API     ${gateway.url}/v1/services`);
         say(`  API docs     ${gateway.url}/docs`);
         say(`  health       ${gateway.url}/healthz  ${gateway.url}/readyz  ${gateway.url}/metrics`);
+        say(`  watch        ${gateway.url.replace(/^http/, 'ws')}/v1/watch (WebSocket)  ${gateway.url}/v1/events (SSE)`);
         return handles.reverse();
       } catch (err) {
         for (const h of handles.reverse()) await h.close();
@@ -90,13 +102,14 @@ const COMMANDS: Record<string, Command> = {
   },
   gateway: {
     summary: 'Run a gateway: the public REST API, served from a replica of the leader.',
-    flags: ['leader', 'leaderEvents', 'httpHost', 'httpPort', 'writeTimeoutMs', 'logLevel'],
+    flags: ['leader', 'leaderEvents', 'httpHost', 'httpPort', 'writeTimeoutMs', 'zmqPub', 'zmqSnapshot', 'historySize', 'logLevel'],
     async run(v, log) {
       const gateway = await startGateway(
-        { leader: str(v.leader), leaderEvents: str(v.leaderEvents), httpHost: str(v.httpHost), httpPort: int(v.httpPort), writeTimeoutMs: int(v.writeTimeoutMs) },
+        { leader: str(v.leader), leaderEvents: str(v.leaderEvents), httpHost: str(v.httpHost), httpPort: int(v.httpPort), writeTimeoutMs: int(v.writeTimeoutMs), ...feedConfig(v) },
         { log },
       );
       say(`switchboard gateway: url=${gateway.url}`);
+      say(feedLine(gateway.feed));
       return [gateway];
     },
   },

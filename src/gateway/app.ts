@@ -5,12 +5,15 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import websocket from '@fastify/websocket';
 import { ERROR_CODES, type Logger } from '../bridge/index.ts';
 import type { GatewayContext } from './context.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { healthRoutes } from './routes/health.ts';
 import { providerRoutes } from './routes/providers.ts';
 import { serviceRoutes } from './routes/services.ts';
+import { eventRoutes } from './routes/events.ts';
+import { watchRoutes } from './routes/watch.ts';
 import { ErrorResponse } from './schemas.ts';
 import { validatorCompiler } from './validation.ts';
 
@@ -54,6 +57,7 @@ export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<F
       tags: [
         { name: 'providers', description: 'Register, update, deregister and inspect providers' },
         { name: 'services', description: 'Look up services and their providers' },
+        { name: 'watch', description: 'Follow changes: WebSocket and Server-Sent Events (blocking queries live under services)' },
         { name: 'operations', description: 'Health, readiness and metrics of the gateway' },
       ],
       components: {},
@@ -80,5 +84,16 @@ export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<F
   await app.register(async (scope) => serviceRoutes(scope, ctx));
   await app.register(async (scope) => healthRoutes(scope, ctx));
   await app.register(async (scope) => adminRoutes(scope, ctx));
+  await app.register(websocket, {
+    // Clients only send small control messages (resume, ping).
+    options: { maxPayload: 64 * 1024 },
+    // An unclean disconnect is routine for a watcher, not an error worth a stack trace.
+    errorHandler: (err, socket, request) => {
+      request.log.debug({ err }, 'WebSocket error');
+      socket.terminate();
+    },
+  });
+  await app.register(async (scope) => watchRoutes(scope, ctx));
+  await app.register(async (scope) => eventRoutes(scope, ctx));
   return app;
 }

@@ -26,9 +26,11 @@ export class ChangeSignal {
         this.#wake(this.#byService.get(event.service));
         this.#wake(this.#all);
       }),
+      // After a resync a service's index may go down (a deregistration older than the snapshot is forgotten):
+      // answer every query whose index moved either way, so the client re-asks with the index it now sees.
       replica.onReset(() => {
-        for (const set of this.#byService.values()) this.#wake(set);
-        this.#wake(this.#all);
+        for (const set of this.#byService.values()) this.#wake(set, true);
+        this.#wake(this.#all, true);
       }),
     ];
   }
@@ -81,9 +83,12 @@ export class ChangeSignal {
     return set;
   }
 
-  #wake(set: Set<Waiter> | undefined): void {
+  #wake(set: Set<Waiter> | undefined, reset = false): void {
     if (!set) return;
-    for (const w of [...set]) if (this.indexOf(w.service) > w.index) w.done();
+    for (const w of [...set]) {
+      const index = this.indexOf(w.service);
+      if (index > w.index || (reset && index !== w.index)) w.done();
+    }
   }
 }
 

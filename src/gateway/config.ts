@@ -7,6 +7,19 @@ export const DEFAULT_WRITE_TIMEOUT_MS = 5000;
 export const DEFAULT_BODY_LIMIT = 64 * 1024;
 /** How long an acknowledged write waits for the local replica, so the client reads its own write. */
 export const DEFAULT_READ_YOUR_WRITES_MS = 1000;
+/** Native ZeroMQ feed (PUB) and its snapshot endpoint (ROUTER); `off` switches one off. */
+export const DEFAULT_ZMQ_PUB = 'tcp://127.0.0.1:7701';
+export const DEFAULT_ZMQ_SNAPSHOT = 'tcp://127.0.0.1:7702';
+/** With an ephemeral HTTP port (tests, several gateways on a host) the feed ports are ephemeral too. */
+export const EPHEMERAL_ZMQ = 'tcp://127.0.0.1:*';
+export const DEFAULT_ZMQ_SEND_HWM = 10_000;
+export const DEFAULT_HISTORY_SIZE = 10_000;
+export const DEFAULT_SSE_HEARTBEAT_MS = 15_000;
+export const DEFAULT_WS_PING_INTERVAL_MS = 30_000;
+export const DEFAULT_CLIENT_BUFFER_BYTES = 8 * 1024 * 1024;
+export const DEFAULT_MAX_WATCHERS = 10_000;
+export const DEFAULT_MAX_WATCHERS_PER_ADDRESS = 256;
+const FEED_ENDPOINT = Type.String({ pattern: '^(?:off|(?:tcp|ipc|inproc)://[^\\s]+)$' });
 
 export const GatewayConfigSchema = Type.Object(
   {
@@ -20,6 +33,16 @@ export const GatewayConfigSchema = Type.Object(
     readYourWritesMs: Type.Integer({ minimum: 0, maximum: 60_000 }),
     bodyLimit: Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024 }),
     staleAfterMs: Type.Integer({ minimum: 100, maximum: 600_000 }),
+    zmqPub: FEED_ENDPOINT,
+    zmqSnapshot: FEED_ENDPOINT,
+    zmqSendHighWaterMark: Type.Integer({ minimum: 1, maximum: 10_000_000 }),
+    /** Recent events kept for resumes (WebSocket, SSE). 0 keeps none: every resume gets a snapshot. */
+    historySize: Type.Integer({ minimum: 0, maximum: 10_000_000 }),
+    sseHeartbeatMs: Type.Integer({ minimum: 10, maximum: 3_600_000 }),
+    wsPingIntervalMs: Type.Integer({ minimum: 10, maximum: 3_600_000 }),
+    clientBufferBytes: Type.Integer({ minimum: 1024, maximum: 1024 * 1024 * 1024 }),
+    maxWatchers: Type.Integer({ minimum: 1, maximum: 10_000_000 }),
+    maxWatchersPerAddress: Type.Integer({ minimum: 1, maximum: 10_000_000 }),
   },
   { additionalProperties: false },
 );
@@ -34,8 +57,18 @@ export const GATEWAY_DEFAULTS = {
   readYourWritesMs: DEFAULT_READ_YOUR_WRITES_MS,
   bodyLimit: DEFAULT_BODY_LIMIT,
   staleAfterMs: 2000,
+  zmqPub: DEFAULT_ZMQ_PUB,
+  zmqSnapshot: DEFAULT_ZMQ_SNAPSHOT,
+  zmqSendHighWaterMark: DEFAULT_ZMQ_SEND_HWM,
+  historySize: DEFAULT_HISTORY_SIZE,
+  sseHeartbeatMs: DEFAULT_SSE_HEARTBEAT_MS,
+  wsPingIntervalMs: DEFAULT_WS_PING_INTERVAL_MS,
+  clientBufferBytes: DEFAULT_CLIENT_BUFFER_BYTES,
+  maxWatchers: DEFAULT_MAX_WATCHERS,
+  maxWatchersPerAddress: DEFAULT_MAX_WATCHERS_PER_ADDRESS,
 };
 
 export function gatewayConfig(input: GatewayConfigInput): Readonly<GatewayConfig> {
-  return validateConfig('gateway', GatewayConfigSchema, GATEWAY_DEFAULTS, input);
+  const feedDefaults = input.httpPort === 0 ? { zmqPub: EPHEMERAL_ZMQ, zmqSnapshot: EPHEMERAL_ZMQ } : {};
+  return validateConfig('gateway', GatewayConfigSchema, { ...GATEWAY_DEFAULTS, ...feedDefaults }, input);
 }

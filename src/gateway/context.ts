@@ -1,5 +1,6 @@
 import type { Follower, Metrics } from '../bridge/index.ts';
 import type { ChangeSignal } from './change-signal.ts';
+import type { EventHub } from './subscribers.ts';
 import type { WriteForwarder } from './writes.ts';
 
 /** What the routes need from the running gateway; tests build it the same way. */
@@ -8,6 +9,19 @@ export interface GatewayContext {
   writes: WriteForwarder;
   changes: ChangeSignal;
   metrics: Metrics;
+  /** Push subscribers (WebSocket, SSE) and the history they resume from. */
+  hub: EventHub;
+  push: PushSettings;
+}
+
+/** How the push transports treat each subscriber. */
+export interface PushSettings {
+  /** SSE comment lines that keep proxies from closing an idle stream. */
+  sseHeartbeatMs: number;
+  /** WebSocket ping period; a client that has not answered the previous ping by then is dropped. */
+  wsPingIntervalMs: number;
+  /** Bytes a subscriber may have waiting to be sent before it is dropped as too slow. */
+  clientBufferBytes: number;
 }
 
 export const DEFAULT_WAIT_MS = 60_000;

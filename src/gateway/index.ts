@@ -3,8 +3,10 @@ import type { FastifyInstance } from 'fastify';
 import { createLogger, Follower, makeHandle, Metrics, type Handle, type Logger } from '../bridge/index.ts';
 import { buildApp } from './app.ts';
 import { ChangeSignal } from './change-signal.ts';
-import { gatewayConfig, type GatewayConfigInput } from './config.ts';
-import type { GatewayContext } from './context.ts';
+import { gatewayConfig, GATEWAY_DEFAULTS, type GatewayConfigInput } from './config.ts';
+import type { GatewayContext, PushSettings } from './context.ts';
+import { startNativeFeed, type NativeFeed } from './feed.ts';
+import { EventHub } from './subscribers.ts';
 import { WriteForwarder } from './writes.ts';
 
 export { gatewayConfig, GATEWAY_DEFAULTS } from './config.ts';
@@ -20,15 +22,41 @@ export interface GatewayHandle extends Handle {
   readonly app: FastifyInstance;
   readonly follower: Follower;
   readonly metrics: Metrics;
+  /** Bound endpoints of the native ZeroMQ feed (null when switched off). */
+  readonly feed: { readonly pub: string | null; readonly snapshot: string | null };
+}
+
+export interface ContextOptions extends Partial<PushSettings> {
+  writeTimeoutMs: number;
+  readYourWritesMs: number;
+  historySize?: number;
+  maxWatchers?: number;
+  maxWatchersPerAddress?: number;
+  log?: Logger;
 }
 
 /** Builds the context the routes need around a follower (shared by `start` and tests). */
-export function createContext(follower: Follower, metrics: Metrics, opts: { writeTimeoutMs: number; readYourWritesMs: number }): GatewayContext {
+export function createContext(follower: Follower, metrics: Metrics, opts: ContextOptions): GatewayContext {
+  const d = GATEWAY_DEFAULTS;
+  const changes = new ChangeSignal(follower.replica, MAX_BLOCKING_QUERIES);
+  metrics.gauge('switchboard_blocking_queries', 'Blocking queries waiting for a change', () => changes.waiting);
   return {
     follower,
     metrics,
     writes: new WriteForwarder(follower, { timeoutMs: opts.writeTimeoutMs, readYourWritesMs: opts.readYourWritesMs }),
-    changes: new ChangeSignal(follower.replica, MAX_BLOCKING_QUERIES),
+    changes,
+    hub: new EventHub(follower.replica, {
+      historySize: opts.historySize ?? d.historySize,
+      maxWatchers: opts.maxWatchers ?? d.maxWatchers,
+      maxWatchersPerAddress: opts.maxWatchersPerAddress ?? d.maxWatchersPerAddress,
+      metrics,
+      log: opts.log ?? createLogger({ level: 'silent' }),
+    }),
+    push: {
+      sseHeartbeatMs: opts.sseHeartbeatMs ?? d.sseHeartbeatMs,
+      wsPingIntervalMs: opts.wsPingIntervalMs ?? d.wsPingIntervalMs,
+      clientBufferBytes: opts.clientBufferBytes ?? d.clientBufferBytes,
+    },
   };
 }
 
@@ -44,13 +72,17 @@ export async function start(config: GatewayConfigInput, deps: { log?: Logger; me
     name: 'gateway',
     staleAfterMs: cfg.staleAfterMs,
   });
-  const ctx = createContext(follower, metrics, cfg);
+  const ctx = createContext(follower, metrics, { ...cfg, log });
   let app: FastifyInstance;
+  let feed: NativeFeed | null = null;
   try {
+    feed = await startNativeFeed({ pub: cfg.zmqPub, snapshot: cfg.zmqSnapshot, highWaterMark: cfg.zmqSendHighWaterMark, follower, metrics, log });
     app = await buildApp(ctx, { log, bodyLimit: cfg.bodyLimit });
     await app.listen({ host: cfg.httpHost, port: cfg.httpPort });
   } catch (err) {
     ctx.changes.close();
+    ctx.hub.close();
+    await feed?.close();
     await follower.close();
     throw err;
   }
@@ -58,9 +90,13 @@ export async function start(config: GatewayConfigInput, deps: { log?: Logger; me
   const port = typeof address === 'object' && address ? address.port : cfg.httpPort;
   const host = cfg.httpHost.includes(':') ? `[${cfg.httpHost}]` : cfg.httpHost;
   const url = `http://${host}:${port}`;
-  log.info({ url, leader: cfg.leader }, 'gateway listening');
-  return makeHandle({ url, app, follower, metrics }, async () => {
+  log.info({ url, leader: cfg.leader, feed: { pub: feed.pub, snapshot: feed.snapshot } }, 'gateway listening');
+  const nativeFeed = feed;
+  return makeHandle({ url, app, follower, metrics, feed: { pub: feed.pub, snapshot: feed.snapshot } }, async () => {
     ctx.changes.close();
+    // Push subscribers first: an open SSE stream would keep the HTTP server from closing.
+    ctx.hub.close();
+    await nativeFeed.close();
     await app.close();
     await follower.close();
     log.info('gateway stopped');

@@ -1,0 +1,113 @@
+/**
+ * The native ZeroMQ feed: a PUB socket sending each change as `["svc/<service>/", body]`, body the event as plain
+ * MessagePack maps (any language's msgpack library reads it). PUB/SUB may drop (slow joiner, high-water mark), so
+ * subscribers rely on revisions and the snapshot endpoint beside it (feed-snapshot.ts) to repair gaps.
+ */
+import { Publisher } from 'zeromq';
+import { baseSocketOptions, pack, SendQueue, type Follower, type Logger, type Metrics, type RegistryEvent, type Replica } from '../bridge/index.ts';
+import { SnapshotEndpoint } from './feed-snapshot.ts';
+
+export const DEFAULT_FEED_HIGH_WATER_MARK = 10_000;
+
+/** The topic of a service's events; the trailing slash keeps `svc/bill` from matching `svc/billing/`. */
+export function feedTopic(service: string): string {
+  return `svc/${service}/`;
+}
+
+export interface FeedOptions {
+  endpoint: string;
+  /** Messages libzmq queues per subscriber before dropping for it (ZMQ_SNDHWM). */
+  highWaterMark: number;
+  replica: Replica;
+  metrics: Metrics;
+  log: Logger;
+}
+
+export class EventFeed {
+  readonly #socket: Publisher;
+  readonly #queue: SendQueue;
+  readonly #metrics: Metrics;
+  #unsubscribe: (() => void) | null = null;
+  #endpoint = '';
+
+  private constructor(opts: FeedOptions) {
+    this.#metrics = opts.metrics;
+    // noDrop stays off: one stalled subscriber must never stall the feed for the others.
+    this.#socket = new Publisher(baseSocketOptions({ sendHighWaterMark: opts.highWaterMark, maxMessageSize: 64 * 1024 }) as never);
+    this.#queue = new SendQueue(this.#socket, {
+      log: opts.log,
+      limit: opts.highWaterMark,
+      onDrop: (reason) => opts.metrics.inc('switchboard_feed_dropped_total', { reason }),
+    });
+    opts.metrics.counter('switchboard_feed_published_total', 'Events handed to the ZeroMQ PUB feed');
+    opts.metrics.counter('switchboard_feed_dropped_total', 'Events the ZeroMQ feed could not send (queue full or send error)', { reason: 'queue-full' });
+  }
+
+  /** Binds and starts publishing the replica's changes; resolves once bound. */
+  static async start(opts: FeedOptions): Promise<EventFeed> {
+    const feed = new EventFeed(opts);
+    try {
+      await feed.#socket.bind(opts.endpoint);
+    } catch (err) {
+      feed.#socket.close();
+      throw new Error(`cannot bind the ZeroMQ feed on ${opts.endpoint}: ${(err as Error).message}`);
+    }
+    feed.#endpoint = feed.#socket.lastEndpoint ?? opts.endpoint;
+    feed.#unsubscribe = opts.replica.onEvent((event) => feed.publish(event));
+    opts.log.info({ endpoint: feed.#endpoint }, 'ZeroMQ feed bound');
+    return feed;
+  }
+
+  /** The bound endpoint (the real port when bound to `*`). */
+  get endpoint(): string {
+    return this.#endpoint;
+  }
+
+  publish(event: RegistryEvent): void {
+    if (this.#queue.push([feedTopic(event.service), pack(event)])) this.#metrics.inc('switchboard_feed_published_total');
+  }
+
+  close(): void {
+    this.#unsubscribe?.();
+    this.#unsubscribe = null;
+    this.#queue.close();
+    this.#socket.close();
+  }
+}
+
+/** The PUB feed and its snapshot endpoint, each optional (`off`), started and closed together. */
+export interface NativeFeed {
+  /** Bound endpoints, null when switched off. */
+  readonly pub: string | null;
+  readonly snapshot: string | null;
+  close(): Promise<void>;
+}
+
+export const FEED_OFF = 'off';
+
+export async function startNativeFeed(opts: {
+  pub: string;
+  snapshot: string;
+  highWaterMark: number;
+  follower: Follower;
+  metrics: Metrics;
+  log: Logger;
+}): Promise<NativeFeed> {
+  const { follower, metrics, log } = opts;
+  const feed = opts.pub === FEED_OFF ? null : await EventFeed.start({ endpoint: opts.pub, highWaterMark: opts.highWaterMark, replica: follower.replica, metrics, log });
+  let snapshot: SnapshotEndpoint | null = null;
+  try {
+    if (opts.snapshot !== FEED_OFF) snapshot = await SnapshotEndpoint.start({ endpoint: opts.snapshot, follower, metrics, log });
+  } catch (err) {
+    feed?.close();
+    throw err;
+  }
+  return {
+    pub: feed?.endpoint ?? null,
+    snapshot: snapshot?.endpoint ?? null,
+    async close() {
+      feed?.close();
+      await snapshot?.close();
+    },
+  };
+}

@@ -1,0 +1,167 @@
+/**
+ * `GET /v1/watch`, the WebSocket transport: a snapshot (or the events after a resume point), then one message
+ * per change. Each client's unsent bytes are bounded; one that reads too slowly is closed with 4008 and resumes.
+ */
+import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
+import type { WebSocket, RawData } from 'ws';
+import type { RegistryEvent } from '../../bridge/index.ts';
+import type { GatewayContext, PushSettings } from '../context.ts';
+import { httpError } from '../errors.ts';
+import { errorResponses } from '../schemas.ts';
+import type { EventHub, Outgoing, SnapshotBody, Transport, Watcher } from '../subscribers.ts';
+import { clientMessage, WatchQuery, WS_CLOSE, WS_ERRORS } from '../subscribers-schemas.ts';
+
+/** A client that does not finish the close handshake in time is cut off, so a stuck socket frees its buffer. */
+const CLOSE_GRACE_MS = 5000;
+
+const encodeEvent = (e: RegistryEvent): string => JSON.stringify({ type: 'event', ...e });
+const encodeSnapshot = (s: SnapshotBody): string => JSON.stringify({ type: 'snapshot', ...s });
+
+class WsWatcher implements Watcher {
+  readonly transport: Transport = 'ws';
+  readonly #socket: WebSocket;
+  readonly #hub: EventHub;
+  readonly #settings: PushSettings;
+  readonly #log: FastifyBaseLogger;
+  readonly #pingTimer: NodeJS.Timeout;
+  #alive = true;
+  #closed = false;
+  /** A snapshot may legitimately exceed the buffer limit; only what comes on top of it counts as lag. */
+  #allowance = 0;
+
+  constructor(
+    socket: WebSocket,
+    readonly address: string,
+    readonly services: ReadonlySet<string> | null,
+    hub: EventHub,
+    settings: PushSettings,
+    log: FastifyBaseLogger,
+  ) {
+    this.#socket = socket;
+    this.#hub = hub;
+    this.#settings = settings;
+    this.#log = log;
+    socket.on('message', (data, isBinary) => this.#onMessage(data, isBinary));
+    socket.on('pong', () => (this.#alive = true));
+    socket.on('close', () => this.#cleanup());
+    this.#pingTimer = setInterval(() => this.#ping(), settings.wsPingIntervalMs);
+  }
+
+  snapshot(message: Outgoing<SnapshotBody>): void {
+    const text = message.encoded('ws', encodeSnapshot);
+    this.#allowance = Buffer.byteLength(text);
+    this.#send(text);
+  }
+
+  event(message: Outgoing<RegistryEvent>): void {
+    this.#send(message.encoded('ws', encodeEvent));
+  }
+
+  resumed(position: { epoch: string; rev: number }): void {
+    this.#allowance = 0;
+    this.#send(JSON.stringify({ type: 'resumed', ...position }));
+  }
+
+  hello(): void {
+    // WebSocket subscribers always start with a snapshot or a resume.
+  }
+
+  shutdown(): void {
+    this.close(WS_CLOSE.shutdown, 'gateway shutting down; reconnect and resume');
+  }
+
+  close(code: number, reason: string): void {
+    if (this.#closed) return;
+    this.#cleanup();
+    this.#socket.close(code, reason);
+    setTimeout(() => this.#socket.terminate(), CLOSE_GRACE_MS).unref();
+  }
+
+  #send(text: string): void {
+    if (this.#closed) return;
+    this.#socket.send(text);
+    // bufferedAmount: bytes queued in ws and Node's socket, i.e. what the client has not taken yet.
+    if (this.#socket.bufferedAmount > this.#settings.clientBufferBytes + this.#allowance) {
+      this.#log.warn({ address: this.address, buffered: this.#socket.bufferedAmount }, 'closing slow WebSocket subscriber');
+      this.#hub.droppedSlow(this);
+      this.close(WS_CLOSE.slow, `slow consumer: more than ${this.#settings.clientBufferBytes} bytes unsent; reconnect and resume`);
+    }
+  }
+
+  #error(code: keyof typeof WS_ERRORS, detail?: string): void {
+    this.#send(JSON.stringify({ type: 'error', code, message: detail ? `${WS_ERRORS[code]}: ${detail}` : WS_ERRORS[code] }));
+  }
+
+  #onMessage(data: RawData, isBinary: boolean): void {
+    if (isBinary) return this.#error('binary-not-supported');
+    let value: unknown;
+    try {
+      value = JSON.parse(data.toString());
+    } catch {
+      return this.#error('bad-json');
+    }
+    if (!clientMessage.Check(value)) {
+      const type = value && typeof value === 'object' ? (value as { type?: unknown }).type : undefined;
+      if (type !== 'resume' && type !== 'ping') return this.#error('unknown-type', typeof type === 'string' ? type.slice(0, 64) : undefined);
+      const first = [...clientMessage.Errors(value)][0];
+      return this.#error('invalid-message', first ? `${first.instancePath || '/'} ${first.message}` : undefined);
+    }
+    if (value.type === 'ping') return this.#send('{"type":"pong"}');
+    this.#hub.resume(this, value.epoch === undefined ? { rev: value.rev } : { epoch: value.epoch, rev: value.rev });
+  }
+
+  #ping(): void {
+    if (!this.#alive) {
+      this.#log.info({ address: this.address }, 'WebSocket subscriber did not answer ping; dropping it');
+      this.close(WS_CLOSE.noPong, 'no pong');
+      this.#socket.terminate();
+      return;
+    }
+    this.#alive = false;
+    this.#socket.ping();
+  }
+
+  #cleanup(): void {
+    this.#closed = true;
+    clearInterval(this.#pingTimer);
+    this.#hub.remove(this);
+  }
+}
+
+export async function watchRoutes(fastify: FastifyInstance, ctx: GatewayContext): Promise<void> {
+  // Not `websocket: true`: that hides the route from the OpenAPI document; `wsHandler` keeps it listed.
+  fastify.route({
+    method: 'GET',
+    url: '/v1/watch',
+    schema: {
+      tags: ['watch'],
+      summary: 'Watch changes over a WebSocket',
+      description: [
+        'Connect with `Upgrade: websocket`. The first message is `{type:"snapshot", epoch, rev, providers}`, then',
+        '`{type:"event", epoch, rev, change, service, provider, at}` per change in revision order. With `rev` (and',
+        '`epoch`) in the query, or a `{type:"resume", epoch, rev}` message, the gateway answers `{type:"resumed"}` and',
+        'the events after `rev` when it still holds them, else a new snapshot. `{type:"ping"}` is answered with',
+        '`{type:"pong"}`; bad messages get `{type:"error", code, message}` and the connection stays open. Close',
+        'codes: 4008 too slow (resume), 4029 too many connections, 1001 gateway shutting down.',
+      ].join(' '),
+      querystring: WatchQuery,
+      response: errorResponses(400, 503),
+    },
+    preHandler: async (request: FastifyRequest) => {
+      const refusal = ctx.hub.refusal(request.ip);
+      if (refusal) throw httpError('SB_BUSY', refusal);
+    },
+    handler: async () => {
+      throw httpError('SB_BAD_REQUEST', 'GET /v1/watch is a WebSocket endpoint: connect with Upgrade: websocket (or use GET /v1/events for SSE)');
+    },
+    wsHandler: (socket: WebSocket, request: FastifyRequest) => {
+      const query = request.query as WatchQuery;
+      const services = query.service?.length ? new Set(query.service) : null;
+      const watcher = new WsWatcher(socket, request.ip, services, ctx.hub, ctx.push, request.log);
+      const from =
+        query.rev === undefined ? 'snapshot' : { resume: query.epoch === undefined ? { rev: query.rev } : { epoch: query.epoch, rev: query.rev } };
+      // The limit was checked before the upgrade; another connection may have taken the last slot since.
+      if (!ctx.hub.add(watcher, from)) watcher.close(WS_CLOSE.tooMany, 'too many connections; retry later');
+    },
+  } as never);
+}

@@ -1,0 +1,205 @@
+/**
+ * Fans the replica's changes out to every push subscriber (WebSocket and SSE) and remembers recent events for
+ * resumes. Delivery is synchronous with the replica: a subscriber sees a snapshot at rev R and then exactly the
+ * events after R, in order, because nothing can happen between reading the replica and registering the
+ * subscriber. Slowness is each transport's business: a send never waits, a subscriber that falls behind is
+ * dropped by its transport, so no subscriber can hold back another.
+ */
+import type { Logger, Metrics, Provider, RegistryEvent, Replica } from '../bridge/index.ts';
+import { EventHistory } from './history.ts';
+
+export type Transport = 'ws' | 'sse';
+
+export interface Position {
+  /** Optional: a resume without an epoch trusts the revision alone. */
+  epoch?: string;
+  rev: number;
+}
+
+export interface SnapshotBody {
+  epoch: string;
+  rev: number;
+  providers: Provider[];
+}
+
+/** A message encoded at most once per wire format, however many subscribers receive it. */
+export class Outgoing<T> {
+  readonly #cache = new Map<string, string>();
+  constructor(readonly value: T) {}
+  encoded(format: string, encode: (value: T) => string): string {
+    let text = this.#cache.get(format);
+    if (text === undefined) {
+      text = encode(this.value);
+      this.#cache.set(format, text);
+    }
+    return text;
+  }
+}
+
+/** One connected subscriber as the hub sees it; each transport implements it. */
+export interface Watcher {
+  readonly transport: Transport;
+  readonly address: string;
+  /** null: every service. */
+  readonly services: ReadonlySet<string> | null;
+  snapshot(message: Outgoing<SnapshotBody>): void;
+  event(message: Outgoing<RegistryEvent>): void;
+  /** A resume was served from history; the events after `rev` follow. */
+  resumed(position: { epoch: string; rev: number }): void;
+  /** A live-only start (SSE without `since`): where the stream begins. */
+  hello(position: { epoch: string; rev: number }): void;
+  /** The gateway is closing. */
+  shutdown(): void;
+}
+
+/** How a new subscriber starts: from a position, with a full snapshot, or live from now. */
+export type StartFrom = { resume: Position } | 'snapshot' | 'live';
+
+export interface HubOptions {
+  historySize: number;
+  maxWatchers: number;
+  maxWatchersPerAddress: number;
+  metrics: Metrics;
+  log: Logger;
+}
+
+/** The providers of `services` (all when null), as of the replica's current revision. */
+export function snapshotOf(replica: Replica, services: ReadonlySet<string> | Iterable<string> | null): SnapshotBody {
+  const providers: Provider[] = [];
+  if (services === null) providers.push(...replica.providers());
+  else for (const name of services) providers.push(...replica.service(name));
+  return { epoch: replica.epoch ?? '', rev: replica.rev, providers };
+}
+
+export class EventHub {
+  readonly history: EventHistory;
+  readonly #replica: Replica;
+  readonly #opts: HubOptions;
+  readonly #watchers = new Set<Watcher>();
+  readonly #perAddress = new Map<string, number>();
+  readonly #unsubscribe: Array<() => void>;
+  #closed = false;
+
+  constructor(replica: Replica, opts: HubOptions) {
+    this.#replica = replica;
+    this.#opts = opts;
+    this.history = new EventHistory(opts.historySize);
+    if (replica.loaded) this.history.reset(replica.epoch!, replica.rev);
+    this.#unsubscribe = [replica.onEvent((e) => this.#onEvent(e)), replica.onReset((p) => this.#onReset(p))];
+    const m = opts.metrics;
+    m.gauge('switchboard_watchers', 'Connected push subscribers', () => {
+      const counts: Record<Transport, number> = { ws: 0, sse: 0 };
+      for (const w of this.#watchers) counts[w.transport]++;
+      return [
+        [{ transport: 'ws' }, counts.ws],
+        [{ transport: 'sse' }, counts.sse],
+      ];
+    });
+    m.gauge('switchboard_history_events', 'Events held for resumes', () => this.history.length);
+    for (const transport of ['ws', 'sse']) {
+      m.counter('switchboard_watchers_dropped_total', 'Subscribers closed for falling too far behind', { transport, reason: 'slow' });
+    }
+    m.counter('switchboard_watchers_refused_total', 'Subscriber connections refused', { reason: 'per-address' });
+  }
+
+  get size(): number {
+    return this.#watchers.size;
+  }
+
+  /** Null when `address` may open another subscription, else why not (checked before a WebSocket upgrade). */
+  refusal(address: string): string | null {
+    if (this.#closed) return 'the gateway is shutting down';
+    if (this.#watchers.size >= this.#opts.maxWatchers) {
+      this.#opts.metrics.inc('switchboard_watchers_refused_total', { reason: 'total' });
+      return `too many subscribers on this gateway (limit ${this.#opts.maxWatchers}); retry later or use another gateway`;
+    }
+    if ((this.#perAddress.get(address) ?? 0) >= this.#opts.maxWatchersPerAddress) {
+      this.#opts.metrics.inc('switchboard_watchers_refused_total', { reason: 'per-address' });
+      return `too many subscriptions from ${address} (limit ${this.#opts.maxWatchersPerAddress}); share one connection with service filters`;
+    }
+    return null;
+  }
+
+  /** Registers `watcher` and sends what it starts with. False (nothing sent) when refused. */
+  add(watcher: Watcher, from: StartFrom): boolean {
+    if (this.refusal(watcher.address) !== null) return false;
+    this.#watchers.add(watcher);
+    this.#perAddress.set(watcher.address, (this.#perAddress.get(watcher.address) ?? 0) + 1);
+    this.#start(watcher, from);
+    return true;
+  }
+
+  /** A subscriber asked to continue from `position` (WebSocket `resume` message). */
+  resume(watcher: Watcher, position: Position): void {
+    if (this.#watchers.has(watcher)) this.#start(watcher, { resume: position });
+  }
+
+  remove(watcher: Watcher): void {
+    if (!this.#watchers.delete(watcher)) return;
+    const n = (this.#perAddress.get(watcher.address) ?? 1) - 1;
+    if (n <= 0) this.#perAddress.delete(watcher.address);
+    else this.#perAddress.set(watcher.address, n);
+  }
+
+  /** Counts a subscriber its transport dropped for slowness. */
+  droppedSlow(watcher: Watcher): void {
+    this.#opts.metrics.inc('switchboard_watchers_dropped_total', { transport: watcher.transport, reason: 'slow' });
+    this.remove(watcher);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const u of this.#unsubscribe) u();
+    for (const w of [...this.#watchers]) {
+      this.remove(w);
+      try {
+        w.shutdown();
+      } catch (err) {
+        this.#opts.log.debug({ err }, 'subscriber shutdown failed');
+      }
+    }
+  }
+
+  #start(watcher: Watcher, from: StartFrom): void {
+    // Before the first snapshot there is nothing to send; the reset that loads the replica reaches every watcher.
+    if (!this.#replica.loaded) return;
+    const position = { epoch: this.#replica.epoch!, rev: this.#replica.rev };
+    if (typeof from === 'object') {
+      const events = this.history.since(from.resume.epoch, from.resume.rev);
+      if (events) {
+        watcher.resumed({ epoch: position.epoch, rev: from.resume.rev });
+        for (const e of events) if (matches(watcher, e.service)) watcher.event(new Outgoing(e));
+        return;
+      }
+    }
+    if (from === 'live') watcher.hello(position);
+    else watcher.snapshot(new Outgoing(snapshotOf(this.#replica, watcher.services)));
+  }
+
+  #onEvent(event: RegistryEvent): void {
+    this.history.push(event);
+    if (this.#watchers.size === 0) return;
+    const message = new Outgoing(event);
+    for (const w of this.#watchers) if (matches(w, event.service)) w.event(message);
+  }
+
+  #onReset(position: { epoch: string; rev: number }): void {
+    this.history.reset(position.epoch, position.rev);
+    // Watchers with the same filter share one snapshot (and so one encoding of it).
+    const shared = new Map<string, Outgoing<SnapshotBody>>();
+    for (const w of [...this.#watchers]) {
+      const key = w.services === null ? '*' : [...w.services].sort().join(',');
+      let message = shared.get(key);
+      if (!message) {
+        message = new Outgoing(snapshotOf(this.#replica, w.services));
+        shared.set(key, message);
+      }
+      w.snapshot(message);
+    }
+  }
+}
+
+function matches(watcher: Watcher, service: string): boolean {
+  return watcher.services === null || watcher.services.has(service);
+}
