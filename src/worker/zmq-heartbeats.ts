@@ -208,10 +208,18 @@ export class ZmqHeartbeatRunner implements CheckRunner {
   #onDisconnect(address: string): void {
     const endpoint = this.#endpoints.get(address);
     if (!endpoint) return;
+    const now = Date.now();
     for (const id of endpoint.providers) {
       const watch = this.#watches.get(id);
+      if (!watch) continue;
+      // libzmq says `disconnect` both when the peer closed (a dead process: beats were flowing until now) and when
+      // our ZMTP heartbeat timed out (silence at least that long: a frozen process or a network cut). Only the
+      // first is the provider's own connection closing; the second is `unresponsive`, which the leader's
+      // mass-down guard may hold.
+      const silentMs = now - Math.max(watch.lastBeat, watch.startedAt);
+      const cause = silentMs >= this.#opts.zmtpHeartbeatTimeoutMs ? 'unresponsive' : 'disconnect';
       // The fast path: a dropped connection is down at once, whatever the damping says.
-      if (watch && watch.damper.down()) this.#transition(watch, false, 'disconnect');
+      if (watch.damper.down()) this.#transition(watch, false, cause, silentMs);
     }
   }
 
@@ -237,16 +245,17 @@ export class ZmqHeartbeatRunner implements CheckRunner {
     this.#sweepTimer = setInterval(() => this.#sweep(), wanted);
   }
 
-  #transition(watch: Watch, alive: boolean, cause: string): void {
+  #transition(watch: Watch, alive: boolean, cause: string, silentMs = 0): void {
     watch.alive = alive;
     watch.at = Date.now();
     watch.cause = cause;
-    this.#emit({ id: watch.id, alive, cause, at: watch.at, ...(alive ? {} : { output: describe(cause, watch) }) });
+    this.#emit({ id: watch.id, alive, cause, at: watch.at, ...(alive ? {} : { output: describe(cause, watch, silentMs) }) });
   }
 }
 
-function describe(cause: string, watch: Watch): string {
+function describe(cause: string, watch: Watch, silentMs: number): string {
   if (cause === 'disconnect') return `connection to ${watch.endpoint} dropped`;
+  if (cause === 'unresponsive') return `no traffic from ${watch.endpoint} for ${silentMs} ms (ZMTP heartbeat timeout): frozen process or network cut`;
   if (cause === 'missed') return `no heartbeat on ${watch.endpoint} for ${watch.intervalMs * watch.misses} ms`;
   return cause;
 }
