@@ -93,18 +93,20 @@ test('http check: expectStatus, and a flapping target never flaps its provider',
   assert.match(strict.lastCheck?.output ?? '', /HTTP 200 .*expected 204/);
 
   // Answers alternate 200/500: never two of a kind in a row, so thresholds of 2 never move the provider.
+  // Its own server: requests of another provider would break the alternation.
+  const flappy = await target();
+  t.after(() => flappy.close());
   await register(c.url, 'flappy-1', {
     service: 'flappy',
     host: '127.0.0.1',
     port: 9001,
     protocol: 'http',
-    check: { type: 'http', url: srv.url, intervalMs: 50, failuresBeforeDown: 2, successesBeforeUp: 2 },
+    check: { type: 'http', url: flappy.url, intervalMs: 50, failuresBeforeDown: 2, successesBeforeUp: 2 },
   });
   await waitState(c.url, 'flappy-1', 'up');
-  srv.mode = 'flap';
-  srv.hits.fail = 0;
+  flappy.mode = 'flap';
   await holds(() => changes(c, 'flappy-1').length === 2, 1000, 'no transition while flapping');
-  assert.ok(srv.hits.fail! >= 5, `${srv.hits.fail} failures answered while flapping`);
+  assert.ok(flappy.hits.fail! >= 5, `${flappy.hits.fail} failures answered while flapping`);
   assert.deepEqual(changes(c, 'flappy-1').map((e) => e.change), ['registered', 'up']);
 });
 
