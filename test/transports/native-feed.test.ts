@@ -65,6 +65,7 @@ test('a separate-process SUB rebuilds the registry from snapshot + updates, equa
   const bstate = await dump(billing);
   assert.deepEqual(bstate.providers, await restView(c.url, 'billing'));
   assert.ok(!billing.lines.some((l) => l.startsWith('RAW ') && Number(l.slice(4)) === last - 2), 'orders events are not on the billing topic');
+  assert.ok(!all.lines.some((l) => l.startsWith('RESYNC')) && !billing.lines.some((l) => l.startsWith('RESYNC')), 'no resync needed');
 });
 
 test('snapshot endpoint: DEALER and REQ get plain msgpack; garbage is dropped, counted, and the socket goes on', async (t) => {
