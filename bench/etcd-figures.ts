@@ -399,7 +399,7 @@ export async function runEtcdFigures(report: Report, opts: { quick?: boolean } =
     const pb = progress('propagation');
     const prop = await measureEtcdPropagation(etcd, { events: sizes.propagationEvents, onProgress: (d, t) => pb.update(`${d}/${t}`) });
     pb.done(`p50 ${formatNumber(prop.latency.p50)} ms`);
-    const propNote = `${prop.events} events, put → watch${prop.failures ? `, ${prop.failures} failed` : ''}`;
+    const propNote = `${formatNumber(prop.events)} events, put → watch${prop.failures ? `, ${prop.failures} failed` : ''}`;
     report.addRow({ figure: 'propagation p50 (ms)', switchboard: '—', etcd: prop.latency.p50, command: cmd, note: propNote });
     report.addRow({ figure: 'propagation p99 (ms)', switchboard: '—', etcd: prop.latency.p99, command: cmd });
 
@@ -414,7 +414,7 @@ export async function runEtcdFigures(report: Report, opts: { quick?: boolean } =
     const pc = progress('registration');
     const reg = await measureEtcdRegistration(etcd, { count: sizes.registrations, onProgress: (d, t) => pc.update(`${d}/${t}`) });
     pc.done(`${formatNumber(reg.perSecond)}/s`);
-    const regNote = `${reg.completed} × (lease grant + put), c=64, p50 ${formatNumber(reg.latency.p50)} ms${reg.failures ? `, ${reg.failures} failed` : ''}`;
+    const regNote = `${formatNumber(reg.completed)} × (lease grant + put), c=64, p50 ${formatNumber(reg.latency.p50)} ms${reg.failures ? `, ${reg.failures} failed` : ''}`;
     report.addRow({ figure: 'registrations/s', switchboard: '—', etcd: reg.perSecond, command: cmd, note: regNote });
     return { version: etcd.version };
   } finally {

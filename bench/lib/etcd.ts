@@ -8,7 +8,7 @@
  * "etcd not available" and still report Switchboard's own figures.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -184,17 +184,33 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Children still running, killed synchronously if the bench exits without closing them. */
-const liveChildren = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function trackChild(child: ChildProcess): void {
-  liveChildren.add(child);
-  child.once('exit', () => liveChildren.delete(child));
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.once('exit', () => {
-      for (const c of liveChildren) c.kill('SIGKILL');
-    });
+/**
+ * etcds still running, with their data dirs. If the bench exits without close() (an uncaught error, Ctrl-C),
+ * they are SIGKILLed and their dirs removed synchronously, so no etcd outlives the benchmark.
+ */
+const live = new Map<ChildProcess, string>();
+let hooksInstalled = false;
+function cleanupSync(): void {
+  for (const [child, dir] of live) {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+  live.clear();
+}
+function trackChild(child: ChildProcess, dataDir: string): void {
+  live.set(child, dataDir);
+  child.once('exit', () => live.delete(child));
+  if (hooksInstalled) return;
+  hooksInstalled = true;
+  process.once('exit', cleanupSync);
+  // Node's default on SIGINT/SIGTERM exits without running 'exit' handlers. Clean up, then, if nobody else
+  // handles the signal, re-raise it so the process still dies of it as it would have.
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const onSignal = (): void => {
+      cleanupSync();
+      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+    };
+    process.once(sig, onSignal);
   }
 }
 
@@ -227,7 +243,7 @@ async function launch(binary: string, opts: StartEtcdOptions): Promise<EtcdHandl
     env,
     stdio: ['ignore', 'ignore', opts.logs === 'inherit' ? 'inherit' : 'pipe'],
   });
-  trackChild(child);
+  trackChild(child, dataDir);
   let logTail = '';
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (chunk: string) => {
