@@ -87,6 +87,24 @@ export const SnapshotRequest = Type.Object({ type: Type.Literal('snapshot'), req
 /** Ask for the events after `since`; answered with the events or `complete: false` if the leader no longer has them. */
 export const SinceRequest = Type.Object({ type: Type.Literal('since'), reqId: ReqId, epoch: Id, since: Type.Integer() });
 export const PingRequest = Type.Object({ type: Type.Literal('ping'), reqId: ReqId });
+/** What the leader knows of its workers: for operators (`GET /v1/admin/cluster`) and fault tests. */
+export const ClusterRequest = Type.Object({ type: Type.Literal('cluster'), reqId: ReqId });
+export const WorkerStatus = Type.Object({
+  id: Id,
+  tasks: Type.Integer({ minimum: 0, description: 'Providers this worker watches' }),
+  lastSeenMs: Type.Number({ description: 'Milliseconds since the worker was last heard' }),
+});
+export const ClusterReply = Type.Object({
+  type: Type.Literal('cluster.reply'),
+  reqId: ReqId,
+  session: Id,
+  epoch: Id,
+  rev: Type.Integer({ minimum: 0 }),
+  providers: Type.Integer({ minimum: 0 }),
+  workers: Type.Array(WorkerStatus, { maxItems: 100_000 }),
+  unassigned: Type.Integer({ minimum: 0, description: 'Checked providers no worker watches right now' }),
+});
+
 /** Operator override of the mass-down guard: publish every held down now. */
 export const GuardReleaseRequest = Type.Object({ type: Type.Literal('guard.release'), reqId: ReqId });
 
@@ -155,6 +173,7 @@ export const ToLeader = Type.Union([
   SinceRequest,
   PingRequest,
   GuardReleaseRequest,
+  ClusterRequest,
 ]);
 export type ToLeader = Static<typeof ToLeader>;
 
@@ -163,7 +182,7 @@ export const ToWorker = Type.Union([WorkerWelcome, TasksAdd, TasksRemove, Worker
 export type ToWorker = Static<typeof ToWorker>;
 
 /** Everything a gateway's DEALER accepts. */
-export const ToFollower = Type.Union([Ack, Nack, SnapshotReply, SinceReply, Pong]);
+export const ToFollower = Type.Union([Ack, Nack, SnapshotReply, SinceReply, Pong, ClusterReply]);
 export type ToFollower = Static<typeof ToFollower>;
 
 export type Reply = ToFollower;

@@ -2,7 +2,7 @@
  * Writes go to the leader and are answered only once durable. The gateway refuses at once while the leader is
  * unreachable, and after an acknowledgement waits (briefly) for its own replica so the client reads its write.
  */
-import { LinkError, type Follower, type Provider, type RequestBody } from '../bridge/index.ts';
+import { LinkError, type Follower, type Provider, type Reply, type RequestBody } from '../bridge/index.ts';
 import { errorFromLeader, httpError } from './errors.ts';
 
 export interface Acknowledged {
@@ -23,6 +23,14 @@ export class WriteForwarder {
   }
 
   async write(body: RequestBody): Promise<Acknowledged> {
+    const reply = await this.ask(body);
+    if (reply.type !== 'ack') throw httpError('SB_LEADER_FAILED', `unexpected reply '${reply.type}' from the leader`);
+    if (this.#readYourWritesMs > 0) await this.#follower.replica.waitForRev(reply.rev, this.#readYourWritesMs);
+    return reply.provider ? { status: reply.status, rev: reply.rev, provider: reply.provider } : { status: reply.status, rev: reply.rev };
+  }
+
+  /** Any request to the leader; a refusal (`nack`) becomes the matching HTTP error. */
+  async ask(body: RequestBody): Promise<Exclude<Reply, { type: 'nack' }>> {
     if (!this.#follower.leaderReachable) throw httpError('SB_LEADER_UNAVAILABLE');
     let reply;
     try {
@@ -36,9 +44,7 @@ export class WriteForwarder {
       throw err;
     }
     if (reply.type === 'nack') throw errorFromLeader(reply.statusCode, reply.code, reply.message);
-    if (reply.type !== 'ack') throw httpError('SB_LEADER_FAILED', `unexpected reply '${reply.type}' from the leader`);
-    if (this.#readYourWritesMs > 0) await this.#follower.replica.waitForRev(reply.rev, this.#readYourWritesMs);
-    return reply.provider ? { status: reply.status, rev: reply.rev, provider: reply.provider } : { status: reply.status, rev: reply.rev };
+    return reply;
   }
 
   /** A write whose answer is the stored provider (register, update, maintenance). */

@@ -204,6 +204,18 @@ export class Leader {
           guard: this.#guard.status(),
         });
         return;
+      case 'cluster':
+        this.#reply(routing, {
+          type: 'cluster.reply',
+          reqId: m.reqId,
+          session: this.session,
+          epoch: this.registry.epoch,
+          rev: this.registry.committedRev,
+          providers: this.registry.size,
+          workers: [...this.pool.workers.values()].map((w) => ({ id: w.id, tasks: w.tasks.size, lastSeenMs: now - w.lastSeen })),
+          unassigned: this.pool.unassigned.size,
+        });
+        return;
       case 'guard.release':
         void this.#answer(routing, m.reqId, async () => {
           const released = this.#guard.release();

@@ -29,6 +29,7 @@ test('every error code the code throws is in the table', () => {
   const walk = (dir: string): void => {
     for (const e of readdirSync(dir)) {
       const p = join(dir, e);
+      if (p === join('src', 'client')) continue; // the Node client's own errors are not gateway answers
       if (statSync(p).isDirectory()) walk(p);
       else if (p.endsWith('.ts')) files.push(p);
     }

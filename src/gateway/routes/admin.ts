@@ -3,10 +3,39 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { GatewayContext } from '../context.ts';
 import { errorResponses } from '../schemas.ts';
+import { httpError } from '../errors.ts';
 
 /** Operator actions forwarded to the leader. */
 export async function adminRoutes(fastify: FastifyInstance, ctx: GatewayContext): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+
+  app.get(
+    '/v1/admin/cluster',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'The leader and its workers',
+        description: 'Asked of the leader at each call: its epoch and revision, every live worker with the number of providers it watches, and checked providers waiting for a worker.',
+        response: {
+          200: Type.Object({
+            session: Type.String({ description: 'Changes each time the leader process restarts' }),
+            epoch: Type.String(),
+            rev: Type.Integer(),
+            providers: Type.Integer(),
+            workers: Type.Array(Type.Object({ id: Type.String(), tasks: Type.Integer(), lastSeenMs: Type.Number() })),
+            unassigned: Type.Integer(),
+          }),
+          ...errorResponses(503),
+        },
+      },
+    },
+    async () => {
+      const reply = await ctx.writes.ask({ type: 'cluster' });
+      if (reply.type !== 'cluster.reply') throw httpError('SB_LEADER_FAILED', `unexpected reply '${reply.type}' from the leader`);
+      const { type: _t, reqId: _r, ...status } = reply;
+      return status;
+    },
+  );
 
   app.post(
     '/v1/admin/release-guard',

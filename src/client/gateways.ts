@@ -1,0 +1,71 @@
+/**
+ * The client's list of gateways. Requests go to the current gateway; a network failure, a timeout or a 503 moves to
+ * the next one. Gateways are interchangeable replicas, so any of them answers any request.
+ */
+import { NoGatewayError, SwitchboardError } from './errors.ts';
+
+export interface GatewayAddress {
+  /** Base URL of the REST API, e.g. http://127.0.0.1:7700 */
+  url: string;
+  /** The gateway's native ZeroMQ feed (PUB) and snapshot (ROUTER) endpoints, for `watch({ transport: 'zmq' })`. */
+  pub?: string;
+  snapshot?: string;
+}
+
+export class GatewayPool {
+  readonly gateways: readonly GatewayAddress[];
+  #current = 0;
+  readonly #timeoutMs: number;
+
+  constructor(gateways: Array<string | GatewayAddress>, timeoutMs: number) {
+    if (gateways.length === 0) throw new TypeError('at least one gateway is needed');
+    this.gateways = gateways.map((g) => (typeof g === 'string' ? { url: g } : g)).map((g) => ({ ...g, url: g.url.replace(/\/+$/, '') }));
+    this.#timeoutMs = timeoutMs;
+  }
+
+  get current(): GatewayAddress {
+    return this.gateways[this.#current]!;
+  }
+
+  /** Moves to the next gateway (after `from`, so concurrent failures move once). */
+  advance(from: GatewayAddress): GatewayAddress {
+    if (this.current === from) this.#current = (this.#current + 1) % this.gateways.length;
+    return this.current;
+  }
+
+  /** JSON request with failover; resolves with the parsed body (undefined for 204). */
+  async request<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T; headers: Headers }> {
+    const causes: unknown[] = [];
+    for (let attempt = 0; attempt < this.gateways.length; attempt++) {
+      const gateway = this.current;
+      let res: Response;
+      try {
+        res = await fetch(`${gateway.url}${path}`, {
+          method,
+          headers: body === undefined ? {} : { 'content-type': 'application/json' },
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: AbortSignal.timeout(this.#timeoutMs),
+        });
+      } catch (err) {
+        causes.push(err);
+        this.advance(gateway);
+        continue;
+      }
+      const text = await res.text();
+      const parsed = text ? (JSON.parse(text) as unknown) : undefined;
+      if (res.status >= 400) {
+        const e = (parsed ?? {}) as { code?: string; message?: string };
+        const error = new SwitchboardError(res.status, e.code ?? 'SB_HTTP_ERROR', e.message ?? res.statusText);
+        // 503: this gateway cannot serve it now (leader unreachable from it, busy); another may.
+        if (res.status === 503 && attempt < this.gateways.length - 1) {
+          causes.push(error);
+          this.advance(gateway);
+          continue;
+        }
+        throw error;
+      }
+      return { status: res.status, body: parsed as T, headers: res.headers };
+    }
+    throw new NoGatewayError(causes);
+  }
+}

@@ -1,0 +1,227 @@
+/**
+ * A watch that survives the loss of a gateway. Over WebSocket it resumes on the next gateway from its last
+ * revision (`?epoch=&rev=`), so it sees every event exactly once when the new gateway still holds them in its
+ * history, and a fresh snapshot (reported as such) when it does not. Over the native ZeroMQ feed it follows the
+ * Clone pattern and takes a snapshot after a failover.
+ */
+import { WebSocket } from 'ws';
+import { Dealer, Subscriber } from 'zeromq';
+import { Unpackr } from 'msgpackr';
+import type { Provider, RegistryEvent } from '../bridge/index.ts';
+import type { GatewayAddress, GatewayPool } from './gateways.ts';
+import { View } from './view.ts';
+
+export type WatchUpdate =
+  | { type: 'event'; event: RegistryEvent }
+  /** The view was replaced by a snapshot (first sync, a new epoch, or a resume the gateway could not serve). */
+  | { type: 'snapshot'; epoch: string; rev: number; providers: Provider[] }
+  /** Moved to another gateway (or reconnected to the same one). */
+  | { type: 'failover'; gateway: string };
+
+export interface WatchOptions {
+  /** Only these services; all when absent. */
+  services?: string[];
+  transport?: 'websocket' | 'zmq';
+  /** Updates waiting for the consumer before the watch stops with an error (it never buffers without bound). */
+  maxQueued?: number;
+  /** Pause before trying the next gateway after all have failed in a row. */
+  retryDelayMs?: number;
+}
+
+const plain = new Unpackr({ useRecords: false, mapsAsObjects: true });
+
+export class Watch implements AsyncIterable<WatchUpdate> {
+  readonly view = new View();
+  readonly #pool: GatewayPool;
+  readonly #opts: Required<Omit<WatchOptions, 'services'>> & { services: string[] };
+  readonly #listeners = new Set<(u: WatchUpdate) => void>();
+  #queue: WatchUpdate[] = [];
+  #wake: (() => void) | null = null;
+  #closed = false;
+  #error: Error | null = null;
+  #ws: WebSocket | null = null;
+  #zmq: { sub: Subscriber; dealer: Dealer } | null = null;
+  #ready!: () => void;
+  /** Resolves once the first snapshot has been applied. */
+  readonly ready: Promise<void>;
+  #failures = 0;
+  #timer: NodeJS.Timeout | undefined;
+  /** Which gateway serves the watch now. */
+  gateway: GatewayAddress;
+
+  get services(): readonly string[] {
+    return this.#opts.services;
+  }
+
+  constructor(pool: GatewayPool, opts: WatchOptions) {
+    this.#pool = pool;
+    this.#opts = { services: opts.services ?? [], transport: opts.transport ?? 'websocket', maxQueued: opts.maxQueued ?? 100_000, retryDelayMs: opts.retryDelayMs ?? 200 };
+    this.ready = new Promise((resolve) => (this.#ready = resolve));
+    this.gateway = pool.current;
+    this.#connect(this.gateway);
+  }
+
+  /** Called for every update as it is applied (in addition to async iteration). */
+  on(listener: (u: WatchUpdate) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  providers(service?: string): Provider[] {
+    return service ? this.view.service(service) : [...this.view.providers.values()];
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<WatchUpdate> {
+    for (;;) {
+      if (this.#queue.length > 0) {
+        yield this.#queue.shift()!;
+        continue;
+      }
+      if (this.#error) throw this.#error;
+      if (this.#closed) return;
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+      this.#wake = null;
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#ws?.terminate();
+    this.#zmq?.sub.close();
+    this.#zmq?.dealer.close();
+    this.#wake?.();
+  }
+
+  #emit(update: WatchUpdate): void {
+    for (const l of this.#listeners) l(update);
+    if (this.#queue.length >= this.#opts.maxQueued) {
+      this.#error = new Error(`watch consumer is more than ${this.#opts.maxQueued} updates behind`);
+      this.close();
+      return;
+    }
+    this.#queue.push(update);
+    this.#wake?.();
+  }
+
+  #onSnapshot(s: { epoch: string; rev: number; providers: Provider[] }): void {
+    this.view.reset(s);
+    this.#failures = 0;
+    this.#emit({ type: 'snapshot', epoch: s.epoch, rev: s.rev, providers: s.providers });
+    this.#ready();
+  }
+
+  #onEvent(e: RegistryEvent): void {
+    if (this.view.epoch !== e.epoch) return; // the gateway sends a snapshot on a new epoch
+    if (this.view.apply(e)) {
+      this.#failures = 0;
+      this.#emit({ type: 'event', event: e });
+    }
+  }
+
+  /** After a failure: the next gateway, at once the first time round, then with a pause. */
+  #failover(from: GatewayAddress): void {
+    if (this.#closed) return;
+    this.#ws = null;
+    const next = this.#pool.advance(from);
+    this.#failures++;
+    const delay = this.#failures >= this.#pool.gateways.length ? this.#opts.retryDelayMs : 0;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      if (this.#closed) return;
+      this.gateway = next;
+      this.#emit({ type: 'failover', gateway: next.url });
+      this.#connect(next);
+    }, delay);
+  }
+
+  #connect(gateway: GatewayAddress): void {
+    if (this.#opts.transport === 'zmq') this.#connectZmq(gateway);
+    else this.#connectWs(gateway);
+  }
+
+  #connectWs(gateway: GatewayAddress): void {
+    const query = new URLSearchParams();
+    for (const s of this.#opts.services) query.append('service', s);
+    if (this.view.epoch) {
+      query.set('epoch', this.view.epoch);
+      query.set('rev', String(this.view.rev));
+    }
+    const ws = new WebSocket(`${gateway.url.replace(/^http/, 'ws')}/v1/watch?${query}`, { handshakeTimeout: 5000 });
+    this.#ws = ws;
+    let alive = true;
+    const ping = setInterval(() => {
+      if (!alive) return ws.terminate(); // no pong since the last ping: the gateway hangs
+      alive = false;
+      ws.ping();
+    }, 2000);
+    ws.on('pong', () => (alive = true));
+    ws.on('message', (data) => {
+      alive = true;
+      let m: { type?: string } & Record<string, unknown>;
+      try {
+        m = JSON.parse(data.toString()) as typeof m;
+      } catch {
+        return;
+      }
+      if (m.type === 'snapshot') this.#onSnapshot(m as unknown as { epoch: string; rev: number; providers: Provider[] });
+      else if (m.type === 'event') {
+        const { type: _t, ...event } = m;
+        this.#onEvent(event as unknown as RegistryEvent);
+      } else if (m.type === 'resumed') this.#failures = 0;
+    });
+    ws.on('error', () => {
+      /* 'close' follows and fails over */
+    });
+    ws.on('close', () => {
+      clearInterval(ping);
+      if (this.#ws === ws) this.#failover(gateway);
+    });
+  }
+
+  #connectZmq(gateway: GatewayAddress): void {
+    if (!gateway.pub || !gateway.snapshot) {
+      this.#error = new Error(`gateway ${gateway.url} has no pub/snapshot endpoints for a ZeroMQ watch`);
+      this.close();
+      return;
+    }
+    const sub = new Subscriber({ linger: 0, heartbeatInterval: 1000, heartbeatTimeout: 3000, maxMessageSize: 64 * 1024 * 1024 });
+    const dealer = new Dealer({ linger: 0, receiveTimeout: 5000, sendTimeout: 1000, maxMessageSize: 512 * 1024 * 1024 });
+    this.#zmq = { sub, dealer };
+    const topics = this.#opts.services.length ? this.#opts.services.map((s) => `svc/${s}/`) : ['svc/'];
+    sub.subscribe(...topics);
+    sub.connect(gateway.pub);
+    dealer.connect(gateway.snapshot);
+    let failed = false;
+    const fail = (): void => {
+      if (failed || this.#closed) return;
+      failed = true;
+      sub.close();
+      dealer.close();
+      this.#failover(gateway);
+    };
+    void (async () => {
+      for await (const ev of sub.events) if (ev.type === 'disconnect') return fail();
+    })().catch(fail);
+    void (async () => {
+      // Subscribe first, then snapshot; events not newer than the snapshot are skipped (Clone pattern).
+      const pending: RegistryEvent[] = [];
+      let synced = false;
+      void (async () => {
+        for await (const [, body] of sub) {
+          const event = plain.unpack(body!) as RegistryEvent;
+          if (!synced) pending.push(event);
+          else this.#onEvent(event);
+        }
+      })().catch(fail);
+      await dealer.send(['snapshot', this.#opts.services.length === 1 ? this.#opts.services[0]! : '']);
+      const [frame] = await dealer.receive();
+      const snap = plain.unpack(frame!) as { epoch: string; rev: number; providers: Provider[] };
+      const wanted = new Set(this.#opts.services);
+      this.#onSnapshot({ ...snap, providers: wanted.size ? snap.providers.filter((p) => wanted.has(p.service)) : snap.providers });
+      synced = true;
+      for (const e of pending) this.#onEvent(e);
+    })().catch(fail);
+  }
+}
