@@ -1,0 +1,372 @@
+/**
+ * The whole benchmark: every figure of issue 6, Switchboard beside etcd where they compare, in one run.
+ *
+ *   npm run bench                      # full run (about 10 minutes), writes bench/RESULTS.md
+ *   npm run bench -- --quick           # smoke run (about 2 minutes), writes to the temp dir unless --out
+ *   npm run bench -- --only crash,lookup [--no-etcd] [--no-build] [--out FILE]
+ *
+ * Figures: crash, freeze, propagation, lookup, registration, heartbeat, fanout, registry.
+ * Switchboard runs as its own CLI processes from `dist/` (built first with `npm run build`), on 127.0.0.1 with
+ * ephemeral ports and temporary data dirs; etcd runs as a private child too (bench/lib/etcd.ts). Everything
+ * started here is killed at the end, on errors and on Ctrl-C. Progress goes to stderr, the table to stdout.
+ * `BENCH_PROFILE=leader,gateway,worker` runs those roles with `node --cpu-prof` (profiles in bench/profiles/).
+ */
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { measureEtcdCrashDetection, measureEtcdLookup, measureEtcdPropagation, measureEtcdRegistration } from './etcd-figures.ts';
+import { startEtcd, etcdUnavailableReason, type EtcdHandle } from './lib/etcd.ts';
+import { build, killAll, ROOT } from './lib/procs.ts';
+import { formatNumber, machineInfo, progress, Report, type Cell } from './lib/report.ts';
+import { startCluster, type Cluster } from './lib/switchboard.ts';
+import type { LatencySummary } from './lib/hdr.ts';
+import {
+  measureDetection,
+  measureFanout,
+  measureHeartbeatScale,
+  measureLookup,
+  measurePropagation,
+  measureRegistration,
+  measureRegistrySize,
+} from './switchboard-figures.ts';
+
+const FIGURES = ['crash', 'freeze', 'propagation', 'lookup', 'registration', 'heartbeat', 'fanout', 'registry'] as const;
+type Figure = (typeof FIGURES)[number];
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    'no-etcd': { type: 'boolean', default: false },
+    'no-build': { type: 'boolean', default: false },
+    out: { type: 'string' },
+  },
+});
+const quick = values.quick!;
+const only = new Set((values.only ?? FIGURES.join(',')).split(',').map((s) => s.trim()));
+for (const f of only) if (!(FIGURES as readonly string[]).includes(f)) throw new Error(`unknown figure '${f}'; figures: ${FIGURES.join(', ')}`);
+const want = (f: Figure): boolean => only.has(f);
+
+const SIZES = quick
+  ? { crashTrials: 3, freezeTrials: 3, events: 100, registrations: 1_000, lookupSeconds: 2, hb: { sims: 2, socketsPerSim: 25, idsPerSocket: 10, windowSeconds: 10, crashTrials: 2 }, fanout: { subscribers: 200, clients: 2, events: 3 }, registry: { providers: 5_000, gatewayStarts: 1 } }
+  : { crashTrials: 20, freezeTrials: 10, events: 1_000, registrations: 10_000, lookupSeconds: 10, hb: { sims: 4, socketsPerSim: 250, idsPerSocket: 10, windowSeconds: 60, crashTrials: 10 }, fanout: { subscribers: 10_000, clients: 4, events: 10 }, registry: { providers: 100_000, gatewayStarts: 3 } };
+
+const cmd = (f: Figure): string => `npm run bench -- --only ${f}${quick ? ' --quick' : ''}`;
+const ms = (n: number): string => formatNumber(n);
+const pct = (s: LatencySummary): string => `${ms(s.p50)} / ${ms(s.p99)}`;
+
+/** "12x faster": how many times lower (latency) or higher (throughput) Switchboard's figure is than etcd's. */
+function ratio(sb: number, etcd: number | undefined, better: 'lower' | 'higher'): Cell | undefined {
+  if (etcd === undefined || !(sb > 0) || !(etcd > 0)) return undefined;
+  const r = better === 'lower' ? etcd / sb : sb / etcd;
+  const text = r >= 10 ? formatNumber(Math.round(r)) : r.toFixed(1);
+  return better === 'lower' ? (r >= 1 ? `${text}x faster` : `${(1 / r).toFixed(1)}x slower`) : r >= 1 ? `${text}x more` : `${(1 / r).toFixed(1)}x fewer`;
+}
+const met = (ok: boolean, target: string): string => `${target} ${ok ? '✓' : '✗ missed'}`;
+
+const report = new Report();
+const details: string[] = [];
+const loads: string[] = [];
+const noteLoad = (what: string): void => void loads.push(`${what}: ${loadavg()[0]!.toFixed(2)}`);
+const machine = machineInfo();
+const started = new Date();
+const t0 = Date.now();
+
+async function withCluster<T>(opts: Parameters<typeof startCluster>[0], fn: (c: Cluster) => Promise<T>): Promise<T> {
+  const p = progress('switchboard');
+  p.update('starting leader, workers and gateway');
+  const profile = new Set((process.env.BENCH_PROFILE ?? '').split(',').filter(Boolean));
+  const profDir = join(fileURLToPath(new URL('.', import.meta.url)), 'profiles');
+  if (profile.size) mkdirSync(profDir, { recursive: true });
+  const nodeArgs: Record<string, string[]> = {};
+  for (const role of profile) nodeArgs[role] = ['--cpu-prof', `--cpu-prof-dir=${profDir}`];
+  const cluster = await startCluster({ ...opts, nodeArgs });
+  p.done(`leader ${cluster.control}, ${cluster.workers.length} worker(s), gateway ${cluster.url}`);
+  try {
+    return await fn(cluster);
+  } finally {
+    await cluster.close();
+  }
+}
+
+async function main(): Promise<void> {
+  if (machine.load1 > 0.5 * machine.cores) process.stderr.write(`warning: load average ${machine.load1} on ${machine.cores} cores at start; figures will be pessimistic\n`);
+  if (!values['no-build']) {
+    const pb = progress('build');
+    pb.update('npm run build');
+    build();
+    pb.done('dist/ up to date');
+  }
+  const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  const versions: Record<string, string> = { switchboard: version };
+
+  let etcd: EtcdHandle | null = null;
+  const etcdWanted = !values['no-etcd'] && (['crash', 'propagation', 'lookup', 'registration'] as Figure[]).some(want);
+  if (etcdWanted) {
+    const pe = progress('etcd');
+    pe.update('starting (installs etcd-server if missing)');
+    etcd = await startEtcd();
+    if (etcd) {
+      versions.etcd = etcd.version;
+      pe.done(`${etcd.version} at ${etcd.clientUrl}`);
+    } else {
+      pe.done(`etcd not available: ${etcdUnavailableReason()}`);
+      details.push(`etcd not available: ${etcdUnavailableReason()}`);
+    }
+  }
+  const etcdNa = etcd ? undefined : 'n/a';
+
+  try {
+    if ((['crash', 'freeze', 'propagation', 'lookup', 'registration'] as Figure[]).some(want)) {
+      await withCluster({ workers: 1 }, async (cluster) => {
+        if (want('crash')) {
+          const p = progress('crash detection (Switchboard)');
+          const sb = await measureDetection(cluster, 'crash', { trials: SIZES.crashTrials, onProgress: (t) => p.update(t) });
+          p.done(`p50 ${ms(sb.latency.p50)} ms, p99 ${ms(sb.latency.p99)} ms${sb.failures ? `, ${sb.failures} failed: ${sb.errors[0]}` : ''}`);
+          let e: Awaited<ReturnType<typeof measureEtcdCrashDetection>> | undefined;
+          if (etcd) {
+            const pe = progress('crash detection (etcd)');
+            e = await measureEtcdCrashDetection(etcd, { trials: SIZES.crashTrials, onProgress: (d, t) => pe.update(`${d}/${t}`) });
+            pe.done(`p50 ${ms(e.latency.p50)} ms${e.failures ? `, ${e.failures} failed: ${e.errors[0]}` : ''}`);
+          }
+          const note = `SIGKILL → WebSocket subscriber gets down; ${sb.latency.count}/${sb.trials} trials; zmq check 1000 ms × 3${e ? `; etcd lease TTL ${e.requestedTtlSeconds} s requested, ${e.grantedTtlSeconds.join('/')} s granted` : ''}`;
+          report.addRow({ figure: 'crash detection p50 (ms)', switchboard: sb.latency.p50, etcd: e?.latency.p50 ?? etcdNa, ratio: ratio(sb.latency.p50, e?.latency.p50, 'lower'), command: cmd('crash'), note });
+          report.addRow({ figure: 'crash detection p99 (ms)', switchboard: sb.latency.p99, etcd: e?.latency.p99 ?? etcdNa, ratio: ratio(sb.latency.p99, e?.latency.p99, 'lower'), target: met(sb.latency.p99 <= 25 && sb.failures === 0, '≤ 25'), command: cmd('crash'), note: `max ${ms(sb.latency.max)} ms` });
+          noteLoad('after crash detection');
+        }
+        if (want('freeze')) {
+          const p = progress('freeze detection (Switchboard)');
+          const sb = await measureDetection(cluster, 'freeze', { trials: SIZES.freezeTrials, onProgress: (t) => p.update(t) });
+          p.done(`p50 ${ms(sb.latency.p50)} ms, max ${ms(sb.latency.max)} ms${sb.failures ? `, ${sb.failures} failed: ${sb.errors[0]}` : ''}`);
+          report.addRow({
+            figure: 'freeze detection p50 / max (ms)',
+            switchboard: `${ms(sb.latency.p50)} / ${ms(sb.latency.max)}`,
+            etcd: etcd ? '(same as crash)' : etcdNa,
+            target: met(sb.latency.max <= 1000 && sb.failures === 0, '≤ 1,000'),
+            command: cmd('freeze'),
+            note: `SIGSTOP → down; defaults: zmq interval 1000 ms × 3 misses, worker ZMTP ping 300 ms / timeout 900 ms, leader settle 200 ms; ${sb.latency.count}/${sb.trials} trials`,
+          });
+          noteLoad('after freeze detection');
+        }
+        if (want('propagation')) {
+          const p = progress('propagation (Switchboard)');
+          const sb = await measurePropagation(cluster, { events: SIZES.events, onProgress: (t) => p.update(t) });
+          p.done(`WS ${pct(sb.latency.ws)}, SSE ${pct(sb.latency.sse)}, ZeroMQ ${pct(sb.latency.zmq)} ms p50/p99`);
+          let e: Awaited<ReturnType<typeof measureEtcdPropagation>> | undefined;
+          if (etcd) {
+            const pe = progress('propagation (etcd)');
+            e = await measureEtcdPropagation(etcd, { events: SIZES.events, onProgress: (d, t) => pe.update(`${d}/${t}`) });
+            pe.done(`p50 ${ms(e.latency.p50)} ms, p99 ${ms(e.latency.p99)} ms`);
+          }
+          const names = { ws: 'WebSocket', sse: 'SSE', zmq: 'ZeroMQ feed' } as const;
+          for (const t of ['ws', 'sse', 'zmq'] as const) {
+            const l = sb.latency[t];
+            const target = t === 'sse' ? undefined : met(l.p99 <= 5, '≤ 5 (p99)');
+            report.addRow({
+              figure: `propagation ${names[t]} p50 / p99 (ms)`,
+              switchboard: pct(l),
+              etcd: e ? pct(e.latency) : etcdNa,
+              ratio: ratio(l.p99, e?.latency.p99, 'lower'),
+              target,
+              command: cmd('propagation'),
+              note:
+                t === 'ws'
+                  ? `${formatNumber(sb.events)} registrations one at a time, PUT sent → event received (etcd: put → watch); durable ack p50/p99 ${pct(sb.ack)} ms${sb.failures ? `; ${sb.failures} failed` : ''}`
+                  : undefined,
+            });
+          }
+          noteLoad('after propagation');
+        }
+        if (want('lookup')) {
+          const p = progress('lookup (Switchboard)');
+          const sb = await measureLookup(cluster, { durationSeconds: SIZES.lookupSeconds, onProgress: (t) => p.update(t) });
+          p.done(`${formatNumber(sb.perSecond)} req/s, p99 ${ms(sb.latency.p99)} ms`);
+          let e: Awaited<ReturnType<typeof measureEtcdLookup>> | undefined;
+          if (etcd) {
+            const pe = progress('lookup (etcd)');
+            e = await measureEtcdLookup(etcd, { durationSeconds: SIZES.lookupSeconds, onProgress: (t) => pe.update(t) });
+            pe.done(`${formatNumber(e.perSecond)} req/s`);
+          }
+          report.addRow({
+            figure: 'lookup, 100 providers, c=64 (req/s)',
+            switchboard: sb.perSecond,
+            etcd: e?.perSecond ?? etcdNa,
+            ratio: ratio(sb.perSecond, e?.perSecond, 'higher'),
+            target: met(sb.perSecond >= 10_000, '≥ 10,000'),
+            command: cmd('lookup'),
+            note: `GET /v1/services/:name (${formatNumber(sb.bytesPerAnswer)} B JSON) by autocannon in the bench process, ${sb.durationSeconds} s; etcd: prefix range via its HTTP gateway${sb.errors || sb.non2xx ? `; ${sb.errors} errors, ${sb.non2xx} non-2xx` : ''}`,
+          });
+          report.addRow({
+            figure: 'lookup p50 / p99 (ms)',
+            switchboard: pct(sb.latency),
+            etcd: e ? pct(e.latency) : etcdNa,
+            ratio: ratio(sb.latency.p99, e?.latency.p99, 'lower'),
+            target: met(sb.latency.p99 <= 20, 'p99 ≤ 20'),
+            command: cmd('lookup'),
+          });
+          noteLoad('after lookup');
+        }
+        if (want('registration')) {
+          const p = progress('registration (Switchboard)');
+          const sb = await measureRegistration(cluster, { count: SIZES.registrations, onProgress: (t) => p.update(t) });
+          p.done(`${formatNumber(sb.perSecond)}/s${sb.failures ? `, ${sb.failures} failed: ${sb.firstError}` : ''}`);
+          let e: Awaited<ReturnType<typeof measureEtcdRegistration>> | undefined;
+          if (etcd) {
+            // Last on this etcd: it leaves thousands of leases behind.
+            const pe = progress('registration (etcd)');
+            e = await measureEtcdRegistration(etcd, { count: SIZES.registrations, onProgress: (d, t) => pe.update(`${d}/${t}`) });
+            pe.done(`${formatNumber(e.perSecond)}/s`);
+          }
+          report.addRow({
+            figure: 'durable registrations/s, c=64',
+            switchboard: sb.perSecond,
+            etcd: e?.perSecond ?? etcdNa,
+            ratio: ratio(sb.perSecond, e?.perSecond, 'higher'),
+            target: met(sb.perSecond >= 10_000 && sb.failures === 0, '≥ 10,000'),
+            command: cmd('registration'),
+            note: `${formatNumber(sb.completed)} × PUT /v1/providers/:id answered after the SQLite commit (synchronous=FULL, group commit); latency p50/p99 ${pct(sb.latency)} ms${e ? `; etcd: lease grant + put, p50/p99 ${pct(e.latency)} ms` : ''}${sb.failures ? `; ${sb.failures} failed: ${sb.firstError}` : ''}`,
+          });
+          noteLoad('after registration');
+        }
+      });
+    }
+  } finally {
+    await etcd?.close();
+  }
+
+  if (want('heartbeat')) {
+    await withCluster({ workers: 2 }, async (cluster) => {
+      const p = progress('heartbeat scale');
+      const s = SIZES.hb;
+      const r = await measureHeartbeatScale(cluster, { ...s, onProgress: (t) => p.update(t) });
+      p.done(`${formatNumber(r.providers)} providers, ${r.falseDowns} false downs in ${r.windowSeconds} s`);
+      const worst = Math.max(...Object.entries(r.usage).filter(([k]) => k.startsWith('worker')).map(([, u]) => u.cpuPercent));
+      const setup = `${formatNumber(r.providers)} providers on ${formatNumber(r.endpoints)} PUB endpoints (${s.sims} processes × ${s.socketsPerSim} sockets × ${s.idsPerSocket} ids), 1 beat/s each, 2 workers`;
+      report.addRow({ figure: `heartbeat scale: false downs in ${r.windowSeconds} s`, switchboard: r.falseDowns, target: met(r.falseDowns === 0, '0'), command: cmd('heartbeat'), note: `${setup}; all up ${formatNumber(r.allUpMs / 1000)} s after the first registration` });
+      const workers = Object.entries(r.usage).filter(([k]) => k.startsWith('worker'));
+      report.addRow({
+        figure: 'heartbeat scale: worker CPU (% of a core)',
+        switchboard: workers.map(([, u]) => formatNumber(u.cpuPercent)).join(' / '),
+        target: met(worst <= 25, '≤ 25 each'),
+        command: cmd('heartbeat'),
+        note: `RSS ${workers.map(([, u]) => `${Math.round(u.rssMiB)} MiB`).join(' / ')}`,
+      });
+      report.addRow({
+        figure: 'heartbeat scale: leader / gateway CPU (%)',
+        switchboard: `${formatNumber(r.usage.leader!.cpuPercent)} / ${formatNumber(r.usage.gateway!.cpuPercent)}`,
+        command: cmd('heartbeat'),
+        note: `RSS leader ${Math.round(r.usage.leader!.rssMiB)} MiB, gateway ${Math.round(r.usage.gateway!.rssMiB)} MiB`,
+      });
+      report.addRow({
+        figure: 'heartbeat scale: crash detection under load p50 / max (ms)',
+        switchboard: `${ms(r.crash.latency.p50)} / ${ms(r.crash.latency.max)}`,
+        target: met(r.crash.latency.max <= 25 && r.crash.failures === 0, '≤ 25'),
+        command: cmd('heartbeat'),
+        note: `${r.crash.latency.count}/${r.crash.trials} trials during the window${r.crash.failures ? `; failed: ${r.crash.errors[0]}` : ''}`,
+      });
+      details.push(
+        `Heartbeat scale, CPU (% of one core, average / peak 1 s) and RSS over the ${r.windowSeconds} s window:`,
+        '',
+        '| process | CPU avg | CPU peak | RSS (MiB) |',
+        '|---|---:|---:|---:|',
+        ...Object.entries(r.usage).map(([k, u]) => `| ${k} | ${formatNumber(u.cpuPercent)} | ${formatNumber(u.cpuPeakPercent)} | ${Math.round(u.rssMiB)} |`),
+        '',
+      );
+      noteLoad('after heartbeat scale');
+    });
+  }
+
+  if (want('fanout')) {
+    await withCluster({ workers: 0 }, async (cluster) => {
+      const p = progress('fan-out');
+      const r = await measureFanout(cluster, { ...SIZES.fanout, onProgress: (t) => p.update(t) });
+      p.done(`${formatNumber(r.subscribers)} subscribers, p99 ${ms(r.delivery.p99)} ms, all after ${ms(r.toAll.p50)} ms (median)`);
+      report.addRow({
+        figure: `fan-out to ${formatNumber(r.subscribers)} WebSockets: delivery p50 / p99 (ms)`,
+        switchboard: pct(r.delivery),
+        target: met(r.delivery.p99 <= 200 && r.failedToOpen === 0 && r.missing === 0, '≤ 200 (p99)'),
+        command: cmd('fanout'),
+        note: `${r.events} events, PUT sent → each subscriber has it; subscribers in ${SIZES.fanout.clients} processes${r.failedToOpen ? `; ${r.failedToOpen} failed to open: ${r.openError}` : ''}${r.missing ? `; ${r.missing} deliveries missing` : ''}`,
+      });
+      report.addRow({ figure: 'fan-out: time until the last subscriber has it, p50 / max (ms)', switchboard: `${ms(r.toAll.p50)} / ${ms(r.toAll.max)}`, command: cmd('fanout') });
+      report.addRow({
+        figure: 'fan-out: gateway RSS idle / peak (MiB)',
+        switchboard: `${Math.round(r.gatewayRssIdleMiB)} / ${Math.round(r.gatewayRssPeakMiB)}`,
+        command: cmd('fanout'),
+        note: `${Math.round(r.gatewayRssBeforeMiB)} MiB before the subscribers connected`,
+      });
+      noteLoad('after fan-out');
+    });
+  }
+
+  if (want('registry')) {
+    await withCluster({ workers: 0 }, async (cluster) => {
+      const p = progress('registry size');
+      const r = await measureRegistrySize(cluster, { ...SIZES.registry, onProgress: (t) => p.update(t) });
+      p.done(`${formatNumber(r.providers)} providers: leader ${Math.round(r.leaderRssMiB)} MiB, new gateway ready in ${ms(r.snapshot.p50)} ms`);
+      report.addRow({
+        figure: `registry of ${formatNumber(r.providers)} providers: leader RSS (MiB)`,
+        switchboard: Math.round(r.leaderRssMiB),
+        target: met(r.leaderRssMiB <= 200, '≤ 200'),
+        command: cmd('registry'),
+        note: `${formatNumber(r.services)} services, no checks; registered at ${formatNumber(r.registerPerSecond)}/s${r.failures ? `; ${r.failures} failed` : ''}`,
+      });
+      report.addRow({ figure: 'registry: gateway RSS (MiB)', switchboard: Math.round(r.gatewayRssMiB), command: cmd('registry'), note: `a new gateway: ${Math.round(r.newGatewayRssMiB)} MiB once ready` });
+      report.addRow({
+        figure: 'registry: new gateway start → /readyz 200, p50 / max (ms)',
+        switchboard: `${ms(r.snapshot.p50)} / ${ms(r.snapshot.max)}`,
+        command: cmd('registry'),
+        note: `${r.snapshot.count} gateway process(es) started: process start + snapshot transfer + replica load`,
+      });
+      noteLoad('after registry size');
+    });
+  }
+
+  const minutes = ((Date.now() - t0) / 60_000).toFixed(1);
+  process.stdout.write(`\nSwitchboard ${version}${versions.etcd ? `, etcd ${versions.etcd}` : ''}${quick ? ' (quick run)' : ''}; ${machine.cores} cores, load average ${machine.load1} at start; ${minutes} min\n\n`);
+  report.printTable();
+
+  const out = values.out ?? (quick ? join(tmpdir(), 'switchboard-bench-quick.md') : fileURLToPath(new URL('./RESULTS.md', import.meta.url)));
+  const markdown = [
+    `# Switchboard benchmark results${quick ? ' (quick run)' : ''}`,
+    '',
+    `Written by \`npm run bench${quick ? ' -- --quick' : ''}\` (bench/run.ts) in ${minutes} min. Every Switchboard figure runs against the CLI's own`,
+    'processes (`node dist/src/cli/main.js leader|worker|gateway|heartbeat`) on 127.0.0.1; etcd is a private',
+    "`etcd` child (Debian's etcd-server) on 127.0.0.1 with its own data dir, measured in the same run. Latencies are",
+    'HDR histograms (µs resolution). Load on the shared machine matters: see the load averages below.',
+    '',
+    report.toMarkdown({ machine, versions, date: started, title: 'Results' }),
+    `Load average (1 min) during the run: at start ${machine.load1}; ${loads.join('; ')}.`,
+    '',
+    ...(details.length ? ['## Details', '', ...details, ''] : []),
+  ].join('\n');
+  writeFileSync(out, preserveAnalysis(out, markdown));
+  process.stdout.write(`\nwritten to ${out}\n`);
+}
+
+/** Keeps the hand-written part of an existing results file (everything from the marker on). */
+function preserveAnalysis(path: string, generated: string): string {
+  const MARKER = '<!-- analysis: written by hand, kept across runs -->';
+  let old = '';
+  try {
+    old = readFileSync(path, 'utf8');
+  } catch {
+    /* first run */
+  }
+  const at = old.indexOf(MARKER);
+  return at >= 0 ? `${generated}\n${old.slice(at)}` : generated;
+}
+
+main().then(
+  async () => {
+    await killAll();
+    process.exit(0); // autocannon, agents and ZeroMQ contexts may hold handles briefly; the run is over
+  },
+  async (err: unknown) => {
+    process.stderr.write(`\nbenchmark failed: ${(err as Error)?.stack ?? String(err)}\n`);
+    await killAll();
+    process.exit(1);
+  },
+);

@@ -1,0 +1,537 @@
+/**
+ * Switchboard's side of the benchmark: each figure measured against the CLI's own processes (leader, workers,
+ * gateways, providers: `node dist/src/cli/main.js …`, see bench/lib/switchboard.ts). The clients that time
+ * things run in the benchmark's process, or in helper processes where one process cannot hold the load
+ * (10,000 WebSocket subscribers, 10,000 heartbeating providers). Every loop is bounded in count and in time.
+ *
+ * Run them all, etcd beside, with `npm run bench` (bench/run.ts).
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import { recorder, type LatencySummary } from './lib/hdr.ts';
+import { rssMiB, spawnScript, UsageSampler, type Proc, type UsageSummary } from './lib/procs.ts';
+import {
+  call,
+  EventWaiter,
+  get,
+  plainProvider,
+  register,
+  registerMany,
+  sleep,
+  startHeartbeatProcess,
+  until,
+  watchSse,
+  watchWs,
+  watchZmq,
+  withTimeout,
+  type Cluster,
+  type FeedEvent,
+} from './lib/switchboard.ts';
+
+type OnProgress = (text: string) => void;
+
+const HB_SIM = fileURLToPath(new URL('./lib/hb-sim.ts', import.meta.url));
+const WS_FANOUT_CLIENT = fileURLToPath(new URL('./lib/ws-fanout-client.ts', import.meta.url));
+
+const isUp = (id: string) => (ev: FeedEvent) => ev.provider.id === id && ev.provider.state === 'up';
+const isDown = (id: string) => (ev: FeedEvent) => ev.provider.id === id && (ev.change === 'down' || ev.provider.state === 'down');
+
+// ---------------------------------------------------------------------------------------------------------
+// crash and freeze detection
+
+export interface DetectionResult {
+  latency: LatencySummary;
+  trials: number;
+  failures: number;
+  errors: string[];
+}
+
+/**
+ * A provider process (`switchboard heartbeat`, beating every 250 ms) registered with the default zmq check
+ * (interval 1000 ms, 3 misses) is SIGKILLed (`crash`) or SIGSTOPped (`freeze`); timed until a WebSocket
+ * subscriber on the gateway receives its `down`. Trials run one at a time, each with a new provider process,
+ * killed at a random point of its beat period. `service` keeps trials apart from other load on the cluster.
+ */
+export async function measureDetection(
+  cluster: Cluster,
+  kind: 'crash' | 'freeze',
+  opts: { trials: number; service?: string; onProgress?: OnProgress },
+): Promise<DetectionResult> {
+  const service = opts.service ?? kind;
+  const waiter = new EventWaiter();
+  const ws = await watchWs(cluster.url, [service], waiter.onEvent);
+  const rec = recorder();
+  const errors: string[] = [];
+  try {
+    for (let i = 0; i < opts.trials; i++) {
+      const id = `${service}-${process.pid}-${i}`;
+      let provider: Proc | undefined;
+      try {
+        const hb = await startHeartbeatProcess(`provider ${id}`, [id]);
+        provider = hb.proc;
+        const up = waiter.expect(isUp(id));
+        await register(cluster.url, id, { service, host: '127.0.0.1', port: 20_000 + i, protocol: 'rpc-server', check: { type: 'zmq', endpoint: hb.endpoint } });
+        await withTimeout(up, 15_000, `${id} up`);
+        await sleep(100 + Math.random() * 250);
+        const down = waiter.expect(isDown(id));
+        const t0 = performance.now();
+        hb.proc.signal(kind === 'crash' ? 'SIGKILL' : 'SIGSTOP');
+        rec.record((await withTimeout(down, 15_000, `${id} down`)) - t0);
+      } catch (err) {
+        errors.push((err as Error).message);
+        waiter.clear();
+      } finally {
+        provider?.signal('SIGKILL');
+        await call('DELETE', `${cluster.url}/v1/providers/${id}`).catch(() => undefined);
+      }
+      opts.onProgress?.(`${i + 1}/${opts.trials}`);
+    }
+  } finally {
+    await ws.close();
+  }
+  return { latency: rec.summary(), trials: opts.trials, failures: errors.length, errors };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// propagation
+
+export type Transport = 'ws' | 'sse' | 'zmq';
+export interface PropagationResult {
+  latency: Record<Transport, LatencySummary>;
+  /** Time from sending the registration to its durable acknowledgement. */
+  ack: LatencySummary;
+  events: number;
+  failures: number;
+}
+
+/**
+ * One registration at a time (PUT, no check) → the time its event arrives on a WebSocket, an SSE stream and a
+ * ZeroMQ SUB of the native feed, all three subscribed to the service, in this process (one clock). The first
+ * `warmup` registrations are not recorded (JIT, and ZeroMQ's slow-joiner window).
+ */
+export async function measurePropagation(cluster: Cluster, opts: { events: number; warmup?: number; onProgress?: OnProgress }): Promise<PropagationResult> {
+  const service = `prop-${process.pid}`;
+  const transports: Transport[] = ['ws', 'sse', 'zmq'];
+  const arrived = new Map<string, Partial<Record<Transport, number>>>();
+  const wake = new Map<string, () => void>();
+  const mark = (t: Transport) => (ev: FeedEvent, at: number) => {
+    const entry = arrived.get(ev.provider.id) ?? {};
+    entry[t] ??= at;
+    arrived.set(ev.provider.id, entry);
+    if (transports.every((x) => entry[x] !== undefined)) wake.get(ev.provider.id)?.();
+  };
+  const subs = [await watchWs(cluster.url, [service], mark('ws')), await watchSse(cluster.url, [service], mark('sse')), watchZmq(cluster.feedPub, [service], mark('zmq'))];
+  const recs = { ws: recorder(), sse: recorder(), zmq: recorder() };
+  const ack = recorder();
+  const warmup = opts.warmup ?? 20;
+  let failures = 0;
+  const deadline = Date.now() + 300_000;
+  try {
+    // The SUB's subscription must have reached the gateway before anything is timed.
+    for (let i = 0; i < 50 && arrived.get(`warm-0`)?.zmq === undefined; i++) {
+      await register(cluster.url, 'warm-0', plainProvider(service, i));
+      await sleep(20);
+    }
+    for (let i = 0; i < warmup + opts.events && Date.now() < deadline; i++) {
+      const id = `p-${i}`;
+      const all = new Promise<void>((r) => wake.set(id, r));
+      const t0 = performance.now();
+      try {
+        await register(cluster.url, id, plainProvider(service, i));
+        const acked = performance.now();
+        await withTimeout(all, 5_000, `${id} on every transport`);
+        if (i >= warmup) {
+          ack.record(acked - t0);
+          for (const t of transports) recs[t].record(arrived.get(id)![t]! - t0);
+        }
+      } catch {
+        failures++;
+      }
+      wake.delete(id);
+      arrived.delete(id);
+      if (i >= warmup) opts.onProgress?.(`${i - warmup + 1}/${opts.events}`);
+    }
+  } finally {
+    for (const s of subs) await s.close();
+  }
+  return { latency: { ws: recs.ws.summary(), sse: recs.sse.summary(), zmq: recs.zmq.summary() }, ack: ack.summary(), events: recs.ws.summary().count, failures };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// registration throughput
+
+export interface RegistrationResult {
+  perSecond: number;
+  completed: number;
+  failures: number;
+  elapsedMs: number;
+  latency: LatencySummary;
+  firstError?: string;
+}
+
+/** `count` durable registrations (PUT /v1/providers/:id, answered after the leader's commit) at `concurrency`. */
+export async function measureRegistration(cluster: Cluster, opts: { count: number; concurrency?: number; onProgress?: OnProgress }): Promise<RegistrationResult> {
+  const service = `reg-${process.pid}`;
+  // Warm-up: JIT and keep-alive connections, not timed.
+  await registerMany(cluster.url, 500, { prefix: `${service}-warm-`, concurrency: opts.concurrency ?? 64, body: (i) => plainProvider(`${service}-warm`, i) });
+  const rec = recorder();
+  const res = await registerMany(cluster.url, opts.count, {
+    prefix: `${service}-`,
+    concurrency: opts.concurrency ?? 64,
+    body: (i) => plainProvider(service, i),
+    onLatency: (ms) => rec.record(ms),
+    onProgress: (d, t) => opts.onProgress?.(`${d}/${t}`),
+  });
+  return { perSecond: (res.completed / res.elapsedMs) * 1000, completed: res.completed, failures: res.failures, elapsedMs: res.elapsedMs, latency: rec.summary(), firstError: res.firstError };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// lookup
+
+interface AutocannonResult {
+  requests: { total: number };
+  duration: number;
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+  '2xx': number;
+}
+interface AutocannonInstance {
+  on(event: 'response', fn: (client: unknown, statusCode: number, bytes: number, responseTimeMs: number) => void): void;
+  on(event: 'tick', fn: (c: { counter: number }) => void): void;
+}
+type Autocannon = (opts: Record<string, unknown>, cb: (err: Error | null, res: AutocannonResult) => void) => AutocannonInstance;
+const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+
+export interface LookupResult {
+  perSecond: number;
+  latency: LatencySummary;
+  requests: number;
+  errors: number;
+  non2xx: number;
+  durationSeconds: number;
+  providersPerAnswer: number;
+  bytesPerAnswer: number;
+}
+
+/** One service of `providers` providers; `GET /v1/services/:name` by autocannon at `concurrency` for `durationSeconds`. */
+export async function measureLookup(
+  cluster: Cluster,
+  opts: { providers?: number; concurrency?: number; durationSeconds: number; onProgress?: OnProgress },
+): Promise<LookupResult> {
+  const n = opts.providers ?? 100;
+  const service = `lookup-${process.pid}`;
+  await registerMany(cluster.url, n, { prefix: `${service}-`, concurrency: 20, body: (i) => plainProvider(service, i) });
+  const target = `${cluster.url}/v1/services/${service}`;
+  const check = await get(target);
+  const providers = (JSON.parse(check.body) as { providers: unknown[] }).providers.length;
+  if (providers !== n) throw new Error(`lookup setup: expected ${n} providers, got ${providers}`);
+  const rec = recorder();
+  let ticks = 0;
+  const result = await new Promise<AutocannonResult>((resolve, reject) => {
+    const inst = autocannon({ url: target, connections: opts.concurrency ?? 64, pipelining: 1, duration: opts.durationSeconds, timeout: 10 }, (err, res) =>
+      err ? reject(err) : resolve(res),
+    );
+    inst.on('response', (_c, status, _b, ms) => {
+      if (status >= 200 && status < 300) rec.record(ms);
+    });
+    inst.on('tick', (c) => opts.onProgress?.(`${++ticks}/${opts.durationSeconds} s, ${c.counter} req/s`));
+  });
+  return {
+    perSecond: result['2xx'] / result.duration,
+    latency: rec.summary(),
+    requests: result.requests.total,
+    errors: result.errors + result.timeouts,
+    non2xx: result.non2xx,
+    durationSeconds: result.duration,
+    providersPerAnswer: providers,
+    bytesPerAnswer: Buffer.byteLength(check.body),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// heartbeat scale
+
+export interface HeartbeatScaleResult {
+  providers: number;
+  endpoints: number;
+  windowSeconds: number;
+  /** Time from the first registration until every provider was `up`. */
+  allUpMs: number;
+  falseDowns: number;
+  usage: Record<string, UsageSummary>;
+  crash: DetectionResult;
+}
+
+/**
+ * `sims` processes each bind `socketsPerSim` PUB sockets beating for `idsPerSocket` providers once a second;
+ * every provider is registered with the default zmq check and watched by the cluster's workers. Over a window
+ * of `windowSeconds`: CPU and RSS of every role, `down` events of those providers (every one is false: none
+ * died), and crash detection of extra providers measured meanwhile.
+ */
+export async function measureHeartbeatScale(
+  cluster: Cluster,
+  opts: { sims: number; socketsPerSim: number; idsPerSocket: number; windowSeconds: number; crashTrials: number; onProgress?: OnProgress },
+): Promise<HeartbeatScaleResult> {
+  const service = 'hb';
+  const say = opts.onProgress ?? (() => undefined);
+  const sims: Proc[] = [];
+  const endpoints: Array<{ endpoint: string; ids: string[] }> = [];
+  for (let p = 0; p < opts.sims; p++) {
+    const prefix = `hb${p}-`;
+    const sim = spawnScript(`hb-sim-${p}`, HB_SIM, [prefix, String(opts.socketsPerSim), String(opts.idsPerSocket), '1000']);
+    sims.push(sim);
+  }
+  for (let p = 0; p < opts.sims; p++) {
+    await sims[p]!.waitForLine(/^READY$/, 60_000);
+    const eps = sims[p]!.lines.filter((l) => l.startsWith('EP ')).map((l) => l.slice(3));
+    eps.forEach((endpoint, s) => endpoints.push({ endpoint, ids: Array.from({ length: opts.idsPerSocket }, (_, k) => `hb${p}-${s}-${k}`) }));
+  }
+  const all = endpoints.flatMap((e) => e.ids.map((id) => ({ id, endpoint: e.endpoint })));
+  let downs = 0;
+  let windowOpen = false;
+  let ups = 0;
+  const waiter = new EventWaiter();
+  const ws = await watchWs(cluster.url, [service, `${service}crash`], (ev, at) => {
+    if (ev.service === service) {
+      if (ev.change === 'down' && windowOpen) downs++;
+      if (ev.change === 'up') ups++;
+    } else waiter.onEvent(ev, at);
+  });
+  try {
+    const t0 = performance.now();
+    const reg = await registerMany(cluster.url, all.length, {
+      prefix: '',
+      id: (i) => all[i]!.id,
+      concurrency: 64,
+      body: (i) => ({ service, host: '127.0.0.1', port: 30_000 + (i % 30_000), protocol: 'rpc-server', check: { type: 'zmq', endpoint: all[i]!.endpoint } }),
+      onProgress: (d, t) => say(`registering ${d}/${t}`),
+    });
+    if (reg.failures) throw new Error(`heartbeat scale: ${reg.failures} registrations failed: ${reg.firstError}`);
+    await until(
+      async () => {
+        const body = JSON.parse((await get(`${cluster.url}/v1/services`)).body) as { services: Array<{ name: string; up: number }> };
+        const up = body.services.find((s) => s.name === service)?.up ?? 0;
+        say(`waiting for every provider to be up: ${up}/${all.length}`);
+        return up === all.length;
+      },
+      'every heartbeating provider up',
+      180_000,
+      500,
+    );
+    const allUpMs = performance.now() - t0;
+    await sleep(3_000); // let the registration burst settle before the window
+    const pids: Record<string, number> = { leader: cluster.leader.pid, gateway: cluster.gateway.pid };
+    cluster.workers.forEach((w, i) => (pids[`worker ${i + 1}`] = w.pid));
+    sims.forEach((s, i) => (pids[`provider sim ${i + 1}`] = s.pid));
+    const sampler = new UsageSampler(pids);
+    windowOpen = true;
+    const windowStart = performance.now();
+    const windowMs = opts.windowSeconds * 1000;
+    // Crash detection under load, spread over the first half of the window.
+    const crashRec = recorder();
+    const errors: string[] = [];
+    for (let i = 0; i < opts.crashTrials; i++) {
+      const id = `hbcrash-${i}`;
+      let provider: Proc | undefined;
+      try {
+        const hb = await startHeartbeatProcess(`provider ${id}`, [id]);
+        provider = hb.proc;
+        const up = waiter.expect(isUp(id));
+        await register(cluster.url, id, { service: `${service}crash`, host: '127.0.0.1', port: 40_000 + i, protocol: 'rpc-server', check: { type: 'zmq', endpoint: hb.endpoint } });
+        await withTimeout(up, 15_000, `${id} up`);
+        await sleep(100 + Math.random() * 250);
+        const down = waiter.expect(isDown(id));
+        const k0 = performance.now();
+        hb.proc.signal('SIGKILL');
+        crashRec.record((await withTimeout(down, 15_000, `${id} down`)) - k0);
+      } catch (err) {
+        errors.push((err as Error).message);
+        waiter.clear();
+      } finally {
+        provider?.signal('SIGKILL');
+        await call('DELETE', `${cluster.url}/v1/providers/${id}`).catch(() => undefined);
+      }
+      say(`window ${Math.round((performance.now() - windowStart) / 1000)}/${opts.windowSeconds} s, crash trials ${i + 1}/${opts.crashTrials}, false downs ${downs}`);
+      const gap = windowMs / 2 / opts.crashTrials - 500;
+      if (gap > 0) await sleep(gap);
+    }
+    while (performance.now() - windowStart < windowMs) {
+      await sleep(Math.min(1_000, windowMs - (performance.now() - windowStart)));
+      say(`window ${Math.round((performance.now() - windowStart) / 1000)}/${opts.windowSeconds} s, false downs ${downs}`);
+    }
+    windowOpen = false;
+    const usage = sampler.stop();
+    return {
+      providers: all.length,
+      endpoints: endpoints.length,
+      windowSeconds: opts.windowSeconds,
+      allUpMs,
+      falseDowns: downs,
+      usage,
+      crash: { latency: crashRec.summary(), trials: opts.crashTrials, failures: errors.length, errors },
+    };
+  } finally {
+    await ws.close();
+    for (const s of sims) await s.stop(2_000);
+    void ups;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// fan-out
+
+export interface FanoutResult {
+  subscribers: number;
+  failedToOpen: number;
+  openError?: string;
+  /** Per delivery: event sent (PUT issued) → one subscriber has it, over every subscriber of every event. */
+  delivery: LatencySummary;
+  /** Per event: sent → the last subscriber has it. */
+  toAll: LatencySummary;
+  missing: number;
+  events: number;
+  gatewayRssIdleMiB: number;
+  gatewayRssPeakMiB: number;
+  gatewayRssBeforeMiB: number;
+}
+
+/**
+ * `subscribers` WebSocket subscribers of one service on the cluster's gateway, opened from `clients` helper
+ * processes (from many 127.0.0.x source addresses, `perAddress` each, under the gateway's per-address cap).
+ * Then `events` registrations, one at a time: the time until each subscriber, and the last one, has it.
+ * Times are wall-clock (`performance.timeOrigin + now()`), comparable across processes on one machine.
+ */
+export async function measureFanout(
+  cluster: Cluster,
+  opts: { subscribers: number; clients: number; events: number; perAddress?: number; onProgress?: OnProgress },
+): Promise<FanoutResult> {
+  const say = opts.onProgress ?? (() => undefined);
+  const service = 'fanout';
+  const perAddress = opts.perAddress ?? 200;
+  const before = rssMiB(cluster.gateway.pid) ?? 0;
+  const clients: Proc[] = [];
+  let opened = 0;
+  let failed = 0;
+  let openError: string | undefined;
+  try {
+    const share = Math.ceil(opts.subscribers / opts.clients);
+    for (let c = 0; c < opts.clients; c++) {
+      const count = Math.min(share, opts.subscribers - c * share);
+      if (count <= 0) break;
+      clients.push(spawnScript(`ws-client-${c + 1}`, WS_FANOUT_CLIENT, [cluster.url, service, String(count), String(c * share), String(perAddress)]));
+    }
+    const sampler = new UsageSampler({ gateway: cluster.gateway.pid }, 500);
+    const ticker = setInterval(() => say(`opening ${opts.subscribers} WebSocket subscribers from ${clients.length} processes (gateway RSS ${Math.round(rssMiB(cluster.gateway.pid) ?? 0)} MiB)`), 1_000);
+    try {
+      for (const c of clients) {
+        const m = await c.waitForLine(/^OPEN (\d+) (\d+) ?(.*)$/, 300_000);
+        opened += Number(m[1]);
+        failed += Number(m[2]);
+        if (m[3]) openError ??= m[3];
+      }
+    } finally {
+      clearInterval(ticker);
+    }
+    await sleep(2_000);
+    const idle = rssMiB(cluster.gateway.pid) ?? 0;
+    const delivery = recorder();
+    const toAll = recorder();
+    let missing = 0;
+    for (let k = 0; k < opts.events; k++) {
+      const tag = `fan-${k}`;
+      const results = clients.map((c) => c.waitForLine(new RegExp(`^DONE ${tag} (\\d+) (.*)$`), 30_000));
+      const t0 = performance.timeOrigin + performance.now();
+      await register(cluster.url, tag, plainProvider(service, k));
+      let last = 0;
+      for (const r of results) {
+        const m = await r;
+        const times = JSON.parse(m[2]!) as Array<number | null>;
+        for (const t of times) {
+          if (t === null) {
+            missing++;
+            continue;
+          }
+          delivery.record(t - t0);
+          last = Math.max(last, t - t0);
+        }
+      }
+      toAll.record(last);
+      say(`event ${k + 1}/${opts.events}: all ${opened} had it after ${Math.round(last)} ms`);
+      await sleep(500);
+    }
+    const usage = sampler.stop().gateway!;
+    return {
+      subscribers: opened,
+      failedToOpen: failed,
+      openError,
+      delivery: delivery.summary(),
+      toAll: toAll.summary(),
+      missing,
+      events: opts.events,
+      gatewayRssBeforeMiB: before,
+      gatewayRssIdleMiB: idle,
+      gatewayRssPeakMiB: usage.rssPeakMiB,
+    };
+  } finally {
+    for (const c of clients) await c.stop(2_000);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// registry size
+
+export interface RegistrySizeResult {
+  providers: number;
+  services: number;
+  registerPerSecond: number;
+  leaderRssMiB: number;
+  gatewayRssMiB: number;
+  /** New gateway process spawned → its /readyz answers 200 (process start, snapshot transfer, replica load). */
+  snapshot: LatencySummary;
+  newGatewayRssMiB: number;
+  failures: number;
+}
+
+/** `providers` registered (no checks, `services` services); RSS of leader and gateway; time for a new gateway to be ready. */
+export async function measureRegistrySize(
+  cluster: Cluster,
+  opts: { providers: number; services?: number; gatewayStarts: number; onProgress?: OnProgress },
+): Promise<RegistrySizeResult> {
+  const say = opts.onProgress ?? (() => undefined);
+  const services = opts.services ?? Math.max(1, Math.round(opts.providers / 100));
+  const reg = await registerMany(cluster.url, opts.providers, {
+    prefix: 'big-',
+    concurrency: 64,
+    body: (i) => plainProvider(`big-${i % services}`, i),
+    onProgress: (d, t) => say(`registering ${d}/${t}`),
+  });
+  await sleep(3_000);
+  const leaderRssMiB = rssMiB(cluster.leader.pid) ?? 0;
+  const gatewayRssMiB = rssMiB(cluster.gateway.pid) ?? 0;
+  const rec = recorder();
+  let newGatewayRssMiB = 0;
+  for (let i = 0; i < opts.gatewayStarts; i++) {
+    say(`new gateway ${i + 1}/${opts.gatewayStarts}`);
+    const t0 = performance.now();
+    const g = await cluster.addGateway(`gateway-new-${i + 1}`);
+    await until(async () => (await get(`${g.url}/readyz`)).status === 200, 'new gateway ready', 120_000, 5);
+    rec.record(performance.now() - t0);
+    const body = JSON.parse((await get(`${g.url}/v1/services`)).body) as { services: Array<{ providers: number }> };
+    const total = body.services.reduce((a, s) => a + s.providers, 0);
+    if (total < reg.completed) throw new Error(`new gateway has ${total} providers, expected ${reg.completed}`);
+    newGatewayRssMiB = rssMiB(g.proc.pid) ?? 0;
+    await g.proc.stop(3_000);
+  }
+  return {
+    providers: reg.completed,
+    services,
+    registerPerSecond: (reg.completed / reg.elapsedMs) * 1000,
+    leaderRssMiB,
+    gatewayRssMiB,
+    snapshot: rec.summary(),
+    newGatewayRssMiB,
+    failures: reg.failures,
+  };
+}
