@@ -14,6 +14,8 @@ export type { GatewayConfig, GatewayConfigInput } from './config.ts';
 export { buildApp } from './app.ts';
 export type { GatewayContext } from './context.ts';
 
+/** In-flight HTTP requests get this long to finish when the gateway closes. */
+export const CLOSE_GRACE_MS = 1000;
 export const MAX_BLOCKING_QUERIES = 50_000;
 
 export interface GatewayHandle extends Handle {
@@ -97,7 +99,12 @@ export async function start(config: GatewayConfigInput, deps: { log?: Logger; me
     // Push subscribers first: an open SSE stream would keep the HTTP server from closing.
     ctx.hub.close();
     await nativeFeed.close();
-    await app.close();
+    // Fastify closes idle keep-alive sockets when close starts; a blocking query answered just now becomes idle
+    // only after that and would hold the server open until its keep-alive timeout. Cut what is left shortly after.
+    const closing = app.close();
+    const cut = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS);
+    await closing;
+    clearTimeout(cut);
     await follower.close();
     log.info('gateway stopped');
   });
