@@ -38,6 +38,8 @@ interface Watch {
   alive: boolean | null;
   at: number;
   cause: string;
+  /** Why it is down, kept for the periodic full report. */
+  output?: string;
 }
 
 interface Endpoint {
@@ -128,7 +130,10 @@ export class ZmqHeartbeatRunner implements CheckRunner {
 
   observations(): Observation[] {
     const list: Observation[] = [];
-    for (const w of this.#watches.values()) list.push({ id: w.id, alive: w.alive, cause: w.cause, at: w.at });
+    for (const w of this.#watches.values()) {
+      // The failure text travels with every report, so whichever one the leader acts on says why.
+      list.push({ id: w.id, alive: w.alive, cause: w.cause, at: w.at, ...(w.alive === false && w.output ? { output: w.output } : {}) });
+    }
     return list;
   }
 
@@ -249,7 +254,9 @@ export class ZmqHeartbeatRunner implements CheckRunner {
     watch.alive = alive;
     watch.at = Date.now();
     watch.cause = cause;
-    this.#emit({ id: watch.id, alive, cause, at: watch.at, ...(alive ? {} : { output: describe(cause, watch, silentMs) }) });
+    if (alive) delete watch.output;
+    else watch.output = describe(cause, watch, silentMs);
+    this.#emit({ id: watch.id, alive, cause, at: watch.at, ...(watch.output ? { output: watch.output } : {}) });
   }
 }
 
