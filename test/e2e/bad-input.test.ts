@@ -124,3 +124,16 @@ test('ZeroMQ: garbage frames to the leader, the gateway follower and the worker 
   await provider.send(['heartbeat', 'hb-1']);
   await waitFor(async () => (await http('GET', `${c.url}/v1/providers/hb-1`)).body.state === 'up', { what: 'real beat accepted' });
 });
+
+test('ZeroMQ: a frame over the size limit is refused by libzmq and the leader keeps serving', async (t) => {
+  const c = await startCluster();
+  t.after(() => c.close());
+  const dealer = new Dealer({ linger: 0 });
+  dealer.connect(c.leader.control);
+  t.after(() => dealer.close());
+  // The leader's ROUTER takes frames up to 64 MiB; libzmq drops the connection that sends more.
+  await dealer.send(Buffer.alloc(65 * 1024 * 1024, 0x41));
+  const res = await http('PUT', `${c.url}/v1/providers/after-oversize`, good);
+  assert.equal(res.status, 201, 'the leader still acknowledges writes');
+  assert.equal((await http('GET', `${c.url}/readyz`)).status, 200);
+});
