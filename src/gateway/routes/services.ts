@@ -10,6 +10,13 @@ export async function serviceRoutes(fastify: FastifyInstance, ctx: GatewayContex
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const replica = ctx.follower.replica;
   const tags = ['services'];
+  // Lookups far outnumber changes: the serialized answer of GET /v1/services/:name (per service, filters and
+  // stale flag) is kept until the next change of any kind, so a repeated lookup skips filter, sort and
+  // serialization (most of its cost at 100 providers). Cleared on every event and resync; bounded in size.
+  const answers = new Map<string, string>();
+  const MAX_CACHED_ANSWERS = 1024;
+  replica.onEvent(() => answers.clear());
+  replica.onReset(() => answers.clear());
 
   /** Blocking query: hold the request until `service` changes past `index` or the wait is over. */
   async function block(request: FastifyRequest, service: string | null, index: number | undefined, wait: string | undefined): Promise<void> {
@@ -66,12 +73,22 @@ export async function serviceRoutes(fastify: FastifyInstance, ctx: GatewayContex
       const { name } = request.params;
       const { state, protocol, tag, index, wait } = request.query;
       await block(request, name, index, wait);
-      const providers = replica
-        .service(name)
-        .filter((p: Provider) => (state === undefined || p.state === state) && (protocol === undefined || p.protocol === protocol) && (tag === undefined || p.tags.includes(tag)))
-        .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
       reply.header('x-switchboard-index', String(ctx.changes.indexOf(name)));
-      return { rev: replica.rev, stale: ctx.follower.stale, service: name, providers };
+      const stale = ctx.follower.stale;
+      const key = JSON.stringify([name, state, protocol, tag, stale]);
+      let body = answers.get(key);
+      if (body === undefined) {
+        const providers = replica
+          .service(name)
+          .filter((p: Provider) => (state === undefined || p.state === state) && (protocol === undefined || p.protocol === protocol) && (tag === undefined || p.tags.includes(tag)))
+          .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+        // The route's own response serializer, so the cached text is exactly what Fastify would have sent.
+        body = reply.serialize({ rev: replica.rev, stale, service: name, providers }) as string;
+        if (answers.size >= MAX_CACHED_ANSWERS) answers.clear();
+        answers.set(key, body);
+      }
+      // A string with a JSON content type is sent as is (Fastify skips serialization for it).
+      return reply.type('application/json; charset=utf-8').send(body as never);
     },
   );
 }
