@@ -196,7 +196,7 @@ async function main(): Promise<void> {
             ratio: ratio(sb.perSecond, e?.perSecond, 'higher'),
             target: met(sb.perSecond >= 10_000, '≥ 10,000'),
             command: cmd('lookup'),
-            note: `GET /v1/services/:name (${formatNumber(sb.bytesPerAnswer)} B JSON) by autocannon in the bench process, ${sb.durationSeconds} s; etcd: prefix range via its HTTP gateway${sb.errors || sb.non2xx ? `; ${sb.errors} errors, ${sb.non2xx} non-2xx` : ''}`,
+            note: `GET /v1/services/:name (${formatNumber(sb.bytesPerAnswer)} B JSON) by autocannon in the bench process, ${sb.durationSeconds} s; CPU gateway ${formatNumber(sb.cpuPercent.gateway)}%, autocannon ${formatNumber(sb.cpuPercent.client)}%; etcd: prefix range via its HTTP gateway${sb.errors || sb.non2xx ? `; ${sb.errors} errors, ${sb.non2xx} non-2xx` : ''}`,
           });
           report.addRow({
             figure: 'lookup p50 / p99 (ms)',
@@ -226,7 +226,7 @@ async function main(): Promise<void> {
             ratio: ratio(sb.perSecond, e?.perSecond, 'higher'),
             target: met(sb.perSecond >= 10_000 && sb.failures === 0, '≥ 10,000'),
             command: cmd('registration'),
-            note: `${formatNumber(sb.completed)} × PUT /v1/providers/:id answered after the SQLite commit (synchronous=FULL, group commit); latency p50/p99 ${pct(sb.latency)} ms${e ? `; etcd: lease grant + put, p50/p99 ${pct(e.latency)} ms` : ''}${sb.failures ? `; ${sb.failures} failed: ${sb.firstError}` : ''}`,
+            note: `${formatNumber(sb.completed)} × PUT /v1/providers/:id answered after the SQLite commit (synchronous=FULL, group commit); latency p50/p99 ${pct(sb.latency)} ms; CPU leader ${formatNumber(sb.cpuPercent.leader)}%, gateway ${formatNumber(sb.cpuPercent.gateway)}%, client ${formatNumber(sb.cpuPercent.client)}%${e ? `; etcd: lease grant + put, p50/p99 ${pct(e.latency)} ms` : ''}${sb.failures ? `; ${sb.failures} failed: ${sb.firstError}` : ''}`,
           });
           noteLoad('after registration');
         }

@@ -168,6 +168,8 @@ export interface RegistrationResult {
   elapsedMs: number;
   latency: LatencySummary;
   firstError?: string;
+  /** Average CPU (% of one core) over the run: gateway, leader, and the bench process sending. */
+  cpuPercent: { gateway: number; leader: number; client: number };
 }
 
 /** `count` durable registrations (PUT /v1/providers/:id, answered after the leader's commit) at `concurrency`. */
@@ -176,6 +178,7 @@ export async function measureRegistration(cluster: Cluster, opts: { count: numbe
   // Warm-up: JIT and keep-alive connections, not timed.
   await registerMany(cluster.url, 500, { prefix: `${service}-warm-`, concurrency: opts.concurrency ?? 64, body: (i) => plainProvider(`${service}-warm`, i) });
   const rec = recorder();
+  const sampler = new UsageSampler({ gateway: cluster.gateway.pid, leader: cluster.leader.pid, client: process.pid });
   const res = await registerMany(cluster.url, opts.count, {
     prefix: `${service}-`,
     concurrency: opts.concurrency ?? 64,
@@ -183,7 +186,16 @@ export async function measureRegistration(cluster: Cluster, opts: { count: numbe
     onLatency: (ms) => rec.record(ms),
     onProgress: (d, t) => opts.onProgress?.(`${d}/${t}`),
   });
-  return { perSecond: (res.completed / res.elapsedMs) * 1000, completed: res.completed, failures: res.failures, elapsedMs: res.elapsedMs, latency: rec.summary(), firstError: res.firstError };
+  const usage = sampler.stop();
+  return {
+    perSecond: (res.completed / res.elapsedMs) * 1000,
+    completed: res.completed,
+    failures: res.failures,
+    elapsedMs: res.elapsedMs,
+    latency: rec.summary(),
+    firstError: res.firstError,
+    cpuPercent: { gateway: usage.gateway!.cpuPercent, leader: usage.leader!.cpuPercent, client: usage.client!.cpuPercent },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -213,6 +225,8 @@ export interface LookupResult {
   durationSeconds: number;
   providersPerAnswer: number;
   bytesPerAnswer: number;
+  /** Average CPU (% of one core) over the run: gateway, leader, and the bench process running autocannon. */
+  cpuPercent: { gateway: number; leader: number; client: number };
 }
 
 /** One service of `providers` providers; `GET /v1/services/:name` by autocannon at `concurrency` for `durationSeconds`. */
@@ -229,6 +243,7 @@ export async function measureLookup(
   if (providers !== n) throw new Error(`lookup setup: expected ${n} providers, got ${providers}`);
   const rec = recorder();
   let ticks = 0;
+  const sampler = new UsageSampler({ gateway: cluster.gateway.pid, leader: cluster.leader.pid, autocannon: process.pid });
   const result = await new Promise<AutocannonResult>((resolve, reject) => {
     const inst = autocannon({ url: target, connections: opts.concurrency ?? 64, pipelining: 1, duration: opts.durationSeconds, timeout: 10 }, (err, res) =>
       err ? reject(err) : resolve(res),
@@ -238,7 +253,9 @@ export async function measureLookup(
     });
     inst.on('tick', (c) => opts.onProgress?.(`${++ticks}/${opts.durationSeconds} s, ${c.counter} req/s`));
   });
+  const usage = sampler.stop();
   return {
+    cpuPercent: { gateway: usage.gateway!.cpuPercent, leader: usage.leader!.cpuPercent, client: usage.autocannon!.cpuPercent },
     perSecond: result['2xx'] / result.duration,
     latency: rec.summary(),
     requests: result.requests.total,
