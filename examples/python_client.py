@@ -2,8 +2,9 @@
 """Follow a Switchboard gateway over its native ZeroMQ feed, with nothing but pyzmq and msgpack.
 
 The Clone pattern: subscribe first (ZeroMQ queues what arrives meanwhile), take a snapshot, then apply only the
-events newer than it. A new epoch, or (following every service) a gap in revisions, means something was missed:
-take a snapshot again. Following one service, revisions jump over other services' changes, so jumps are normal.
+events newer than it. Each event carries `prev`, the revision of the previous change to its service: when `prev` is
+above what we know of that service (the snapshot's rev, or the last event of that service we applied), an event
+was dropped; a new epoch means another store. Either way: take a snapshot again.
 
     pip install pyzmq msgpack
     python3 examples/python_client.py --service billing
@@ -50,17 +51,18 @@ def main():
     epoch, rev, providers = take_snapshot(req, args.service)
 
     seen = 0
+    last = {}  # service -> revision of the last change we applied to it
     try:
         while args.count == 0 or seen < args.count:
             _topic, body = sub.recv_multipart()
             event = msgpack.unpackb(body, raw=False)
             if event["epoch"] == epoch and event["rev"] <= rev:
                 continue  # already in the snapshot
-            # Revisions count every service's changes: only an unfiltered client can tell a drop from a jump.
-            gap = event["rev"] != rev + 1 and not args.service
-            if event["epoch"] != epoch or gap:
-                print(f"gap: have rev {rev}, got {event['rev']}; resyncing", flush=True)
+            known = last.get(event["service"], rev)
+            if event["epoch"] != epoch or event.get("prev", 0) > known:
+                print(f"gap: {event['service']} changed at rev {event.get('prev')} and we know rev {known}; resyncing", flush=True)
                 epoch, rev, providers = take_snapshot(req, args.service)
+                last = {}
                 if event["epoch"] != epoch or event["rev"] <= rev:
                     continue
             provider = event["provider"]
@@ -68,10 +70,10 @@ def main():
                 providers.pop(provider["id"], None)
             else:
                 providers[provider["id"]] = provider
-            rev = event["rev"]
+            last[event["service"]] = event["rev"]
             seen += 1
             print(
-                f"rev={rev} {event['change']:<12} {event['service']} {provider['id']} "
+                f"rev={event['rev']} {event['change']:<12} {event['service']} {provider['id']} "
                 f"{provider['host']}:{provider['port']} state={provider['state']} (providers: {len(providers)})",
                 flush=True,
             )

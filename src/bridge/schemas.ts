@@ -157,6 +157,12 @@ export type Change = Static<typeof Change>;
 export const RegistryEvent = Type.Object({
   epoch: Type.String(),
   rev: Type.Integer({ minimum: 1 }),
+  /**
+   * The revision of the previous change to the same service. A follower of some services only (whose revisions
+   * jump over other services' changes) has missed something when `prev` is above the last revision it knows for
+   * that service (its snapshot's `rev`, or the last event of that service it applied).
+   */
+  prev: Type.Optional(Type.Integer({ minimum: 0 })),
   change: Change,
   service: ServiceName,
   provider: Provider,

@@ -204,24 +204,41 @@ export class Watch implements AsyncIterable<WatchUpdate> {
     void (async () => {
       for await (const ev of sub.events) if (ev.type === 'disconnect') return fail();
     })().catch(fail);
-    void (async () => {
-      // Subscribe first, then snapshot; events not newer than the snapshot are skipped (Clone pattern).
-      const pending: RegistryEvent[] = [];
-      let synced = false;
-      void (async () => {
-        for await (const [, body] of sub) {
-          const event = plain.unpack(body!) as RegistryEvent;
-          if (!synced) pending.push(event);
-          else this.#onEvent(event);
-        }
-      })().catch(fail);
+    // Subscribe first, then snapshot; events not newer than the snapshot are skipped (Clone pattern). `prev` on
+    // each event tells a drop from a jump over other services' changes: then snapshot again.
+    const wanted = new Set(this.#opts.services);
+    let pending: RegistryEvent[] | null = [];
+    let base = 0;
+    const last = new Map<string, number>();
+    const sync = async (): Promise<void> => {
+      pending ??= [];
       await dealer.send(['snapshot', this.#opts.services.length === 1 ? this.#opts.services[0]! : '']);
       const [frame] = await dealer.receive();
       const snap = plain.unpack(frame!) as { epoch: string; rev: number; providers: Provider[] };
-      const wanted = new Set(this.#opts.services);
+      base = snap.rev;
+      last.clear();
       this.#onSnapshot({ ...snap, providers: wanted.size ? snap.providers.filter((p) => wanted.has(p.service)) : snap.providers });
-      synced = true;
-      for (const e of pending) this.#onEvent(e);
+      const queued = pending;
+      pending = null;
+      for (const e of queued) take(e);
+    };
+    const take = (e: RegistryEvent): void => {
+      if (pending) {
+        pending.push(e);
+        return;
+      }
+      if (e.epoch === this.view.epoch && e.rev <= base) return;
+      if (e.epoch !== this.view.epoch || (e.prev ?? 0) > (last.get(e.service) ?? base)) {
+        pending = [e];
+        sync().catch(fail);
+        return;
+      }
+      last.set(e.service, e.rev);
+      this.#onEvent(e);
+    };
+    void (async () => {
+      for await (const [, body] of sub) take(plain.unpack(body!) as RegistryEvent);
     })().catch(fail);
+    sync().catch(fail);
   }
 }

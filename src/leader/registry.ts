@@ -33,6 +33,8 @@ export class Registry {
   readonly #log: Logger;
   readonly #providers = new Map<string, Provider>();
   readonly #byAddress = new Map<string, string>();
+  /** Last revision that changed each service, for events' `prev`. */
+  readonly #serviceRev = new Map<string, number>();
   readonly #publish: (event: RegistryEvent) => void;
   #rev: number;
   #committedRev: number;
@@ -40,6 +42,7 @@ export class Registry {
   #staged: RegistryEvent[] = [];
   #stagedPuts = new Map<string, Provider>();
   #stagedDeletes = new Set<string>();
+  #stagedServices = new Map<string, number>();
   #flushScheduled = false;
   #waiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
   // Recent committed events, for followers that missed some.
@@ -60,6 +63,7 @@ export class Registry {
       this.#providers.set(p.id, p);
       this.#byAddress.set(addressKey(p), p.id);
     }
+    for (const [service, rev] of loaded.serviceRevs) this.#serviceRev.set(service, rev);
   }
 
   get rev(): number {
@@ -195,7 +199,7 @@ export class Registry {
     this.#staged = [];
     this.#waiters = [];
     try {
-      this.#store.commit(this.#rev, this.#stagedPuts.values(), this.#stagedDeletes);
+      this.#store.commit(this.#rev, this.#stagedPuts.values(), this.#stagedDeletes, this.#stagedServices);
     } catch (err) {
       // Memory is now ahead of disk: nothing more may be acknowledged. The process must restart from the store.
       this.#failed = err as Error;
@@ -205,6 +209,7 @@ export class Registry {
     } finally {
       this.#stagedPuts.clear();
       this.#stagedDeletes.clear();
+      this.#stagedServices.clear();
     }
     this.#committedRev = events[events.length - 1]!.rev;
     for (const event of events) {
@@ -232,7 +237,10 @@ export class Registry {
       this.#stagedDeletes.delete(provider.id);
       this.#stagedPuts.set(provider.id, provider);
     }
-    this.#staged.push({ epoch: this.epoch, rev: this.#rev, change, service: provider.service, provider, at: now });
+    const prev = this.#serviceRev.get(provider.service) ?? 0;
+    this.#serviceRev.set(provider.service, this.#rev);
+    this.#stagedServices.set(provider.service, this.#rev);
+    this.#staged.push({ epoch: this.epoch, rev: this.#rev, prev, change, service: provider.service, provider, at: now });
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       setImmediate(() => this.flush());

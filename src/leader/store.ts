@@ -15,6 +15,8 @@ export interface Loaded {
   epoch: string;
   rev: number;
   providers: Provider[];
+  /** The last revision that changed each service (removals included). */
+  serviceRevs: Map<string, number>;
 }
 
 export class Store {
@@ -23,7 +25,8 @@ export class Store {
   readonly #put: Database.Statement<[string, string, string]>;
   readonly #delete: Database.Statement<[string]>;
   readonly #setMeta: Database.Statement<[string, string]>;
-  readonly #commitBatch: (rev: number, puts: Iterable<Provider>, deletes: Iterable<string>) => void;
+  readonly #setServiceRev: Database.Statement<[string, number]>;
+  readonly #commitBatch: (rev: number, puts: Iterable<Provider>, deletes: Iterable<string>, services: Iterable<[string, number]>) => void;
 
   constructor(dataDir: string, log: Logger) {
     mkdirSync(dataDir, { recursive: true });
@@ -36,15 +39,20 @@ export class Store {
     this.#db.exec(`
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS providers (id TEXT PRIMARY KEY, service TEXT NOT NULL, body TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS services (name TEXT PRIMARY KEY, rev INTEGER NOT NULL);
     `);
     this.#put = this.#db.prepare('INSERT OR REPLACE INTO providers (id, service, body) VALUES (?, ?, ?)');
     this.#delete = this.#db.prepare('DELETE FROM providers WHERE id = ?');
     this.#setMeta = this.#db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
-    this.#commitBatch = this.#db.transaction((rev: number, puts: Iterable<Provider>, deletes: Iterable<string>) => {
-      for (const id of deletes) this.#delete.run(id);
-      for (const p of puts) this.#put.run(p.id, p.service, JSON.stringify(p));
-      this.#setMeta.run('rev', String(rev));
-    });
+    this.#setServiceRev = this.#db.prepare('INSERT OR REPLACE INTO services (name, rev) VALUES (?, ?)');
+    this.#commitBatch = this.#db.transaction(
+      (rev: number, puts: Iterable<Provider>, deletes: Iterable<string>, services: Iterable<[string, number]>) => {
+        for (const id of deletes) this.#delete.run(id);
+        for (const p of puts) this.#put.run(p.id, p.service, JSON.stringify(p));
+        for (const [name, serviceRev] of services) this.#setServiceRev.run(name, serviceRev);
+        this.#setMeta.run('rev', String(rev));
+      },
+    );
     const epoch = this.#meta('epoch');
     if (!epoch) {
       this.#db.transaction(() => {
@@ -59,12 +67,18 @@ export class Store {
     const epoch = this.#meta('epoch')!;
     const rev = Number(this.#meta('rev') ?? '0');
     const rows = this.#db.prepare('SELECT body FROM providers').all() as Array<{ body: string }>;
-    return { epoch, rev, providers: rows.map((r) => JSON.parse(r.body) as Provider) };
+    const services = this.#db.prepare('SELECT name, rev FROM services').all() as Array<{ name: string; rev: number }>;
+    return {
+      epoch,
+      rev,
+      providers: rows.map((r) => JSON.parse(r.body) as Provider),
+      serviceRevs: new Map(services.map((r) => [r.name, r.rev])),
+    };
   }
 
   /** Writes a batch atomically; throws if SQLite could not commit it. */
-  commit(rev: number, puts: Iterable<Provider>, deletes: Iterable<string>): void {
-    this.#commitBatch(rev, puts, deletes);
+  commit(rev: number, puts: Iterable<Provider>, deletes: Iterable<string>, services: Iterable<[string, number]> = []): void {
+    this.#commitBatch(rev, puts, deletes, services);
   }
 
   close(): void {

@@ -35,7 +35,7 @@ test('snapshot first, then one event per change in revision order; filters; bad 
   assert.equal(last.provider.id, 'b1');
   assertContiguous(revs(all.messages), r1, r3);
   const ev = all.messages.find((m) => m.rev === r1);
-  assert.deepEqual(Object.keys(ev).sort(), ['at', 'change', 'epoch', 'provider', 'rev', 'service', 'type']);
+  assert.deepEqual(Object.keys(ev).sort(), ['at', 'change', 'epoch', 'prev', 'provider', 'rev', 'service', 'type']);
   assert.equal(ev.change, 'registered');
   await billing.next((m) => m.type === 'event' && m.rev === r3);
   assert.deepEqual(revs(billing.messages), [r2, r3], 'the filtered client sees only billing changes');
