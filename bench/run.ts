@@ -11,7 +11,8 @@
  * started here is killed at the end, on errors and on Ctrl-C. Progress goes to stderr, the table to stdout.
  * `BENCH_PROFILE=leader,gateway,worker` runs those roles with `node --cpu-prof` (profiles in bench/profiles/).
  */
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -21,7 +22,7 @@ import { startEtcd, etcdUnavailableReason, type EtcdHandle } from './lib/etcd.ts
 import { build, killAll, ROOT } from './lib/procs.ts';
 import { formatNumber, machineInfo, progress, Report, type Cell } from './lib/report.ts';
 import { startCluster, type Cluster } from './lib/switchboard.ts';
-import type { LatencySummary } from './lib/hdr.ts';
+import { recorder, type LatencySummary } from './lib/hdr.ts';
 import {
   measureDetection,
   measureFanout,
@@ -66,6 +67,26 @@ function ratio(sb: number, etcd: number | undefined, better: 'lower' | 'higher')
 }
 const met = (ok: boolean, target: string): string => `${target} ${ok ? '✓' : '✗ missed'}`;
 
+/** fsync of a 4 KiB write in the temp dir (where the data dirs are): what a durable commit costs on this disk. */
+function fsyncLatency(): LatencySummary {
+  const rec = recorder();
+  const path = join(tmpdir(), `switchboard-bench-fsync-${process.pid}`);
+  const fd = openSync(path, 'w');
+  const block = Buffer.alloc(4096, 1);
+  try {
+    for (let i = 0; i < 100; i++) {
+      const t = performance.now();
+      writeSync(fd, block);
+      fsyncSync(fd);
+      rec.record(performance.now() - t);
+    }
+  } finally {
+    closeSync(fd);
+    unlinkSync(path);
+  }
+  return rec.summary();
+}
+
 const report = new Report();
 const details: string[] = [];
 const loads: string[] = [];
@@ -99,6 +120,8 @@ async function main(): Promise<void> {
     build();
     pb.done('dist/ up to date');
   }
+  const fsync = fsyncLatency();
+  details.push(`Disk: a 4 KiB write + fsync in ${tmpdir()} takes p50 ${ms(fsync.p50)} ms, p99 ${ms(fsync.p99)} ms (100 samples at start); every durable commit (Switchboard's SQLite WAL, etcd's raft log) pays at least one.`, '');
   const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
   const versions: Record<string, string> = { switchboard: version };
 
