@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { recorder, type LatencySummary } from './lib/hdr.ts';
-import { rssMiB, spawnScript, UsageSampler, type Proc, type UsageSummary } from './lib/procs.ts';
+import { rssMiB, spawnCli, spawnScript, UsageSampler, type Proc, type UsageSummary } from './lib/procs.ts';
 import {
   call,
   EventWaiter,
@@ -508,6 +508,10 @@ export interface RegistrySizeResult {
   /** New gateway process spawned → its /readyz answers 200 (process start, snapshot transfer, replica load). */
   snapshot: LatencySummary;
   newGatewayRssMiB: number;
+  /** RSS of a leader started on (a copy of) the store, 2 s after it printed its line: the steady state. */
+  leaderRestartedRssMiB: number;
+  /** Leader process start → its line printed (store loaded). */
+  leaderLoadMs: number;
   failures: number;
 }
 
@@ -541,7 +545,19 @@ export async function measureRegistrySize(
     newGatewayRssMiB = rssMiB(g.proc.pid) ?? 0;
     await g.proc.stop(3_000);
   }
+  // The same registry without the garbage of the registration burst: the leader restarted on its store.
+  say('leader restart on the same store');
+  await cluster.leader.stop(5_000);
+  const restarted = spawnCli('leader-restarted', ['leader', '--data-dir', cluster.dataDir, '--bind', 'tcp://127.0.0.1:*']);
+  const r0 = performance.now();
+  await restarted.waitForLine(/^switchboard leader: control=/, 120_000);
+  const leaderLoadMs = performance.now() - r0;
+  await sleep(2_000);
+  const leaderRestartedRssMiB = rssMiB(restarted.pid) ?? 0;
+  await restarted.stop(5_000);
   return {
+    leaderRestartedRssMiB,
+    leaderLoadMs,
     providers: reg.completed,
     services,
     registerPerSecond: (reg.completed / reg.elapsedMs) * 1000,
