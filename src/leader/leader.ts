@@ -90,6 +90,9 @@ export class Leader {
     metrics.counter('switchboard_events_published_total', 'Registry events published');
     metrics.counter('switchboard_workers_expired_total', 'Workers declared dead after missing heartbeats');
     metrics.gauge('switchboard_rev', 'Current revision', () => this.registry.committedRev);
+    metrics.gauge('switchboard_store_commits', 'SQLite transactions committed (counter)', () => this.registry.commits);
+    metrics.gauge('switchboard_store_committed_changes', 'Changes written by those transactions (counter)', () => this.registry.committedChanges);
+    metrics.gauge('switchboard_store_commit_seconds', 'Time spent in commits (counter)', () => this.registry.commitMs / 1000);
     metrics.gauge('switchboard_providers', 'Registered providers by state', () => {
       const counts: Record<string, number> = { pending: 0, up: 0, down: 0, maintenance: 0 };
       for (const p of this.registry.all()) counts[p.state] = (counts[p.state] ?? 0) + 1;

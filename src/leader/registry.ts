@@ -49,6 +49,10 @@ export class Registry {
   readonly #history: RegistryEvent[] = [];
   readonly #historySize: number;
   #failed: Error | null = null;
+  /** Commits and the changes they carried: their ratio is the group-commit batch size. */
+  commits = 0;
+  committedChanges = 0;
+  commitMs = 0;
 
   constructor(store: Store, opts: { log: Logger; publish: (event: RegistryEvent) => void; historySize?: number }) {
     this.#store = store;
@@ -198,6 +202,7 @@ export class Registry {
     const waiters = this.#waiters;
     this.#staged = [];
     this.#waiters = [];
+    const started = performance.now();
     try {
       this.#store.commit(this.#rev, this.#stagedPuts.values(), this.#stagedDeletes, this.#stagedServices);
     } catch (err) {
@@ -212,6 +217,9 @@ export class Registry {
       this.#stagedServices.clear();
     }
     this.#committedRev = events[events.length - 1]!.rev;
+    this.commits++;
+    this.committedChanges += events.length;
+    this.commitMs += performance.now() - started;
     for (const event of events) {
       this.#history.push(event);
       this.#publish(event);
