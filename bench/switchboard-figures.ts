@@ -103,6 +103,7 @@ export interface PropagationResult {
   ack: LatencySummary;
   events: number;
   failures: number;
+  firstError?: string;
 }
 
 /**
@@ -126,11 +127,12 @@ export async function measurePropagation(cluster: Cluster, opts: { events: numbe
   const ack = recorder();
   const warmup = opts.warmup ?? 20;
   let failures = 0;
+  let firstError: string | undefined;
   const deadline = Date.now() + 300_000;
   try {
     // The SUB's subscription must have reached the gateway before anything is timed.
     for (let i = 0; i < 50 && arrived.get(`warm-0`)?.zmq === undefined; i++) {
-      await register(cluster.url, 'warm-0', plainProvider(service, i));
+      await register(cluster.url, 'warm-0', plainProvider(service, 900_000 + i));
       await sleep(20);
     }
     for (let i = 0; i < warmup + opts.events && Date.now() < deadline; i++) {
@@ -145,8 +147,10 @@ export async function measurePropagation(cluster: Cluster, opts: { events: numbe
           ack.record(acked - t0);
           for (const t of transports) recs[t].record(arrived.get(id)![t]! - t0);
         }
-      } catch {
+      } catch (err) {
         failures++;
+        const seen = arrived.get(id) ?? {};
+        firstError ??= `${(err as Error).message} (arrived on: ${Object.keys(seen).join(', ') || 'none'})`;
       }
       wake.delete(id);
       arrived.delete(id);
@@ -155,7 +159,7 @@ export async function measurePropagation(cluster: Cluster, opts: { events: numbe
   } finally {
     for (const s of subs) await s.close();
   }
-  return { latency: { ws: recs.ws.summary(), sse: recs.sse.summary(), zmq: recs.zmq.summary() }, ack: ack.summary(), events: recs.ws.summary().count, failures };
+  return { latency: { ws: recs.ws.summary(), sse: recs.sse.summary(), zmq: recs.zmq.summary() }, ack: ack.summary(), events: recs.ws.summary().count, failures, firstError };
 }
 
 // ---------------------------------------------------------------------------------------------------------
