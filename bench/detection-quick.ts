@@ -97,7 +97,7 @@ try {
 
 const config: Record<string, string> = {
   crash: `zmq interval ${INTERVAL_MS} ms × 3 misses; disconnect fast path`,
-  hang: `zmq interval ${INTERVAL_MS} ms × 3 misses; ZMTP heartbeat 300 ms / timeout 900 ms`,
+  hang: `zmq interval ${INTERVAL_MS} ms × 3 misses; ZMTP heartbeat 200 ms / timeout 600 ms`,
   http: `http interval ${INTERVAL_MS} ms, timeout 1000 ms, failuresBeforeDown 2`,
   ttl: `ttl ${INTERVAL_MS} ms, failuresBeforeDown 1`,
 };

@@ -15,7 +15,7 @@ export const DEFAULT_MASS_DOWN_PERCENT = 50;
 export const DEFAULT_MASS_DOWN_MIN_PROVIDERS = 3;
 export const DEFAULT_MASS_DOWN_WINDOW_MS = 2000;
 /** How long a down that is not a closed connection waits to be counted with others before it is published. */
-export const DEFAULT_MASS_DOWN_SETTLE_MS = 200;
+export const DEFAULT_MASS_DOWN_SETTLE_MS = 100;
 
 export const LeaderConfigSchema = Type.Object(
   {
