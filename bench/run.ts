@@ -22,6 +22,8 @@ import { startEtcd, etcdUnavailableReason, type EtcdHandle } from './lib/etcd.ts
 import { build, killAll, ROOT } from './lib/procs.ts';
 import { formatNumber, machineInfo, progress, Report, type Cell } from './lib/report.ts';
 import { startCluster, type Cluster } from './lib/switchboard.ts';
+import { DEFAULT_MASS_DOWN_SETTLE_MS } from '../src/leader/config.ts';
+import { DEFAULT_ZMTP_HEARTBEAT_INTERVAL_MS, DEFAULT_ZMTP_HEARTBEAT_TIMEOUT_MS } from '../src/worker/config.ts';
 import { recorder, type LatencySummary } from './lib/hdr.ts';
 import {
   measureDetection,
@@ -169,7 +171,7 @@ async function main(): Promise<void> {
             etcd: etcd ? '(same as crash)' : etcdNa,
             target: met(sb.latency.max <= 1000 && sb.failures === 0, '≤ 1,000'),
             command: cmd('freeze'),
-            note: `SIGSTOP → down; defaults: zmq interval 1000 ms × 3 misses, worker ZMTP ping 300 ms / timeout 900 ms, leader settle 200 ms; ${sb.latency.count}/${sb.trials} trials`,
+            note: `SIGSTOP → down; defaults: zmq interval 1000 ms × 3 misses, worker ZMTP ping ${DEFAULT_ZMTP_HEARTBEAT_INTERVAL_MS} ms / timeout ${DEFAULT_ZMTP_HEARTBEAT_TIMEOUT_MS} ms, leader settle ${DEFAULT_MASS_DOWN_SETTLE_MS} ms; ${sb.latency.count}/${sb.trials} trials`,
           });
           noteLoad('after freeze detection');
         }
