@@ -71,6 +71,7 @@ export class Leader {
       log,
       historySize: config.historySize,
       publish: (event) => this.#publishEvent(event),
+      moreWaiting: () => !this.#router.closed && this.#router.readable,
     });
     this.#router = new Router(
       baseSocketOptions({

@@ -20,6 +20,10 @@ import {
 import type { Store } from './store.ts';
 
 export const DEFAULT_HISTORY_SIZE = 10_000;
+/** Group commit: while more requests are already waiting, a commit waits for them, up to this many changes... */
+export const MAX_COMMIT_BATCH = 2000;
+/** ...and this long since the first change of the batch. */
+export const MAX_COMMIT_DELAY_MS = 5;
 
 export interface PutResult {
   status: 200 | 201;
@@ -54,7 +58,15 @@ export class Registry {
   committedChanges = 0;
   commitMs = 0;
 
-  constructor(store: Store, opts: { log: Logger; publish: (event: RegistryEvent) => void; historySize?: number }) {
+  /** True while more input is already waiting to be read (then a commit is worth delaying for it). */
+  readonly #moreWaiting: () => boolean;
+  #firstStagedAt = 0;
+
+  constructor(
+    store: Store,
+    opts: { log: Logger; publish: (event: RegistryEvent) => void; historySize?: number; moreWaiting?: () => boolean },
+  ) {
+    this.#moreWaiting = opts.moreWaiting ?? (() => false);
     this.#store = store;
     this.#log = opts.log;
     this.#publish = opts.publish;
@@ -228,6 +240,23 @@ export class Registry {
     for (const w of waiters) w.resolve();
   }
 
+  /**
+   * A commit costs an fsync whatever its size, so it waits while requests are already queued on the socket (they
+   * join this commit), bounded in size and delay. With nothing waiting it commits at once: no added latency.
+   */
+  #flushWhenIdle(): void {
+    if (
+      this.#staged.length > 0 &&
+      this.#staged.length < MAX_COMMIT_BATCH &&
+      performance.now() - this.#firstStagedAt < MAX_COMMIT_DELAY_MS &&
+      this.#moreWaiting()
+    ) {
+      setImmediate(() => this.#flushWhenIdle());
+      return;
+    }
+    this.flush();
+  }
+
   get failed(): Error | null {
     return this.#failed;
   }
@@ -251,7 +280,8 @@ export class Registry {
     this.#staged.push({ epoch: this.epoch, rev: this.#rev, prev, change, service: provider.service, provider, at: now });
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      setImmediate(() => this.flush());
+      this.#firstStagedAt = performance.now();
+      setImmediate(() => this.#flushWhenIdle());
     }
     return provider;
   }
