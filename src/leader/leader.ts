@@ -38,7 +38,11 @@ function taskOf(p: Provider): Task | undefined {
 export class Leader {
   readonly session = randomBytes(6).toString('hex');
   readonly registry: Registry;
-  readonly pool = new WorkerPool();
+  /** zmq tasks on one PUB endpoint share a worker: one connection, each beat received once. */
+  readonly pool = new WorkerPool((id) => {
+    const check = this.registry.get(id)?.check;
+    return check?.type === 'zmq' ? check.endpoint : undefined;
+  });
   readonly #config: LeaderConfig;
   readonly #log: Logger;
   readonly #metrics: Metrics;

@@ -1,6 +1,8 @@
 /**
  * Which worker watches which provider. Each watched provider has exactly one owner among live workers, or waits
- * in `unassigned` until one is available. Balanced by task count.
+ * in `unassigned` until one is available. Balanced by task count, with one exception: tasks that share an
+ * affinity key (zmq checks on the same PUB endpoint) go to the same worker, so each endpoint is connected to,
+ * and each of its beats received, by one worker only.
  */
 export interface WorkerEntry {
   id: string;
@@ -26,6 +28,13 @@ export class WorkerPool {
   readonly workers = new Map<string, WorkerEntry>();
   readonly #owner = new Map<string, string>();
   readonly unassigned = new Set<string>();
+  readonly #affinityOf: (taskId: string) => string | undefined;
+  /** Affinity key → the worker that last took a task of that group. */
+  readonly #byAffinity = new Map<string, string>();
+
+  constructor(affinityOf: (taskId: string) => string | undefined = () => undefined) {
+    this.#affinityOf = affinityOf;
+  }
 
   ownerOf(taskId: string): string | undefined {
     return this.#owner.get(taskId);
@@ -66,7 +75,7 @@ export class WorkerPool {
   assign(taskId: string): WorkerEntry | undefined {
     const current = this.#owner.get(taskId);
     if (current) return this.workers.get(current);
-    const target = this.#leastLoaded();
+    const target = this.#companionOwner(taskId) ?? this.#leastLoaded();
     if (!target) {
       this.unassigned.add(taskId);
       return undefined;
@@ -112,7 +121,7 @@ export class WorkerPool {
     const moves: Moves = { add: new Map(), remove: new Map() };
     if (this.workers.size === 0) return moves;
     for (const taskId of this.unassigned) {
-      const target = this.#leastLoaded()!;
+      const target = this.#companionOwner(taskId) ?? this.#leastLoaded()!;
       this.#setOwner(taskId, target);
       push(moves.add, target.id, taskId);
     }
@@ -133,11 +142,17 @@ export class WorkerPool {
     for (const taker of takers) {
       for (const donor of donors) {
         while (taker.tasks.size < floor && donor.tasks.size > ceiling) {
-          const taskId = donor.tasks.values().next().value as string;
-          donor.tasks.delete(taskId);
-          this.#setOwner(taskId, taker);
-          push(moves.remove, donor.id, taskId);
-          push(moves.add, taker.id, taskId);
+          // A task moves with its whole affinity group, so an endpoint stays with one worker.
+          const first = donor.tasks.values().next().value as string;
+          const key = this.#affinityOf(first);
+          const group = key === undefined ? [first] : [...donor.tasks].filter((id) => this.#affinityOf(id) === key);
+          if (group.length > 1 && taker.tasks.size + group.length > ceiling) break;
+          for (const taskId of group) {
+            donor.tasks.delete(taskId);
+            this.#setOwner(taskId, taker);
+            push(moves.remove, donor.id, taskId);
+            push(moves.add, taker.id, taskId);
+          }
         }
       }
     }
@@ -150,6 +165,22 @@ export class WorkerPool {
     this.#owner.set(taskId, entry.id);
     this.unassigned.delete(taskId);
     entry.tasks.add(taskId);
+    const key = this.#affinityOf(taskId);
+    if (key !== undefined) this.#byAffinity.set(key, entry.id);
+  }
+
+  /** The live owner of another task with the same affinity key, if any. */
+  #companionOwner(taskId: string): WorkerEntry | undefined {
+    const key = this.#affinityOf(taskId);
+    if (key === undefined) return undefined;
+    const owner = this.#byAffinity.get(key);
+    if (owner === undefined) return undefined;
+    const entry = this.workers.get(owner);
+    if (!entry) return undefined;
+    // The group may have moved; trust the map only if that worker still owns a task of the group.
+    for (const id of entry.tasks) if (this.#affinityOf(id) === key) return entry;
+    this.#byAffinity.delete(key);
+    return undefined;
   }
 
   #leastLoaded(): WorkerEntry | undefined {

@@ -23,7 +23,7 @@ export async function startCluster(
   opts: { workers?: number; leader?: LeaderConfigInput; worker?: WorkerConfigInput; gateway?: GatewayConfigInput } = {},
 ): Promise<Cluster> {
   const dir = tempDir();
-  const log = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'warn' });
+  const log = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'error' });
   const leader = await startLeader({ dataDir: dir.path, bind: 'tcp://127.0.0.1:*', reassignGraceMs: 0, ...opts.leader }, { log });
   const workers: WorkerHandle[] = [];
   for (let i = 0; i < (opts.workers ?? 1); i++) workers.push(await startWorker({ leader: leader.control, ...opts.worker }, { log }));

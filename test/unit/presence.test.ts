@@ -62,3 +62,28 @@ test('a restarted leader lets workers reclaim the tasks they watch', () => {
   assert.equal(pool.ownerOf('gone'), undefined);
   assert.deepEqual([...pool.unassigned], ['c']);
 });
+
+test('tasks that share a heartbeat endpoint share a worker, also when placed after a death and when rebalanced', () => {
+  const endpointOf = (id: string): string | undefined => (id.startsWith('x') ? undefined : `tcp://h:${id.split('-')[0]}`);
+  const pool = new WorkerPool(endpointOf);
+  const isTask = (): boolean => true;
+  pool.hello('w1', Buffer.from('r1'), [], isTask, 0);
+  pool.hello('w2', Buffer.from('r2'), [], isTask, 0);
+  const ids = ['1-a', '1-b', '1-c', '2-a', '2-b', '2-c', 'x1', 'x2'];
+  for (const id of ids) pool.assign(id);
+  const ownerOf = (prefix: string): Set<string | undefined> => new Set(ids.filter((i) => i.startsWith(prefix)).map((i) => pool.ownerOf(i)));
+  assert.equal(ownerOf('1-').size, 1, 'endpoint 1 on one worker');
+  assert.equal(ownerOf('2-').size, 1, 'endpoint 2 on one worker');
+  assert.notDeepEqual([...ownerOf('1-')], [...ownerOf('2-')], 'the two endpoints spread over both workers');
+  // A worker dies: its groups move whole to the survivor; a new worker then takes whole groups.
+  const victim = [...ownerOf('1-')][0]!;
+  pool.touch(victim === 'w1' ? 'w2' : 'w1', Buffer.from('r'), 5000);
+  pool.expire(5000, 2000);
+  pool.placeUnassigned();
+  pool.hello('w3', Buffer.from('r3'), [], isTask, 5000);
+  pool.rebalance();
+  assert.equal(ownerOf('1-').size, 1);
+  assert.equal(ownerOf('2-').size, 1);
+  assert.equal(pool.unassigned.size, 0);
+  assert.ok(pool.workers.get('w3')!.tasks.size > 0, 'the new worker took a share');
+});
