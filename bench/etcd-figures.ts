@@ -9,7 +9,7 @@
  * in time, and every child process is killed, also on errors.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createRequire } from 'node:module';
+import { autocannon, type AutocannonResult } from './lib/autocannon.ts';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { EtcdClient, prefixRangeBody, type EtcdWatchEvent } from './lib/etcd-client.ts';
@@ -267,23 +267,6 @@ export async function measureEtcdRegistration(
 // ---------------------------------------------------------------------------------------------------------
 // (d) lookup
 
-/** The part of autocannon's API used here (the package ships no types). */
-interface AutocannonResult {
-  requests: { average: number; total: number };
-  latency: { p50: number; p99: number };
-  duration: number;
-  errors: number;
-  timeouts: number;
-  non2xx: number;
-  '2xx': number;
-}
-interface AutocannonInstance {
-  on(event: 'response', fn: (client: unknown, statusCode: number, bytes: number, responseTimeMs: number) => void): void;
-  on(event: 'tick', fn: (c: { counter: number }) => void): void;
-  stop(): void;
-}
-type Autocannon = (opts: Record<string, unknown>, cb: (err: Error | null, res: AutocannonResult) => void) => AutocannonInstance;
-const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 
 /** Result of {@link measureEtcdLookup}. */
 export interface LookupResult {

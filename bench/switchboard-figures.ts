@@ -6,7 +6,7 @@
  *
  * Run them all, etcd beside, with `npm run bench` (bench/run.ts).
  */
-import { createRequire } from 'node:module';
+import { autocannon, type AutocannonResult } from './lib/autocannon.ts';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { recorder, type LatencySummary } from './lib/hdr.ts';
@@ -205,20 +205,6 @@ export async function measureRegistration(cluster: Cluster, opts: { count: numbe
 // ---------------------------------------------------------------------------------------------------------
 // lookup
 
-interface AutocannonResult {
-  requests: { total: number };
-  duration: number;
-  errors: number;
-  timeouts: number;
-  non2xx: number;
-  '2xx': number;
-}
-interface AutocannonInstance {
-  on(event: 'response', fn: (client: unknown, statusCode: number, bytes: number, responseTimeMs: number) => void): void;
-  on(event: 'tick', fn: (c: { counter: number }) => void): void;
-}
-type Autocannon = (opts: Record<string, unknown>, cb: (err: Error | null, res: AutocannonResult) => void) => AutocannonInstance;
-const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 
 export interface LookupResult {
   perSecond: number;
