@@ -8,8 +8,16 @@ const packr = new Packr({ useRecords: false, variableMapSize: true });
 // A plain decoder for untrusted input: no structures, objects as plain maps; msgpackr renames `__proto__` keys.
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 
+/** Above this, the encoder's work buffer is replaced after the message is packed (see `pack`). */
+const LARGE_MESSAGE_BYTES = 1024 * 1024;
+
 export function pack(value: unknown): Buffer {
-  return packr.pack(value);
+  const out = packr.pack(value);
+  // msgpackr grows its (process-wide) work buffer to about four times the largest message and keeps it: one
+  // snapshot of a large registry would pin tens of MB for good. The packed bytes stay valid (they are a view
+  // of the old buffer, freed once sent); later messages get a small buffer again.
+  if (out.length > LARGE_MESSAGE_BYTES) packr.useBuffer(Buffer.allocUnsafeSlow(64 * 1024));
+  return out;
 }
 
 /** Throws on malformed input; callers validate the result with a schema before use. */
