@@ -87,6 +87,14 @@ export const SnapshotRequest = Type.Object({ type: Type.Literal('snapshot'), req
 /** Ask for the events after `since`; answered with the events or `complete: false` if the leader no longer has them. */
 export const SinceRequest = Type.Object({ type: Type.Literal('since'), reqId: ReqId, epoch: Id, since: Type.Integer() });
 export const PingRequest = Type.Object({ type: Type.Literal('ping'), reqId: ReqId });
+/** The leader's own Prometheus metrics, which gateways add to their `/metrics`. */
+export const MetricsRequest = Type.Object({ type: Type.Literal('metrics'), reqId: ReqId });
+export const MetricsReply = Type.Object({
+  type: Type.Literal('metrics.reply'),
+  reqId: ReqId,
+  text: Type.String({ maxLength: 4 * 1024 * 1024 }),
+});
+
 /** What the leader knows of its workers: for operators (`GET /v1/admin/cluster`) and fault tests. */
 export const ClusterRequest = Type.Object({ type: Type.Literal('cluster'), reqId: ReqId });
 export const WorkerStatus = Type.Object({
@@ -174,6 +182,7 @@ export const ToLeader = Type.Union([
   PingRequest,
   GuardReleaseRequest,
   ClusterRequest,
+  MetricsRequest,
 ]);
 export type ToLeader = Static<typeof ToLeader>;
 
@@ -182,7 +191,7 @@ export const ToWorker = Type.Union([WorkerWelcome, TasksAdd, TasksRemove, Worker
 export type ToWorker = Static<typeof ToWorker>;
 
 /** Everything a gateway's DEALER accepts. */
-export const ToFollower = Type.Union([Ack, Nack, SnapshotReply, SinceReply, Pong, ClusterReply]);
+export const ToFollower = Type.Union([Ack, Nack, SnapshotReply, SinceReply, Pong, ClusterReply, MetricsReply]);
 export type ToFollower = Static<typeof ToFollower>;
 
 export type Reply = ToFollower;

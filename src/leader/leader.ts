@@ -212,6 +212,9 @@ export class Leader {
           guard: this.#guard.status(),
         });
         return;
+      case 'metrics':
+        this.#reply(routing, { type: 'metrics.reply', reqId: m.reqId, text: this.#metrics.render() });
+        return;
       case 'cluster':
         this.#reply(routing, {
           type: 'cluster.reply',

@@ -137,3 +137,15 @@ test('ZeroMQ: a frame over the size limit is refused by libzmq and the leader ke
   assert.equal(res.status, 201, 'the leader still acknowledges writes');
   assert.equal((await http('GET', `${c.url}/readyz`)).status, 200);
 });
+
+test('GET /metrics: gateway families and the leader\'s, renamed, each family once', async (t) => {
+  const c = await startCluster();
+  t.after(() => c.close());
+  assert.equal((await http('PUT', `${c.url}/v1/providers/m-1`, good)).status, 201);
+  const text = (await http('GET', `${c.url}/metrics`)).body as string;
+  assert.match(text, /^switchboard_replica_rev \d+$/m, 'the gateway own');
+  assert.match(text, /^switchboard_leader_store_commits [1-9]\d*$/m, 'the leader store commits');
+  assert.match(text, /^switchboard_leader_providers\{state="up"\} 1$/m);
+  const families = [...text.matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]);
+  assert.deepEqual(families, [...new Set(families)], 'no family twice');
+});

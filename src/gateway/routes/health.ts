@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { MassDownGuardStatus } from '../../bridge/index.ts';
 import type { GatewayContext } from '../context.ts';
+import { leaderMetrics, mergeMetrics } from '../leader-metrics.ts';
 import { Health, Readiness } from '../schemas.ts';
 
 /** Readiness plus the leader's mass-down guard: still ready (reads are served), but operators must see the hold. */
@@ -40,11 +41,14 @@ export async function healthRoutes(fastify: FastifyInstance, ctx: GatewayContext
     {
       schema: {
         tags,
-        summary: 'Prometheus metrics',
+        summary: 'Prometheus metrics of the gateway, and of the leader under switchboard_leader_*',
         produces: ['text/plain'],
         response: { 200: Type.String({ description: 'Prometheus text exposition format' }) },
       },
     },
-    async (_request, reply) => reply.type('text/plain; version=0.0.4').send(ctx.metrics.render()),
+    async (_request, reply) => {
+      const text = mergeMetrics(ctx.metrics.render(), await leaderMetrics(ctx.follower));
+      return reply.type('text/plain; version=0.0.4').send(text);
+    },
   );
 }

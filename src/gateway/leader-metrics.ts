@@ -1,0 +1,39 @@
+/**
+ * The gateway's `/metrics` carries the leader's metrics too (the leader speaks only ZeroMQ): asked at scrape time,
+ * renamed under `switchboard_leader_` so no family appears twice, skipped when the leader does not answer quickly.
+ */
+import type { Follower } from '../bridge/index.ts';
+
+export const LEADER_METRICS_TIMEOUT_MS = 500;
+const PREFIX = 'switchboard_';
+const LEADER_PREFIX = 'switchboard_leader_';
+
+export async function leaderMetrics(follower: Follower): Promise<string> {
+  if (!follower.leaderReachable) return '';
+  try {
+    const reply = await follower.link.request({ type: 'metrics' }, LEADER_METRICS_TIMEOUT_MS);
+    return reply.type === 'metrics.reply' ? reply.text : '';
+  } catch {
+    return '';
+  }
+}
+
+function leaderName(name: string): string {
+  return name.startsWith(LEADER_PREFIX) || !name.startsWith(PREFIX) ? name : LEADER_PREFIX + name.slice(PREFIX.length);
+}
+
+/** Appends the leader's families, renamed, leaving out any the gateway already has. */
+export function mergeMetrics(local: string, leader: string): string {
+  if (!leader) return local;
+  const present = new Set([...local.matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]!));
+  const out: string[] = [];
+  let keep = false;
+  for (const line of leader.split('\n')) {
+    if (!line) continue;
+    const family = /^# (?:HELP|TYPE) (\S+)/.exec(line)?.[1];
+    if (family !== undefined) keep = !present.has(leaderName(family));
+    if (!keep) continue;
+    out.push(line.replace(/^(# (?:HELP|TYPE) )?(switchboard_[a-z0-9_]+)/, (_m, head: string | undefined, name: string) => (head ?? '') + leaderName(name)));
+  }
+  return out.length ? `${local}${out.join('\n')}\n` : local;
+}
