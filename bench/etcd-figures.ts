@@ -9,7 +9,7 @@
  * in time, and every child process is killed, also on errors.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { autocannon, type AutocannonResult } from './lib/autocannon.ts';
+import { runLoad, type LoadResult } from './lib/autocannon.ts';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { EtcdClient, prefixRangeBody, type EtcdWatchEvent } from './lib/etcd-client.ts';
@@ -269,15 +269,7 @@ export async function measureEtcdRegistration(
 
 
 /** Result of {@link measureEtcdLookup}. */
-export interface LookupResult {
-  /** Successful (2xx) range requests per second over the run. */
-  perSecond: number;
-  /** Latency of 2xx answers in ms, at µs resolution (autocannon's own histogram rounds to whole ms). */
-  latency: LatencySummary;
-  requests: number;
-  errors: number;
-  non2xx: number;
-  durationSeconds: number;
+export interface LookupResult extends LoadResult {
   /** Keys returned by one range (checked before the run). */
   keysPerAnswer: number;
 }
@@ -309,36 +301,11 @@ export async function measureEtcdLookup(
     const check = await client.range(prefix);
     if (check.count !== keys) throw new Error(`lookup setup: expected ${keys} keys, range returned ${check.count}`);
 
-    const rec = recorder();
-    let ticks = 0;
-    const result = await new Promise<AutocannonResult>((resolve, reject) => {
-      const inst = autocannon(
-        {
-          url: `${etcd.clientUrl}/v3/kv/range`,
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: prefixRangeBody(prefix),
-          connections: concurrency,
-          pipelining: 1,
-          duration,
-          timeout: 10,
-        },
-        (err, res) => (err ? reject(err) : resolve(res)),
-      );
-      inst.on('response', (_c, status, _b, ms) => {
-        if (status >= 200 && status < 300) rec.record(ms);
-      });
-      inst.on('tick', (c) => opts.onProgress?.(`${++ticks}/${duration} s, ${formatNumber(c.counter)} req/s`));
-    });
-    return {
-      perSecond: result['2xx'] / result.duration,
-      latency: rec.summary(),
-      requests: result.requests.total,
-      errors: result.errors + result.timeouts,
-      non2xx: result.non2xx,
-      durationSeconds: result.duration,
-      keysPerAnswer: check.count,
-    };
+    const load = await runLoad(
+      { url: `${etcd.clientUrl}/v3/kv/range`, method: 'POST', headers: { 'content-type': 'application/json' }, body: prefixRangeBody(prefix) },
+      { connections: concurrency, durationSeconds: duration, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) },
+    );
+    return { ...load, keysPerAnswer: check.count };
   } finally {
     await client.deletePrefix(prefix).catch(() => 0);
     client.close();

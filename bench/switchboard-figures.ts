@@ -6,7 +6,7 @@
  *
  * Run them all, etcd beside, with `npm run bench` (bench/run.ts).
  */
-import { autocannon, type AutocannonResult } from './lib/autocannon.ts';
+import { runLoad, type LoadResult } from './lib/autocannon.ts';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { recorder, type LatencySummary } from './lib/hdr.ts';
@@ -206,13 +206,7 @@ export async function measureRegistration(cluster: Cluster, opts: { count: numbe
 // lookup
 
 
-export interface LookupResult {
-  perSecond: number;
-  latency: LatencySummary;
-  requests: number;
-  errors: number;
-  non2xx: number;
-  durationSeconds: number;
+export interface LookupResult extends LoadResult {
   providersPerAnswer: number;
   bytesPerAnswer: number;
   /** Average CPU (% of one core) over the run: gateway, leader, and the bench process running autocannon. */
@@ -231,27 +225,15 @@ export async function measureLookup(
   const check = await get(target);
   const providers = (JSON.parse(check.body) as { providers: unknown[] }).providers.length;
   if (providers !== n) throw new Error(`lookup setup: expected ${n} providers, got ${providers}`);
-  const rec = recorder();
-  let ticks = 0;
   const sampler = new UsageSampler({ gateway: cluster.gateway.pid, leader: cluster.leader.pid, autocannon: process.pid });
-  const result = await new Promise<AutocannonResult>((resolve, reject) => {
-    const inst = autocannon({ url: target, connections: opts.concurrency ?? 64, pipelining: 1, duration: opts.durationSeconds, timeout: 10 }, (err, res) =>
-      err ? reject(err) : resolve(res),
-    );
-    inst.on('response', (_c, status, _b, ms) => {
-      if (status >= 200 && status < 300) rec.record(ms);
-    });
-    inst.on('tick', (c) => opts.onProgress?.(`${++ticks}/${opts.durationSeconds} s, ${c.counter} req/s`));
-  });
+  const load = await runLoad(
+    { url: target },
+    { connections: opts.concurrency ?? 64, durationSeconds: opts.durationSeconds, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) },
+  );
   const usage = sampler.stop();
   return {
+    ...load,
     cpuPercent: { gateway: usage.gateway!.cpuPercent, leader: usage.leader!.cpuPercent, client: usage.autocannon!.cpuPercent },
-    perSecond: result['2xx'] / result.duration,
-    latency: rec.summary(),
-    requests: result.requests.total,
-    errors: result.errors + result.timeouts,
-    non2xx: result.non2xx,
-    durationSeconds: result.duration,
     providersPerAnswer: providers,
     bytesPerAnswer: Buffer.byteLength(check.body),
   };
