@@ -113,30 +113,17 @@ export class Registry {
       );
     }
     const previous = this.#providers.get(providerId);
-    const tags = input.tags ?? [];
-    const meta = input.meta ?? {};
+    const { check, tags = [], meta = {}, ...address } = input;
     if (previous) {
       const same =
-        previous.service === input.service &&
+        addressKey(previous) === key &&
         previous.host === input.host &&
-        previous.port === input.port &&
-        previous.protocol === input.protocol &&
-        JSON.stringify(previous.check ?? null) === JSON.stringify(input.check ?? null) &&
+        JSON.stringify(previous.check ?? null) === JSON.stringify(check ?? null) &&
         JSON.stringify(previous.tags) === JSON.stringify(tags) &&
         JSON.stringify(previous.meta) === JSON.stringify(meta);
       if (same) return { status: 200, provider: previous, changed: false };
-      const provider: Provider = {
-        ...previous,
-        service: input.service,
-        host: input.host,
-        port: input.port,
-        protocol: input.protocol,
-        tags,
-        meta,
-        updatedAt: now,
-        rev: 0,
-      };
-      if (input.check) provider.check = input.check;
+      const provider: Provider = { ...previous, ...address, tags, meta, updatedAt: now, rev: 0 };
+      if (check) provider.check = check;
       else {
         delete provider.check;
         // Without a check there is nothing to wait for: the provider is up unless an operator holds it.
@@ -145,32 +132,27 @@ export class Registry {
           provider.stateSince = now;
         }
       }
-      if (previous.service !== input.service) {
-        // Moving a provider between services is a removal from one and a registration in the other.
-        this.#byAddress.delete(addressKey(previous));
-        this.#stage('deregistered', { ...previous }, now, true);
-        this.#byAddress.set(key, providerId);
-        return { status: 200, provider: this.#stage('registered', provider, now), changed: true };
-      }
       this.#byAddress.delete(addressKey(previous));
       this.#byAddress.set(key, providerId);
+      if (previous.service !== input.service) {
+        // Moving a provider between services is a removal from one and a registration in the other.
+        this.#stage('deregistered', { ...previous }, now, true);
+        return { status: 200, provider: this.#stage('registered', provider, now), changed: true };
+      }
       return { status: 200, provider: this.#stage('updated', provider, now), changed: true };
     }
     const provider: Provider = {
       id: providerId,
-      service: input.service,
-      host: input.host,
-      port: input.port,
-      protocol: input.protocol,
+      ...address,
       tags,
       meta,
-      state: input.check ? 'pending' : 'up',
+      state: check ? 'pending' : 'up',
       stateSince: now,
       registeredAt: now,
       updatedAt: now,
       rev: 0,
     };
-    if (input.check) provider.check = input.check;
+    if (check) provider.check = check;
     this.#byAddress.set(key, providerId);
     return { status: 201, provider: this.#stage('registered', provider, now), changed: true };
   }
