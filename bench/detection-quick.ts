@@ -51,11 +51,17 @@ try {
     for (const kind of ['crash', 'hang'] as const) {
       const id = `${kind}-${run}`;
       const p = await startProviderProcess([id], { intervalMs: 250 });
-      await put(id, { service: kind, host: '127.0.0.1', port: 20_000 + run, protocol: 'rpc-server', check: { type: 'zmq', endpoint: p.endpoint, intervalMs: INTERVAL_MS } });
+      await put(id, {
+        service: kind,
+        host: '127.0.0.1',
+        port: 20_000 + run,
+        protocol: 'rpc-server',
+        check: { type: 'zmq', endpoint: p.endpoint, intervalMs: INTERVAL_MS },
+      });
       await until(id, 'up', 0);
       const t0 = Date.now();
       p.child.signal(kind === 'crash' ? 'SIGKILL' : 'SIGSTOP');
-      results[kind]!.push((await until(id, 'down', t0)) - t0);
+      results[kind].push((await until(id, 'down', t0)) - t0);
       await p.child.stop(500);
       await http('DELETE', `${url}/v1/providers/${id}`);
     }
@@ -66,11 +72,21 @@ try {
       server.listen(0, '127.0.0.1');
       await once(server, 'listening');
       const id = `http-${run}`;
-      await put(id, { service: 'web', host: '127.0.0.1', port: 21_000 + run, protocol: 'http', check: { type: 'http', url: `http://127.0.0.1:${(server.address() as { port: number }).port}/`, intervalMs: INTERVAL_MS } });
+      await put(id, {
+        service: 'web',
+        host: '127.0.0.1',
+        port: 21_000 + run,
+        protocol: 'http',
+        check: {
+          type: 'http',
+          url: `http://127.0.0.1:${(server.address() as { port: number }).port}/`,
+          intervalMs: INTERVAL_MS,
+        },
+      });
       await until(id, 'up', 0);
       const t0 = Date.now();
       status = 500;
-      results.http!.push((await until(id, 'down', t0)) - t0);
+      results.http.push((await until(id, 'down', t0)) - t0);
       server.closeAllConnections();
       server.close();
       await http('DELETE', `${url}/v1/providers/${id}`);
@@ -78,13 +94,21 @@ try {
     // ttl: ttlMs 1000; the clock starts at the last pass.
     {
       const id = `ttl-${run}`;
-      await put(id, { service: 'jobs', host: '127.0.0.1', port: 22_000 + run, protocol: 'http', check: { type: 'ttl', ttlMs: INTERVAL_MS } });
-      await waitFor(async () => (await http('PUT', `${url}/v1/providers/${id}/ttl`)).status === 204, { what: 'ttl accepted' });
+      await put(id, {
+        service: 'jobs',
+        host: '127.0.0.1',
+        port: 22_000 + run,
+        protocol: 'http',
+        check: { type: 'ttl', ttlMs: INTERVAL_MS },
+      });
+      await waitFor(async () => (await http('PUT', `${url}/v1/providers/${id}/ttl`)).status === 204, {
+        what: 'ttl accepted',
+      });
       await until(id, 'up', 0);
       const res = await http('PUT', `${url}/v1/providers/${id}/ttl`);
       const t0 = Date.now();
       if (res.status !== 204) throw new Error(`ttl pass: ${res.status}`);
-      results.ttl!.push((await until(id, 'down', t0)) - t0);
+      results.ttl.push((await until(id, 'down', t0)) - t0);
       await http('DELETE', `${url}/v1/providers/${id}`);
     }
   }
@@ -106,5 +130,6 @@ const fmt = (xs: number[]): string => {
   return `min ${s[0]} / median ${s[Math.floor(s.length / 2)]} / max ${s[s.length - 1]} ms`;
 };
 process.stdout.write(`failure detection, ${RUNS} runs each (failure injected → down event published)\n`);
-for (const kind of Object.keys(results)) process.stdout.write(`${kind.padEnd(6)} ${fmt(results[kind]!).padEnd(40)} ${config[kind]}\n`);
+for (const kind of Object.keys(results))
+  process.stdout.write(`${kind.padEnd(6)} ${fmt(results[kind]).padEnd(40)} ${config[kind]}\n`);
 process.exit(0);

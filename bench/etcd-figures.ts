@@ -101,10 +101,14 @@ export async function measureEtcdCrashDetection(
     await watch.ready;
     for (let i = 0; i < trials; i++) {
       const key = `${prefix}${i}`;
-      const child = spawn(process.execPath, ['--import', 'tsx', LEASE_HOLDER, etcd.clientUrl, key, String(ttl), '120'], {
-        cwd: REPO_ROOT,
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', LEASE_HOLDER, etcd.clientUrl, key, String(ttl), '120'],
+        {
+          cwd: REPO_ROOT,
+          stdio: ['pipe', 'pipe', 'pipe'],
+        },
+      );
       children.add(child);
       child.once('exit', () => children.delete(child));
       try {
@@ -152,7 +156,9 @@ function readyLine(child: ChildProcess): Promise<{ leaseId: string; grantedTtl: 
       const m = /^READY (\S+) (\d+)$/m.exec(out);
       if (m) resolve({ leaseId: m[1], grantedTtl: Number(m[2]) });
     });
-    child.once('exit', (code, signal) => reject(new Error(`lease holder exited (${signal ?? code}) before READY: ${err.trim()}`)));
+    child.once('exit', (code, signal) =>
+      reject(new Error(`lease holder exited (${signal ?? code}) before READY: ${err.trim()}`)),
+    );
     child.once('error', reject);
   });
 }
@@ -166,7 +172,12 @@ function readyLine(child: ChildProcess): Promise<{ leaseId: string; grantedTtl: 
  */
 export async function measureEtcdPropagation(
   etcd: EtcdTarget,
-  opts: { events?: number; warmup?: number; timeoutMs?: number; onProgress?: (done: number, total: number) => void } = {},
+  opts: {
+    events?: number;
+    warmup?: number;
+    timeoutMs?: number;
+    onProgress?: (done: number, total: number) => void;
+  } = {},
 ): Promise<{ latency: LatencySummary; events: number; failures: number }> {
   const events = opts.events ?? 1_000;
   const warmup = opts.warmup ?? 20;
@@ -226,7 +237,13 @@ export interface RegistrationResult {
  */
 export async function measureEtcdRegistration(
   etcd: EtcdTarget,
-  opts: { count?: number; concurrency?: number; leaseTtlSeconds?: number; timeoutMs?: number; onProgress?: (done: number, total: number) => void } = {},
+  opts: {
+    count?: number;
+    concurrency?: number;
+    leaseTtlSeconds?: number;
+    timeoutMs?: number;
+    onProgress?: (done: number, total: number) => void;
+  } = {},
 ): Promise<RegistrationResult> {
   const count = opts.count ?? 10_000;
   const concurrency = opts.concurrency ?? 64;
@@ -244,7 +261,12 @@ export async function measureEtcdRegistration(
       const t0 = performance.now();
       try {
         const lease = await client.grantLease(ttl);
-        const record = JSON.stringify({ service: 'bench', instance: `i-${i}`, endpoint: `tcp://127.0.0.1:${10000 + (i % 50000)}`, meta: { zone: 'local' } });
+        const record = JSON.stringify({
+          service: 'bench',
+          instance: `i-${i}`,
+          endpoint: `tcp://127.0.0.1:${10000 + (i % 50000)}`,
+          meta: { zone: 'local' },
+        });
         await client.put(`${prefix}i-${i}`, record, lease.id);
         rec.record(performance.now() - t0);
         completed++;
@@ -266,7 +288,6 @@ export async function measureEtcdRegistration(
 
 // ---------------------------------------------------------------------------------------------------------
 // (d) lookup
-
 
 /** Result of {@link measureEtcdLookup}. */
 export interface LookupResult extends LoadResult {
@@ -293,7 +314,12 @@ export async function measureEtcdLookup(
         Array.from({ length: Math.min(20, keys - i) }, (_, j) =>
           client.put(
             `${prefix}svc-${String(i + j).padStart(3, '0')}`,
-            JSON.stringify({ service: 'bench', instance: `i-${i + j}`, endpoint: `tcp://127.0.0.1:${30000 + i + j}`, meta: { zone: 'local', version: '1.0.0' } }),
+            JSON.stringify({
+              service: 'bench',
+              instance: `i-${i + j}`,
+              endpoint: `tcp://127.0.0.1:${30000 + i + j}`,
+              meta: { zone: 'local', version: '1.0.0' },
+            }),
           ),
         ),
       );
@@ -302,8 +328,17 @@ export async function measureEtcdLookup(
     if (check.count !== keys) throw new Error(`lookup setup: expected ${keys} keys, range returned ${check.count}`);
 
     const load = await runLoad(
-      { url: `${etcd.clientUrl}/v3/kv/range`, method: 'POST', headers: { 'content-type': 'application/json' }, body: prefixRangeBody(prefix) },
-      { connections: concurrency, durationSeconds: duration, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) },
+      {
+        url: `${etcd.clientUrl}/v3/kv/range`,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: prefixRangeBody(prefix),
+      },
+      {
+        connections: concurrency,
+        durationSeconds: duration,
+        ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      },
     );
     return { ...load, keysPerAnswer: check.count };
   } finally {
@@ -326,7 +361,10 @@ export function etcdFigureSizes(quick: boolean) {
  * Measure all four figures on a private etcd and add them to `report` (etcd column only; the switchboard
  * column says "—"). Returns null, after printing "etcd not available: <reason>", when etcd cannot be had.
  */
-export async function runEtcdFigures(report: Report, opts: { quick?: boolean } = {}): Promise<{ version: string } | null> {
+export async function runEtcdFigures(
+  report: Report,
+  opts: { quick?: boolean } = {},
+): Promise<{ version: string } | null> {
   const sizes = etcdFigureSizes(opts.quick ?? false);
   const cmd = `node --import tsx bench/etcd-figures.ts${opts.quick ? ' --quick' : ''}`;
   const p0 = progress('etcd');
@@ -340,29 +378,66 @@ export async function runEtcdFigures(report: Report, opts: { quick?: boolean } =
   p0.done(`${etcd.version} at ${etcd.clientUrl}`);
   try {
     const pa = progress('crash detection');
-    const crash = await measureEtcdCrashDetection(etcd, { trials: sizes.crashTrials, onProgress: (d, t) => pa.update(`${d}/${t}`) });
-    pa.done(`p50 ${formatNumber(crash.latency.p50)} ms${crash.failures ? `, ${crash.failures} failed: ${crash.errors[0]}` : ''}`);
+    const crash = await measureEtcdCrashDetection(etcd, {
+      trials: sizes.crashTrials,
+      onProgress: (d, t) => pa.update(`${d}/${t}`),
+    });
+    pa.done(
+      `p50 ${formatNumber(crash.latency.p50)} ms${crash.failures ? `, ${crash.failures} failed: ${crash.errors[0]}` : ''}`,
+    );
     const ttlNote = `TTL ${crash.requestedTtlSeconds} s requested, ${crash.grantedTtlSeconds.join('/')} s granted; ${crash.latency.count}/${crash.trials} trials`;
-    report.addRow({ figure: 'crash detection p50 (ms)', switchboard: '—', etcd: crash.latency.p50, command: cmd, note: ttlNote });
-    report.addRow({ figure: 'crash detection p99 (ms)', switchboard: '—', etcd: crash.latency.p99, command: cmd, note: `max ${formatNumber(crash.latency.max)} ms` });
+    report.addRow({
+      figure: 'crash detection p50 (ms)',
+      switchboard: '—',
+      etcd: crash.latency.p50,
+      command: cmd,
+      note: ttlNote,
+    });
+    report.addRow({
+      figure: 'crash detection p99 (ms)',
+      switchboard: '—',
+      etcd: crash.latency.p99,
+      command: cmd,
+      note: `max ${formatNumber(crash.latency.max)} ms`,
+    });
 
     const pb = progress('propagation');
-    const prop = await measureEtcdPropagation(etcd, { events: sizes.propagationEvents, onProgress: (d, t) => pb.update(`${d}/${t}`) });
+    const prop = await measureEtcdPropagation(etcd, {
+      events: sizes.propagationEvents,
+      onProgress: (d, t) => pb.update(`${d}/${t}`),
+    });
     pb.done(`p50 ${formatNumber(prop.latency.p50)} ms`);
     const propNote = `${formatNumber(prop.events)} events, put → watch${prop.failures ? `, ${prop.failures} failed` : ''}`;
-    report.addRow({ figure: 'propagation p50 (ms)', switchboard: '—', etcd: prop.latency.p50, command: cmd, note: propNote });
+    report.addRow({
+      figure: 'propagation p50 (ms)',
+      switchboard: '—',
+      etcd: prop.latency.p50,
+      command: cmd,
+      note: propNote,
+    });
     report.addRow({ figure: 'propagation p99 (ms)', switchboard: '—', etcd: prop.latency.p99, command: cmd });
 
     const pd = progress('lookup');
-    const look = await measureEtcdLookup(etcd, { durationSeconds: sizes.lookupSeconds, onProgress: (t) => pd.update(t) });
+    const look = await measureEtcdLookup(etcd, {
+      durationSeconds: sizes.lookupSeconds,
+      onProgress: (t) => pd.update(t),
+    });
     pd.done(`${formatNumber(look.perSecond)} req/s`);
     const lookNote = `${look.keysPerAnswer} keys/answer, c=64, ${look.durationSeconds} s, HTTP gateway${look.errors || look.non2xx ? `, ${look.errors} errors, ${look.non2xx} non-2xx` : ''}`;
     report.addRow({ figure: 'lookup (req/s)', switchboard: '—', etcd: look.perSecond, command: cmd, note: lookNote });
-    report.addRow({ figure: 'lookup p50 / p99 (ms)', switchboard: '—', etcd: `${formatNumber(look.latency.p50)} / ${formatNumber(look.latency.p99)}`, command: cmd });
+    report.addRow({
+      figure: 'lookup p50 / p99 (ms)',
+      switchboard: '—',
+      etcd: `${formatNumber(look.latency.p50)} / ${formatNumber(look.latency.p99)}`,
+      command: cmd,
+    });
 
     // Registration last: it leaves thousands of leases behind (see measureEtcdRegistration).
     const pc = progress('registration');
-    const reg = await measureEtcdRegistration(etcd, { count: sizes.registrations, onProgress: (d, t) => pc.update(`${d}/${t}`) });
+    const reg = await measureEtcdRegistration(etcd, {
+      count: sizes.registrations,
+      onProgress: (d, t) => pc.update(`${d}/${t}`),
+    });
     pc.done(`${formatNumber(reg.perSecond)}/s`);
     const regNote = `${formatNumber(reg.completed)} × (lease grant + put), c=64, p50 ${formatNumber(reg.latency.p50)} ms${reg.failures ? `, ${reg.failures} failed` : ''}`;
     report.addRow({ figure: 'registrations/s', switchboard: '—', etcd: reg.perSecond, command: cmd, note: regNote });
@@ -383,9 +458,12 @@ async function main(): Promise<void> {
   }
   const res = await runEtcdFigures(report, { quick });
   if (!res) return;
-  console.log(`\netcd ${res.version}${quick ? ' (quick run)' : ''}; ${machine.cores} cores, load average ${machine.load1} at start\n`);
+  console.log(
+    `\netcd ${res.version}${quick ? ' (quick run)' : ''}; ${machine.cores} cores, load average ${machine.load1} at start\n`,
+  );
   report.printTable();
-  if (args.includes('--markdown')) console.log(`\n${report.toMarkdown({ machine, versions: { etcd: res.version }, title: 'etcd figures' })}`);
+  if (args.includes('--markdown'))
+    console.log(`\n${report.toMarkdown({ machine, versions: { etcd: res.version }, title: 'etcd figures' })}`);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -21,8 +21,10 @@ import { connectSse, connectWs, register } from '../test/transports/support.ts';
 const { values } = parseArgs({ options: { n: { type: 'string', default: '200' } } });
 const N = Number(values.n);
 const dir = tempDir('switchboard-propagation-');
-const sb = spawnRole('start', ['--data-dir', dir.path, '--bind', 'tcp://127.0.0.1:*', '--http-port', '0'], { SWITCHBOARD_LOG_LEVEL: 'warn' });
-const url = (await sb.waitForLine(/^switchboard gateway: url=(\S+)/))[1]!;
+const sb = spawnRole('start', ['--data-dir', dir.path, '--bind', 'tcp://127.0.0.1:*', '--http-port', '0'], {
+  SWITCHBOARD_LOG_LEVEL: 'warn',
+});
+const url = (await sb.waitForLine(/^switchboard gateway: url=(\S+)/))[1];
 const [, pub] = await sb.waitForLine(/^switchboard gateway feed: pub=(\S+) snapshot=(\S+)/);
 await waitFor(async () => (await fetch(`${url}/readyz`)).status === 200, { what: 'ready' });
 
@@ -36,23 +38,23 @@ const mark = (id: string, t: Transport): void => {
 
 const ws = await connectWs(url, '?service=bench');
 ws.ws.on('message', (data) => {
-  const m = JSON.parse(data.toString());
+  const m = JSON.parse((data as Buffer).toString());
   if (m.type === 'event') mark(m.provider.id, 'ws');
 });
 const sse = await connectSse(url, '/v1/events?service=bench');
 const sseSeen = { n: 0 };
 const ssePoll = setInterval(() => {
   for (; sseSeen.n < sse.messages.length; sseSeen.n++) {
-    const m = sse.messages[sseSeen.n]!;
+    const m = sse.messages[sseSeen.n];
     if (m.data?.provider) mark(m.data.provider.id, 'sse');
   }
 }, 0);
 const sub = new Subscriber({ linger: 0 });
-sub.connect(pub!);
+sub.connect(pub);
 sub.subscribe('svc/bench/');
 const plain = new Unpackr({ useRecords: false, mapsAsObjects: true });
 void (async () => {
-  for await (const [, body] of sub) mark((plain.unpack(body!) as { provider: { id: string } }).provider.id, 'zmq');
+  for await (const [, body] of sub) mark((plain.unpack(body) as { provider: { id: string } }).provider.id, 'zmq');
 })();
 await ws.next((m) => m.type === 'snapshot');
 await sse.next((m) => m.event === 'hello');
@@ -71,12 +73,18 @@ for (let i = 0; i < N; i++) {
     await r.arrayBuffer();
     mark(id, 'blocking');
   });
-  await waitFor(async () => /^switchboard_blocking_queries 1$/m.test(await (await fetch(`${url}/metrics`)).text()), { intervalMs: 1, what: 'query waiting' });
+  await waitFor(async () => /^switchboard_blocking_queries 1$/m.test(await (await fetch(`${url}/metrics`)).text()), {
+    intervalMs: 1,
+    what: 'query waiting',
+  });
   const sent = performance.now();
   await register(url, id, 'bench', 10_000 + i);
   const acked = performance.now();
   await blocking;
-  await waitFor(() => (['ws', 'sse', 'zmq'] as const).every((t) => received.get(id)?.[t] !== undefined), { intervalMs: 1, what: `${id} everywhere` });
+  await waitFor(() => (['ws', 'sse', 'zmq'] as const).every((t) => received.get(id)?.[t] !== undefined), {
+    intervalMs: 1,
+    what: `${id} everywhere`,
+  });
   for (const t of ['ws', 'sse', 'zmq', 'blocking'] as const) {
     ackToRecv[t].push(received.get(id)![t]! - acked);
     sendToRecv[t].push(received.get(id)![t]! - sent);
@@ -85,9 +93,11 @@ for (let i = 0; i < N; i++) {
 
 const pct = (xs: number[], p: number): string => {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!.toFixed(2);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))].toFixed(2);
 };
-process.stdout.write(`propagation over ${N} sequential registrations (ms, loopback, switchboard start in its own process)\n`);
+process.stdout.write(
+  `propagation over ${N} sequential registrations (ms, loopback, switchboard start in its own process)\n`,
+);
 process.stdout.write(`transport   ack→recv p50  p99     send→recv p50  p99\n`);
 for (const t of ['ws', 'sse', 'zmq', 'blocking'] as const) {
   process.stdout.write(

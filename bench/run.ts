@@ -17,7 +17,12 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { measureEtcdCrashDetection, measureEtcdLookup, measureEtcdPropagation, measureEtcdRegistration } from './etcd-figures.ts';
+import {
+  measureEtcdCrashDetection,
+  measureEtcdLookup,
+  measureEtcdPropagation,
+  measureEtcdRegistration,
+} from './etcd-figures.ts';
 import { startEtcd, etcdUnavailableReason, type EtcdHandle } from './lib/etcd.ts';
 import { build, killAll, ROOT } from './lib/procs.ts';
 import { formatNumber, machineInfo, progress, Report, type Cell } from './lib/report.ts';
@@ -35,7 +40,16 @@ import {
   measureRegistrySize,
 } from './switchboard-figures.ts';
 
-const FIGURES = ['crash', 'freeze', 'propagation', 'lookup', 'registration', 'heartbeat', 'fanout', 'registry'] as const;
+const FIGURES = [
+  'crash',
+  'freeze',
+  'propagation',
+  'lookup',
+  'registration',
+  'heartbeat',
+  'fanout',
+  'registry',
+] as const;
 type Figure = (typeof FIGURES)[number];
 
 const { values } = parseArgs({
@@ -47,14 +61,34 @@ const { values } = parseArgs({
     out: { type: 'string' },
   },
 });
-const quick = values.quick!;
+const quick = values.quick;
 const only = new Set((values.only ?? FIGURES.join(',')).split(',').map((s) => s.trim()));
-for (const f of only) if (!(FIGURES as readonly string[]).includes(f)) throw new Error(`unknown figure '${f}'; figures: ${FIGURES.join(', ')}`);
+for (const f of only)
+  if (!(FIGURES as readonly string[]).includes(f))
+    throw new Error(`unknown figure '${f}'; figures: ${FIGURES.join(', ')}`);
 const want = (f: Figure): boolean => only.has(f);
 
 const SIZES = quick
-  ? { crashTrials: 3, freezeTrials: 3, events: 100, registrations: 1_000, lookupSeconds: 2, hb: { sims: 2, socketsPerSim: 25, idsPerSocket: 10, windowSeconds: 10, crashTrials: 2 }, fanout: { subscribers: 200, clients: 2, events: 3 }, registry: { providers: 5_000, gatewayStarts: 1 } }
-  : { crashTrials: 20, freezeTrials: 10, events: 1_000, registrations: 10_000, lookupSeconds: 10, hb: { sims: 4, socketsPerSim: 250, idsPerSocket: 10, windowSeconds: 60, crashTrials: 10 }, fanout: { subscribers: 10_000, clients: 4, events: 10 }, registry: { providers: 100_000, gatewayStarts: 3 } };
+  ? {
+      crashTrials: 3,
+      freezeTrials: 3,
+      events: 100,
+      registrations: 1_000,
+      lookupSeconds: 2,
+      hb: { sims: 2, socketsPerSim: 25, idsPerSocket: 10, windowSeconds: 10, crashTrials: 2 },
+      fanout: { subscribers: 200, clients: 2, events: 3 },
+      registry: { providers: 5_000, gatewayStarts: 1 },
+    }
+  : {
+      crashTrials: 20,
+      freezeTrials: 10,
+      events: 1_000,
+      registrations: 10_000,
+      lookupSeconds: 10,
+      hb: { sims: 4, socketsPerSim: 250, idsPerSocket: 10, windowSeconds: 60, crashTrials: 10 },
+      fanout: { subscribers: 10_000, clients: 4, events: 10 },
+      registry: { providers: 100_000, gatewayStarts: 3 },
+    };
 
 const cmd = (f: Figure): string => `npm run bench -- --only ${f}${quick ? ' --quick' : ''}`;
 const ms = (n: number): string => formatNumber(n);
@@ -65,7 +99,13 @@ function ratio(sb: number, etcd: number | undefined, better: 'lower' | 'higher')
   if (etcd === undefined || !(sb > 0) || !(etcd > 0)) return undefined;
   const r = better === 'lower' ? etcd / sb : sb / etcd;
   const text = r >= 10 ? formatNumber(Math.round(r)) : r.toFixed(1);
-  return better === 'lower' ? (r >= 1 ? `${text}x faster` : `${(1 / r).toFixed(1)}x slower`) : r >= 1 ? `${text}x more` : `${(1 / r).toFixed(1)}x fewer`;
+  return better === 'lower'
+    ? r >= 1
+      ? `${text}x faster`
+      : `${(1 / r).toFixed(1)}x slower`
+    : r >= 1
+      ? `${text}x more`
+      : `${(1 / r).toFixed(1)}x fewer`;
 }
 const met = (ok: boolean, target: string): string => `${target} ${ok ? '✓' : '✗ missed'}`;
 
@@ -92,7 +132,7 @@ function fsyncLatency(): LatencySummary {
 const report = new Report();
 const details: string[] = [];
 const loads: string[] = [];
-const noteLoad = (what: string): void => void loads.push(`${what}: ${loadavg()[0]!.toFixed(2)}`);
+const noteLoad = (what: string): void => void loads.push(`${what}: ${loadavg()[0].toFixed(2)}`);
 const machine = machineInfo();
 const started = new Date();
 const t0 = Date.now();
@@ -115,7 +155,10 @@ async function withCluster<T>(opts: Parameters<typeof startCluster>[0], fn: (c: 
 }
 
 async function main(): Promise<void> {
-  if (machine.load1 > 0.5 * machine.cores) process.stderr.write(`warning: load average ${machine.load1} on ${machine.cores} cores at start; figures will be pessimistic\n`);
+  if (machine.load1 > 0.5 * machine.cores)
+    process.stderr.write(
+      `warning: load average ${machine.load1} on ${machine.cores} cores at start; figures will be pessimistic\n`,
+    );
   if (!values['no-build']) {
     const pb = progress('build');
     pb.update('npm run build');
@@ -123,7 +166,10 @@ async function main(): Promise<void> {
     pb.done('dist/ up to date');
   }
   const fsync = fsyncLatency();
-  details.push(`Disk: a 4 KiB write + fsync in ${tmpdir()} takes p50 ${ms(fsync.p50)} ms, p99 ${ms(fsync.p99)} ms (100 samples at start); every durable commit (Switchboard's SQLite WAL, etcd's raft log) pays at least one.`, '');
+  details.push(
+    `Disk: a 4 KiB write + fsync in ${tmpdir()} takes p50 ${ms(fsync.p50)} ms, p99 ${ms(fsync.p99)} ms (100 samples at start); every durable commit (Switchboard's SQLite WAL, etcd's raft log) pays at least one.`,
+    '',
+  );
   const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
   const versions: Record<string, string> = { switchboard: version };
 
@@ -148,23 +194,51 @@ async function main(): Promise<void> {
       await withCluster({ workers: 1 }, async (cluster) => {
         if (want('crash')) {
           const p = progress('crash detection (Switchboard)');
-          const sb = await measureDetection(cluster, 'crash', { trials: SIZES.crashTrials, onProgress: (t) => p.update(t) });
-          p.done(`p50 ${ms(sb.latency.p50)} ms, p99 ${ms(sb.latency.p99)} ms${sb.failures ? `, ${sb.failures} failed: ${sb.errors[0]}` : ''}`);
+          const sb = await measureDetection(cluster, 'crash', {
+            trials: SIZES.crashTrials,
+            onProgress: (t) => p.update(t),
+          });
+          p.done(
+            `p50 ${ms(sb.latency.p50)} ms, p99 ${ms(sb.latency.p99)} ms${sb.failures ? `, ${sb.failures} failed: ${sb.errors[0]}` : ''}`,
+          );
           let e: Awaited<ReturnType<typeof measureEtcdCrashDetection>> | undefined;
           if (etcd) {
             const pe = progress('crash detection (etcd)');
-            e = await measureEtcdCrashDetection(etcd, { trials: SIZES.crashTrials, onProgress: (d, t) => pe.update(`${d}/${t}`) });
+            e = await measureEtcdCrashDetection(etcd, {
+              trials: SIZES.crashTrials,
+              onProgress: (d, t) => pe.update(`${d}/${t}`),
+            });
             pe.done(`p50 ${ms(e.latency.p50)} ms${e.failures ? `, ${e.failures} failed: ${e.errors[0]}` : ''}`);
           }
           const note = `SIGKILL → WebSocket subscriber gets down; ${sb.latency.count}/${sb.trials} trials; zmq check 1000 ms × 3${e ? `; etcd lease TTL ${e.requestedTtlSeconds} s requested, ${e.grantedTtlSeconds.join('/')} s granted` : ''}`;
-          report.addRow({ figure: 'crash detection p50 (ms)', switchboard: sb.latency.p50, etcd: e?.latency.p50 ?? etcdNa, ratio: ratio(sb.latency.p50, e?.latency.p50, 'lower'), command: cmd('crash'), note });
-          report.addRow({ figure: 'crash detection p99 (ms)', switchboard: sb.latency.p99, etcd: e?.latency.p99 ?? etcdNa, ratio: ratio(sb.latency.p99, e?.latency.p99, 'lower'), target: met(sb.latency.p99 <= 25 && sb.failures === 0, '≤ 25'), command: cmd('crash'), note: `max ${ms(sb.latency.max)} ms` });
+          report.addRow({
+            figure: 'crash detection p50 (ms)',
+            switchboard: sb.latency.p50,
+            etcd: e?.latency.p50 ?? etcdNa,
+            ratio: ratio(sb.latency.p50, e?.latency.p50, 'lower'),
+            command: cmd('crash'),
+            note,
+          });
+          report.addRow({
+            figure: 'crash detection p99 (ms)',
+            switchboard: sb.latency.p99,
+            etcd: e?.latency.p99 ?? etcdNa,
+            ratio: ratio(sb.latency.p99, e?.latency.p99, 'lower'),
+            target: met(sb.latency.p99 <= 25 && sb.failures === 0, '≤ 25'),
+            command: cmd('crash'),
+            note: `max ${ms(sb.latency.max)} ms`,
+          });
           noteLoad('after crash detection');
         }
         if (want('freeze')) {
           const p = progress('freeze detection (Switchboard)');
-          const sb = await measureDetection(cluster, 'freeze', { trials: SIZES.freezeTrials, onProgress: (t) => p.update(t) });
-          p.done(`p50 ${ms(sb.latency.p50)} ms, max ${ms(sb.latency.max)} ms${sb.failures ? `, ${sb.failures} failed: ${sb.errors[0]}` : ''}`);
+          const sb = await measureDetection(cluster, 'freeze', {
+            trials: SIZES.freezeTrials,
+            onProgress: (t) => p.update(t),
+          });
+          p.done(
+            `p50 ${ms(sb.latency.p50)} ms, max ${ms(sb.latency.max)} ms${sb.failures ? `, ${sb.failures} failed: ${sb.errors[0]}` : ''}`,
+          );
           report.addRow({
             figure: 'freeze detection p50 / max (ms)',
             switchboard: `${ms(sb.latency.p50)} / ${ms(sb.latency.max)}`,
@@ -182,7 +256,10 @@ async function main(): Promise<void> {
           let e: Awaited<ReturnType<typeof measureEtcdPropagation>> | undefined;
           if (etcd) {
             const pe = progress('propagation (etcd)');
-            e = await measureEtcdPropagation(etcd, { events: SIZES.events, onProgress: (d, t) => pe.update(`${d}/${t}`) });
+            e = await measureEtcdPropagation(etcd, {
+              events: SIZES.events,
+              onProgress: (d, t) => pe.update(`${d}/${t}`),
+            });
             pe.done(`p50 ${ms(e.latency.p50)} ms, p99 ${ms(e.latency.p99)} ms`);
           }
           const names = { ws: 'WebSocket', sse: 'SSE', zmq: 'ZeroMQ feed' } as const;
@@ -206,12 +283,18 @@ async function main(): Promise<void> {
         }
         if (want('lookup')) {
           const p = progress('lookup (Switchboard)');
-          const sb = await measureLookup(cluster, { durationSeconds: SIZES.lookupSeconds, onProgress: (t) => p.update(t) });
+          const sb = await measureLookup(cluster, {
+            durationSeconds: SIZES.lookupSeconds,
+            onProgress: (t) => p.update(t),
+          });
           p.done(`${formatNumber(sb.perSecond)} req/s, p99 ${ms(sb.latency.p99)} ms`);
           let e: Awaited<ReturnType<typeof measureEtcdLookup>> | undefined;
           if (etcd) {
             const pe = progress('lookup (etcd)');
-            e = await measureEtcdLookup(etcd, { durationSeconds: SIZES.lookupSeconds, onProgress: (t) => pe.update(t) });
+            e = await measureEtcdLookup(etcd, {
+              durationSeconds: SIZES.lookupSeconds,
+              onProgress: (t) => pe.update(t),
+            });
             pe.done(`${formatNumber(e.perSecond)} req/s`);
           }
           report.addRow({
@@ -241,7 +324,10 @@ async function main(): Promise<void> {
           if (etcd) {
             // Last on this etcd: it leaves thousands of leases behind.
             const pe = progress('registration (etcd)');
-            e = await measureEtcdRegistration(etcd, { count: SIZES.registrations, onProgress: (d, t) => pe.update(`${d}/${t}`) });
+            e = await measureEtcdRegistration(etcd, {
+              count: SIZES.registrations,
+              onProgress: (d, t) => pe.update(`${d}/${t}`),
+            });
             pe.done(`${formatNumber(e.perSecond)}/s`);
           }
           report.addRow({
@@ -267,9 +353,19 @@ async function main(): Promise<void> {
       const s = SIZES.hb;
       const r = await measureHeartbeatScale(cluster, { ...s, onProgress: (t) => p.update(t) });
       p.done(`${formatNumber(r.providers)} providers, ${r.falseDowns} false downs in ${r.windowSeconds} s`);
-      const worst = Math.max(...Object.entries(r.usage).filter(([k]) => k.startsWith('worker')).map(([, u]) => u.cpuPercent));
+      const worst = Math.max(
+        ...Object.entries(r.usage)
+          .filter(([k]) => k.startsWith('worker'))
+          .map(([, u]) => u.cpuPercent),
+      );
       const setup = `${formatNumber(r.providers)} providers on ${formatNumber(r.endpoints)} PUB endpoints (${s.sims} processes × ${s.socketsPerSim} sockets × ${s.idsPerSocket} ids), 1 beat/s each, 2 workers`;
-      report.addRow({ figure: `heartbeat scale: false downs in ${r.windowSeconds} s`, switchboard: r.falseDowns, target: met(r.falseDowns === 0, '0'), command: cmd('heartbeat'), note: `${setup}; all up ${formatNumber(r.allUpMs / 1000)} s after the first registration` });
+      report.addRow({
+        figure: `heartbeat scale: false downs in ${r.windowSeconds} s`,
+        switchboard: r.falseDowns,
+        target: met(r.falseDowns === 0, '0'),
+        command: cmd('heartbeat'),
+        note: `${setup}; all up ${formatNumber(r.allUpMs / 1000)} s after the first registration`,
+      });
       const workers = Object.entries(r.usage).filter(([k]) => k.startsWith('worker'));
       report.addRow({
         figure: 'heartbeat scale: worker CPU (% of a core)',
@@ -280,9 +376,9 @@ async function main(): Promise<void> {
       });
       report.addRow({
         figure: 'heartbeat scale: leader / gateway CPU (%)',
-        switchboard: `${formatNumber(r.usage.leader!.cpuPercent)} / ${formatNumber(r.usage.gateway!.cpuPercent)}`,
+        switchboard: `${formatNumber(r.usage.leader.cpuPercent)} / ${formatNumber(r.usage.gateway.cpuPercent)}`,
         command: cmd('heartbeat'),
-        note: `RSS leader ${Math.round(r.usage.leader!.rssMiB)} MiB, gateway ${Math.round(r.usage.gateway!.rssMiB)} MiB`,
+        note: `RSS leader ${Math.round(r.usage.leader.rssMiB)} MiB, gateway ${Math.round(r.usage.gateway.rssMiB)} MiB`,
       });
       report.addRow({
         figure: 'heartbeat scale: crash detection under load p50 / max (ms)',
@@ -296,7 +392,10 @@ async function main(): Promise<void> {
         '',
         '| process | CPU avg | CPU peak | RSS (MiB) |',
         '|---|---:|---:|---:|',
-        ...Object.entries(r.usage).map(([k, u]) => `| ${k} | ${formatNumber(u.cpuPercent)} | ${formatNumber(u.cpuPeakPercent)} | ${Math.round(u.rssMiB)} |`),
+        ...Object.entries(r.usage).map(
+          ([k, u]) =>
+            `| ${k} | ${formatNumber(u.cpuPercent)} | ${formatNumber(u.cpuPeakPercent)} | ${Math.round(u.rssMiB)} |`,
+        ),
         '',
       );
       noteLoad('after heartbeat scale');
@@ -307,7 +406,9 @@ async function main(): Promise<void> {
     await withCluster({ workers: 0 }, async (cluster) => {
       const p = progress('fan-out');
       const r = await measureFanout(cluster, { ...SIZES.fanout, onProgress: (t) => p.update(t) });
-      p.done(`${formatNumber(r.subscribers)} subscribers, p99 ${ms(r.delivery.p99)} ms, all after ${ms(r.toAll.p50)} ms (median)`);
+      p.done(
+        `${formatNumber(r.subscribers)} subscribers, p99 ${ms(r.delivery.p99)} ms, all after ${ms(r.toAll.p50)} ms (median)`,
+      );
       report.addRow({
         figure: `fan-out to ${formatNumber(r.subscribers)} WebSockets: delivery p50 / p99 (ms)`,
         switchboard: pct(r.delivery),
@@ -315,7 +416,11 @@ async function main(): Promise<void> {
         command: cmd('fanout'),
         note: `${r.events} events, PUT sent → each subscriber has it; subscribers in ${SIZES.fanout.clients} processes${r.failedToOpen ? `; ${r.failedToOpen} failed to open: ${r.openError}` : ''}${r.missing ? `; ${r.missing} deliveries missing` : ''}`,
       });
-      report.addRow({ figure: 'fan-out: time until the last subscriber has it, p50 / max (ms)', switchboard: `${ms(r.toAll.p50)} / ${ms(r.toAll.max)}`, command: cmd('fanout') });
+      report.addRow({
+        figure: 'fan-out: time until the last subscriber has it, p50 / max (ms)',
+        switchboard: `${ms(r.toAll.p50)} / ${ms(r.toAll.max)}`,
+        command: cmd('fanout'),
+      });
       report.addRow({
         figure: 'fan-out: gateway RSS idle / peak (MiB)',
         switchboard: `${Math.round(r.gatewayRssIdleMiB)} / ${Math.round(r.gatewayRssPeakMiB)}`,
@@ -330,7 +435,9 @@ async function main(): Promise<void> {
     await withCluster({ workers: 0 }, async (cluster) => {
       const p = progress('registry size');
       const r = await measureRegistrySize(cluster, { ...SIZES.registry, onProgress: (t) => p.update(t) });
-      p.done(`${formatNumber(r.providers)} providers: leader ${Math.round(r.leaderRssMiB)} MiB, new gateway ready in ${ms(r.snapshot.p50)} ms`);
+      p.done(
+        `${formatNumber(r.providers)} providers: leader ${Math.round(r.leaderRssMiB)} MiB, new gateway ready in ${ms(r.snapshot.p50)} ms`,
+      );
       report.addRow({
         figure: `registry of ${formatNumber(r.providers)} providers: leader RSS (MiB)`,
         switchboard: Math.round(r.leaderRssMiB),
@@ -345,7 +452,12 @@ async function main(): Promise<void> {
         command: cmd('registry'),
         note: `steady state without the registration burst's garbage; store loaded in ${formatNumber(r.leaderLoadMs)} ms (process start included)`,
       });
-      report.addRow({ figure: 'registry: gateway RSS (MiB)', switchboard: Math.round(r.gatewayRssMiB), command: cmd('registry'), note: `a new gateway: ${Math.round(r.newGatewayRssMiB)} MiB once ready` });
+      report.addRow({
+        figure: 'registry: gateway RSS (MiB)',
+        switchboard: Math.round(r.gatewayRssMiB),
+        command: cmd('registry'),
+        note: `a new gateway: ${Math.round(r.newGatewayRssMiB)} MiB once ready`,
+      });
       report.addRow({
         figure: 'registry: new gateway start → /readyz 200, p50 / max (ms)',
         switchboard: `${ms(r.snapshot.p50)} / ${ms(r.snapshot.max)}`,
@@ -357,10 +469,14 @@ async function main(): Promise<void> {
   }
 
   const minutes = ((Date.now() - t0) / 60_000).toFixed(1);
-  process.stdout.write(`\nSwitchboard ${version}${versions.etcd ? `, etcd ${versions.etcd}` : ''}${quick ? ' (quick run)' : ''}; ${machine.cores} cores, load average ${machine.load1} at start; ${minutes} min\n\n`);
+  process.stdout.write(
+    `\nSwitchboard ${version}${versions.etcd ? `, etcd ${versions.etcd}` : ''}${quick ? ' (quick run)' : ''}; ${machine.cores} cores, load average ${machine.load1} at start; ${minutes} min\n\n`,
+  );
   report.printTable();
 
-  const out = values.out ?? (quick ? join(tmpdir(), 'switchboard-bench-quick.md') : fileURLToPath(new URL('./RESULTS.md', import.meta.url)));
+  const out =
+    values.out ??
+    (quick ? join(tmpdir(), 'switchboard-bench-quick.md') : fileURLToPath(new URL('./RESULTS.md', import.meta.url)));
   const markdown = [
     `# Switchboard benchmark results${quick ? ' (quick run)' : ''}`,
     '',

@@ -35,7 +35,8 @@ const HB_SIM = fileURLToPath(new URL('./lib/hb-sim.ts', import.meta.url));
 const WS_FANOUT_CLIENT = fileURLToPath(new URL('./lib/ws-fanout-client.ts', import.meta.url));
 
 const isUp = (id: string) => (ev: FeedEvent) => ev.provider.id === id && ev.provider.state === 'up';
-const isDown = (id: string) => (ev: FeedEvent) => ev.provider.id === id && (ev.change === 'down' || ev.provider.state === 'down');
+const isDown = (id: string) => (ev: FeedEvent) =>
+  ev.provider.id === id && (ev.change === 'down' || ev.provider.state === 'down');
 
 // ---------------------------------------------------------------------------------------------------------
 // crash and freeze detection
@@ -71,7 +72,13 @@ export async function measureDetection(
         const hb = await startHeartbeatProcess(`provider ${id}`, [id]);
         provider = hb.proc;
         const up = waiter.expect(isUp(id));
-        await register(cluster.url, id, { service, host: '127.0.0.1', port: 20_000 + i, protocol: 'rpc-server', check: { type: 'zmq', endpoint: hb.endpoint } });
+        await register(cluster.url, id, {
+          service,
+          host: '127.0.0.1',
+          port: 20_000 + i,
+          protocol: 'rpc-server',
+          check: { type: 'zmq', endpoint: hb.endpoint },
+        });
         await withTimeout(up, 15_000, `${id} up`);
         await sleep(100 + Math.random() * 250);
         const down = waiter.expect(isDown(id));
@@ -111,7 +118,10 @@ export interface PropagationResult {
  * ZeroMQ SUB of the native feed, all three subscribed to the service, in this process (one clock). The first
  * `warmup` registrations are not recorded (JIT, and ZeroMQ's slow-joiner window).
  */
-export async function measurePropagation(cluster: Cluster, opts: { events: number; warmup?: number; onProgress?: OnProgress }): Promise<PropagationResult> {
+export async function measurePropagation(
+  cluster: Cluster,
+  opts: { events: number; warmup?: number; onProgress?: OnProgress },
+): Promise<PropagationResult> {
   const service = `prop-${process.pid}`;
   const transports: Transport[] = ['ws', 'sse', 'zmq'];
   const arrived = new Map<string, Partial<Record<Transport, number>>>();
@@ -122,7 +132,11 @@ export async function measurePropagation(cluster: Cluster, opts: { events: numbe
     arrived.set(ev.provider.id, entry);
     if (transports.every((x) => entry[x] !== undefined)) wake.get(ev.provider.id)?.();
   };
-  const subs = [await watchWs(cluster.url, [service], mark('ws')), await watchSse(cluster.url, [service], mark('sse')), watchZmq(cluster.feedPub, [service], mark('zmq'))];
+  const subs = [
+    await watchWs(cluster.url, [service], mark('ws')),
+    await watchSse(cluster.url, [service], mark('sse')),
+    watchZmq(cluster.feedPub, [service], mark('zmq')),
+  ];
   const recs = { ws: recorder(), sse: recorder(), zmq: recorder() };
   const ack = recorder();
   const warmup = opts.warmup ?? 20;
@@ -159,7 +173,13 @@ export async function measurePropagation(cluster: Cluster, opts: { events: numbe
   } finally {
     for (const s of subs) await s.close();
   }
-  return { latency: { ws: recs.ws.summary(), sse: recs.sse.summary(), zmq: recs.zmq.summary() }, ack: ack.summary(), events: recs.ws.summary().count, failures, firstError };
+  return {
+    latency: { ws: recs.ws.summary(), sse: recs.sse.summary(), zmq: recs.zmq.summary() },
+    ack: ack.summary(),
+    events: recs.ws.summary().count,
+    failures,
+    firstError,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -177,10 +197,17 @@ export interface RegistrationResult {
 }
 
 /** `count` durable registrations (PUT /v1/providers/:id, answered after the leader's commit) at `concurrency`. */
-export async function measureRegistration(cluster: Cluster, opts: { count: number; concurrency?: number; onProgress?: OnProgress }): Promise<RegistrationResult> {
+export async function measureRegistration(
+  cluster: Cluster,
+  opts: { count: number; concurrency?: number; onProgress?: OnProgress },
+): Promise<RegistrationResult> {
   const service = `reg-${process.pid}`;
   // Warm-up: JIT and keep-alive connections, not timed.
-  await registerMany(cluster.url, 500, { prefix: `${service}-warm-`, concurrency: opts.concurrency ?? 64, body: (i) => plainProvider(`${service}-warm`, i) });
+  await registerMany(cluster.url, 500, {
+    prefix: `${service}-warm-`,
+    concurrency: opts.concurrency ?? 64,
+    body: (i) => plainProvider(`${service}-warm`, i),
+  });
   const rec = recorder();
   const sampler = new UsageSampler({ gateway: cluster.gateway.pid, leader: cluster.leader.pid, client: process.pid });
   const res = await registerMany(cluster.url, opts.count, {
@@ -198,13 +225,12 @@ export async function measureRegistration(cluster: Cluster, opts: { count: numbe
     elapsedMs: res.elapsedMs,
     latency: rec.summary(),
     firstError: res.firstError,
-    cpuPercent: { gateway: usage.gateway!.cpuPercent, leader: usage.leader!.cpuPercent, client: usage.client!.cpuPercent },
+    cpuPercent: { gateway: usage.gateway.cpuPercent, leader: usage.leader.cpuPercent, client: usage.client.cpuPercent },
   };
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // lookup
-
 
 export interface LookupResult extends LoadResult {
   providersPerAnswer: number;
@@ -220,20 +246,36 @@ export async function measureLookup(
 ): Promise<LookupResult> {
   const n = opts.providers ?? 100;
   const service = `lookup-${process.pid}`;
-  await registerMany(cluster.url, n, { prefix: `${service}-`, concurrency: 20, body: (i) => plainProvider(service, i) });
+  await registerMany(cluster.url, n, {
+    prefix: `${service}-`,
+    concurrency: 20,
+    body: (i) => plainProvider(service, i),
+  });
   const target = `${cluster.url}/v1/services/${service}`;
   const check = await get(target);
   const providers = (JSON.parse(check.body) as { providers: unknown[] }).providers.length;
   if (providers !== n) throw new Error(`lookup setup: expected ${n} providers, got ${providers}`);
-  const sampler = new UsageSampler({ gateway: cluster.gateway.pid, leader: cluster.leader.pid, autocannon: process.pid });
+  const sampler = new UsageSampler({
+    gateway: cluster.gateway.pid,
+    leader: cluster.leader.pid,
+    autocannon: process.pid,
+  });
   const load = await runLoad(
     { url: target },
-    { connections: opts.concurrency ?? 64, durationSeconds: opts.durationSeconds, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) },
+    {
+      connections: opts.concurrency ?? 64,
+      durationSeconds: opts.durationSeconds,
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    },
   );
   const usage = sampler.stop();
   return {
     ...load,
-    cpuPercent: { gateway: usage.gateway!.cpuPercent, leader: usage.leader!.cpuPercent, client: usage.autocannon!.cpuPercent },
+    cpuPercent: {
+      gateway: usage.gateway.cpuPercent,
+      leader: usage.leader.cpuPercent,
+      client: usage.autocannon.cpuPercent,
+    },
     providersPerAnswer: providers,
     bytesPerAnswer: Buffer.byteLength(check.body),
   };
@@ -261,7 +303,14 @@ export interface HeartbeatScaleResult {
  */
 export async function measureHeartbeatScale(
   cluster: Cluster,
-  opts: { sims: number; socketsPerSim: number; idsPerSocket: number; windowSeconds: number; crashTrials: number; onProgress?: OnProgress },
+  opts: {
+    sims: number;
+    socketsPerSim: number;
+    idsPerSocket: number;
+    windowSeconds: number;
+    crashTrials: number;
+    onProgress?: OnProgress;
+  },
 ): Promise<HeartbeatScaleResult> {
   const service = 'hb';
   const say = opts.onProgress ?? (() => undefined);
@@ -269,13 +318,20 @@ export async function measureHeartbeatScale(
   const endpoints: Array<{ endpoint: string; ids: string[] }> = [];
   for (let p = 0; p < opts.sims; p++) {
     const prefix = `hb${p}-`;
-    const sim = spawnScript(`hb-sim-${p}`, HB_SIM, [prefix, String(opts.socketsPerSim), String(opts.idsPerSocket), '1000']);
+    const sim = spawnScript(`hb-sim-${p}`, HB_SIM, [
+      prefix,
+      String(opts.socketsPerSim),
+      String(opts.idsPerSocket),
+      '1000',
+    ]);
     sims.push(sim);
   }
   for (let p = 0; p < opts.sims; p++) {
-    await sims[p]!.waitForLine(/^READY$/, 60_000);
-    const eps = sims[p]!.lines.filter((l) => l.startsWith('EP ')).map((l) => l.slice(3));
-    eps.forEach((endpoint, s) => endpoints.push({ endpoint, ids: Array.from({ length: opts.idsPerSocket }, (_, k) => `hb${p}-${s}-${k}`) }));
+    await sims[p].waitForLine(/^READY$/, 60_000);
+    const eps = sims[p].lines.filter((l) => l.startsWith('EP ')).map((l) => l.slice(3));
+    eps.forEach((endpoint, s) =>
+      endpoints.push({ endpoint, ids: Array.from({ length: opts.idsPerSocket }, (_, k) => `hb${p}-${s}-${k}`) }),
+    );
   }
   const all = endpoints.flatMap((e) => e.ids.map((id) => ({ id, endpoint: e.endpoint })));
   let downs = 0;
@@ -292,15 +348,23 @@ export async function measureHeartbeatScale(
     const t0 = performance.now();
     const reg = await registerMany(cluster.url, all.length, {
       prefix: '',
-      id: (i) => all[i]!.id,
+      id: (i) => all[i].id,
       concurrency: 64,
-      body: (i) => ({ service, host: '127.0.0.1', port: 30_000 + (i % 30_000), protocol: 'rpc-server', check: { type: 'zmq', endpoint: all[i]!.endpoint } }),
+      body: (i) => ({
+        service,
+        host: '127.0.0.1',
+        port: 30_000 + (i % 30_000),
+        protocol: 'rpc-server',
+        check: { type: 'zmq', endpoint: all[i].endpoint },
+      }),
       onProgress: (d, t) => say(`registering ${d}/${t}`),
     });
     if (reg.failures) throw new Error(`heartbeat scale: ${reg.failures} registrations failed: ${reg.firstError}`);
     await until(
       async () => {
-        const body = JSON.parse((await get(`${cluster.url}/v1/services`)).body) as { services: Array<{ name: string; up: number }> };
+        const body = JSON.parse((await get(`${cluster.url}/v1/services`)).body) as {
+          services: Array<{ name: string; up: number }>;
+        };
         const up = body.services.find((s) => s.name === service)?.up ?? 0;
         say(`waiting for every provider to be up: ${up}/${all.length}`);
         return up === all.length;
@@ -328,7 +392,13 @@ export async function measureHeartbeatScale(
         const hb = await startHeartbeatProcess(`provider ${id}`, [id]);
         provider = hb.proc;
         const up = waiter.expect(isUp(id));
-        await register(cluster.url, id, { service: `${service}crash`, host: '127.0.0.1', port: 40_000 + i, protocol: 'rpc-server', check: { type: 'zmq', endpoint: hb.endpoint } });
+        await register(cluster.url, id, {
+          service: `${service}crash`,
+          host: '127.0.0.1',
+          port: 40_000 + i,
+          protocol: 'rpc-server',
+          check: { type: 'zmq', endpoint: hb.endpoint },
+        });
         await withTimeout(up, 15_000, `${id} up`);
         await sleep(100 + Math.random() * 250);
         const down = waiter.expect(isDown(id));
@@ -342,13 +412,17 @@ export async function measureHeartbeatScale(
         provider?.signal('SIGKILL');
         await call('DELETE', `${cluster.url}/v1/providers/${id}`).catch(() => undefined);
       }
-      say(`window ${Math.round((performance.now() - windowStart) / 1000)}/${opts.windowSeconds} s, crash trials ${i + 1}/${opts.crashTrials}, false downs ${downs}`);
+      say(
+        `window ${Math.round((performance.now() - windowStart) / 1000)}/${opts.windowSeconds} s, crash trials ${i + 1}/${opts.crashTrials}, false downs ${downs}`,
+      );
       const gap = windowMs / 2 / opts.crashTrials - 500;
       if (gap > 0) await sleep(gap);
     }
     while (performance.now() - windowStart < windowMs) {
       await sleep(Math.min(1_000, windowMs - (performance.now() - windowStart)));
-      say(`window ${Math.round((performance.now() - windowStart) / 1000)}/${opts.windowSeconds} s, false downs ${downs}`);
+      say(
+        `window ${Math.round((performance.now() - windowStart) / 1000)}/${opts.windowSeconds} s, false downs ${downs}`,
+      );
     }
     windowOpen = false;
     const usage = sampler.stop();
@@ -409,10 +483,24 @@ export async function measureFanout(
     for (let c = 0; c < opts.clients; c++) {
       const count = Math.min(share, opts.subscribers - c * share);
       if (count <= 0) break;
-      clients.push(spawnScript(`ws-client-${c + 1}`, WS_FANOUT_CLIENT, [cluster.url, service, String(count), String(c * share), String(perAddress)]));
+      clients.push(
+        spawnScript(`ws-client-${c + 1}`, WS_FANOUT_CLIENT, [
+          cluster.url,
+          service,
+          String(count),
+          String(c * share),
+          String(perAddress),
+        ]),
+      );
     }
     const sampler = new UsageSampler({ gateway: cluster.gateway.pid }, 500);
-    const ticker = setInterval(() => say(`opening ${opts.subscribers} WebSocket subscribers from ${clients.length} processes (gateway RSS ${Math.round(rssMiB(cluster.gateway.pid) ?? 0)} MiB)`), 1_000);
+    const ticker = setInterval(
+      () =>
+        say(
+          `opening ${opts.subscribers} WebSocket subscribers from ${clients.length} processes (gateway RSS ${Math.round(rssMiB(cluster.gateway.pid) ?? 0)} MiB)`,
+        ),
+      1_000,
+    );
     try {
       for (const c of clients) {
         const m = await c.waitForLine(/^OPEN (\d+) (\d+) ?(.*)$/, 300_000);
@@ -436,7 +524,7 @@ export async function measureFanout(
       let last = 0;
       for (const r of results) {
         const m = await r;
-        const times = JSON.parse(m[2]!) as Array<number | null>;
+        const times = JSON.parse(m[2]) as Array<number | null>;
         for (const t of times) {
           if (t === null) {
             missing++;
@@ -450,7 +538,7 @@ export async function measureFanout(
       say(`event ${k + 1}/${opts.events}: all ${opened} had it after ${Math.round(last)} ms`);
       await sleep(500);
     }
-    const usage = sampler.stop().gateway!;
+    const usage = sampler.stop().gateway;
     return {
       subscribers: opened,
       failedToOpen: failed,
@@ -520,7 +608,13 @@ export async function measureRegistrySize(
   // The same registry without the garbage of the registration burst: the leader restarted on its store.
   say('leader restart on the same store');
   await cluster.leader.stop(5_000);
-  const restarted = spawnCli('leader-restarted', ['leader', '--data-dir', cluster.dataDir, '--bind', 'tcp://127.0.0.1:*']);
+  const restarted = spawnCli('leader-restarted', [
+    'leader',
+    '--data-dir',
+    cluster.dataDir,
+    '--bind',
+    'tcp://127.0.0.1:*',
+  ]);
   const r0 = performance.now();
   await restarted.waitForLine(/^switchboard leader: control=/, 120_000);
   const leaderLoadMs = performance.now() - r0;

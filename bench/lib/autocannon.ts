@@ -17,7 +17,10 @@ interface AutocannonInstance {
   on(event: 'tick', fn: (c: { counter: number }) => void): void;
 }
 
-type Autocannon = (opts: Record<string, unknown>, cb: (err: Error | null, res: AutocannonResult) => void) => AutocannonInstance;
+type Autocannon = (
+  opts: Record<string, unknown>,
+  cb: (err: Error | null, res: AutocannonResult) => void,
+) => AutocannonInstance;
 
 const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 

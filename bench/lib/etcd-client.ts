@@ -178,7 +178,11 @@ export class EtcdClient {
    * @returns lease id (decimal string) and the TTL actually granted, in seconds.
    */
   async grantLease(ttlSeconds: number): Promise<{ id: string; ttl: number }> {
-    const res = (await this.call('/v3/lease/grant', { TTL: ttlSeconds })) as { ID?: string; TTL?: string; error?: string };
+    const res = (await this.call('/v3/lease/grant', { TTL: ttlSeconds })) as {
+      ID?: string;
+      TTL?: string;
+      error?: string;
+    };
     if (!res.ID) throw new EtcdError(`lease grant failed: ${res.error ?? JSON.stringify(res)}`, 200, res);
     return { id: res.ID, ttl: num(res.TTL) };
   }
@@ -194,7 +198,8 @@ export class EtcdClient {
     }>;
     const first = objs[0];
     if (!first) throw new EtcdError('lease keepalive: empty answer');
-    if (first.error) throw new EtcdError(`lease keepalive failed: ${first.error.message ?? JSON.stringify(first.error)}`, 200, first);
+    if (first.error)
+      throw new EtcdError(`lease keepalive failed: ${first.error.message ?? JSON.stringify(first.error)}`, 200, first);
     return num(first.result?.TTL);
   }
 
@@ -213,7 +218,10 @@ export class EtcdClient {
 
   /** Every key starting with `prefix` (a prefix range: key + computed range_end). */
   async range(prefix: string): Promise<{ kvs: EtcdKeyValue[]; count: number; revision: number }> {
-    const res = (await this.call('/v3/kv/range', { key: b64(prefix), range_end: prefixRangeEnd(prefix).toString('base64') })) as {
+    const res = (await this.call('/v3/kv/range', {
+      key: b64(prefix),
+      range_end: prefixRangeEnd(prefix).toString('base64'),
+    })) as {
       header?: RawHeader;
       kvs?: RawKv[];
       count?: string;
@@ -294,7 +302,10 @@ export class EtcdClient {
     this.watches.add(handle);
     // Bound the wait for creation so a stuck etcd cannot hang a benchmark.
     const createTimer = setTimeout(() => fail(new Error('watch not created within timeout')), this.timeoutMs);
-    ready.then(() => clearTimeout(createTimer), () => clearTimeout(createTimer));
+    ready.then(
+      () => clearTimeout(createTimer),
+      () => clearTimeout(createTimer),
+    );
 
     req.on('error', (err) => fail(err));
     req.on('response', (res: IncomingMessage) => {
@@ -318,7 +329,13 @@ export class EtcdClient {
         for (const o of objs) {
           if (closed) return;
           const msg = o as {
-            result?: { header?: RawHeader; created?: boolean; canceled?: boolean; cancel_reason?: string; events?: Array<{ type?: string; kv?: RawKv }> };
+            result?: {
+              header?: RawHeader;
+              created?: boolean;
+              canceled?: boolean;
+              cancel_reason?: string;
+              events?: Array<{ type?: string; kv?: RawKv }>;
+            };
             error?: { message?: string };
           };
           if (msg.error) {
@@ -387,12 +404,23 @@ export class EtcdClient {
             try {
               parsed = stream ? new JsonObjectSplitter().push(text) : text ? JSON.parse(text) : {};
             } catch {
-              reject(new EtcdError(`${path}: HTTP ${res.statusCode}, unparsable answer: ${text.slice(0, 200)}`, res.statusCode));
+              reject(
+                new EtcdError(
+                  `${path}: HTTP ${res.statusCode}, unparsable answer: ${text.slice(0, 200)}`,
+                  res.statusCode,
+                ),
+              );
               return;
             }
             if (res.statusCode !== 200) {
               const m = (parsed as { message?: string; error?: string }) ?? {};
-              reject(new EtcdError(`${path}: HTTP ${res.statusCode} ${m.message ?? m.error ?? text.slice(0, 200)}`, res.statusCode, parsed));
+              reject(
+                new EtcdError(
+                  `${path}: HTTP ${res.statusCode} ${m.message ?? m.error ?? text.slice(0, 200)}`,
+                  res.statusCode,
+                  parsed,
+                ),
+              );
               return;
             }
             resolve(parsed);

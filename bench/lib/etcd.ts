@@ -120,7 +120,8 @@ export async function ensureEtcdInstalled(opts: StartEtcdOptions = {}): Promise<
   const found = findEtcdBinary();
   if (found) return { ok: true, binary: found };
   if (opts.install === false) return { ok: false, reason: 'etcd binary not found and install disabled' };
-  if (process.platform !== 'linux') return { ok: false, reason: `etcd binary not found (platform ${process.platform})` };
+  if (process.platform !== 'linux')
+    return { ok: false, reason: `etcd binary not found (platform ${process.platform})` };
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {
     return { ok: false, reason: 'etcd binary not found and not root, so cannot apt-get install etcd-server' };
   }
@@ -131,15 +132,32 @@ export async function ensureEtcdInstalled(opts: StartEtcdOptions = {}): Promise<
   let ourPolicy = false;
   try {
     if (!existsSync(policyPath)) {
-      await writeFile(policyPath, '#!/bin/sh\n# Temporary: written by Switchboard bench to keep etcd-server from starting.\nexit 101\n', {
-        mode: 0o755,
-      });
+      await writeFile(
+        policyPath,
+        '#!/bin/sh\n# Temporary: written by Switchboard bench to keep etcd-server from starting.\nexit 101\n',
+        {
+          mode: 0o755,
+        },
+      );
       ourPolicy = true;
     }
-    const args = ['-y', '-q', '--no-install-recommends', '-o', 'Dpkg::Options::=--force-confdef', '-o', 'Dpkg::Options::=--force-confold', 'install', 'etcd-server'];
+    const args = [
+      '-y',
+      '-q',
+      '--no-install-recommends',
+      '-o',
+      'Dpkg::Options::=--force-confdef',
+      '-o',
+      'Dpkg::Options::=--force-confold',
+      'install',
+      'etcd-server',
+    ];
     let res = await run('apt-get', args, deadline - Date.now());
     // A fresh machine may have no package lists yet (or stale ones that 404): refresh once and retry.
-    if (res.code !== 0 && /Unable to locate package|has no installation candidate|404\s+Not Found|Failed to fetch/i.test(res.output)) {
+    if (
+      res.code !== 0 &&
+      /Unable to locate package|has no installation candidate|404\s+Not Found|Failed to fetch/i.test(res.output)
+    ) {
       const upd = await run('apt-get', ['-q', 'update'], deadline - Date.now());
       if (upd.code !== 0) return { ok: false, reason: `apt-get update failed: ${tail(upd.output)}` };
       res = await run('apt-get', args, deadline - Date.now());
@@ -220,18 +238,29 @@ async function launch(binary: string, opts: StartEtcdOptions): Promise<EtcdHandl
   const peerUrl = `http://127.0.0.1:${peerPort}`;
   const dataDir = await mkdtemp(join(tmpdir(), 'switchboard-bench-etcd-'));
   const args = [
-    '--name', 'bench',
-    '--data-dir', dataDir,
+    '--name',
+    'bench',
+    '--data-dir',
+    dataDir,
     // Client and peer listeners on 127.0.0.1 only; the defaults would be localhost:2379/2380.
-    '--listen-client-urls', clientUrl,
-    '--advertise-client-urls', clientUrl,
-    '--listen-peer-urls', peerUrl,
-    '--initial-advertise-peer-urls', peerUrl,
-    '--initial-cluster', `bench=${peerUrl}`,
-    '--initial-cluster-state', 'new',
-    '--initial-cluster-token', `bench-${process.pid}-${clientPort}`,
-    '--logger', 'zap',
-    '--log-level', 'warn',
+    '--listen-client-urls',
+    clientUrl,
+    '--advertise-client-urls',
+    clientUrl,
+    '--listen-peer-urls',
+    peerUrl,
+    '--initial-advertise-peer-urls',
+    peerUrl,
+    '--initial-cluster',
+    `bench=${peerUrl}`,
+    '--initial-cluster-state',
+    'new',
+    '--initial-cluster-token',
+    `bench-${process.pid}-${clientPort}`,
+    '--logger',
+    'zap',
+    '--log-level',
+    'warn',
     ...(opts.unsafeNoFsync ? ['--unsafe-no-fsync'] : []),
     ...(opts.extraArgs ?? []),
   ];
@@ -359,4 +388,3 @@ function tail(text: string, lines = 4): string {
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
-

@@ -26,7 +26,7 @@ let closing = false;
 const quit = (): void => {
   if (closing) return;
   closing = true;
-  for (const t of timers) clearTimeout(t), clearInterval(t);
+  for (const t of timers) clearInterval(t);
   for (const p of pubs) p.close();
   process.exit(0);
 };
@@ -53,10 +53,13 @@ for (let s = 0; s < sockets; s++) {
     }
   };
   timers.push(
-    setTimeout(() => {
-      void beat();
-      timers.push(setInterval(() => void beat(), intervalMs));
-    }, Math.floor((s / sockets) * intervalMs)),
+    setTimeout(
+      () => {
+        void beat();
+        timers.push(setInterval(() => void beat(), intervalMs));
+      },
+      Math.floor((s / sockets) * intervalMs),
+    ),
   );
   process.stdout.write(`EP ${pub.lastEndpoint}\n`);
 }

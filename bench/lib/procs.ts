@@ -97,13 +97,13 @@ function track(name: string, command: string, args: string[], env: Record<string
   const listeners: Array<(line: string) => void> = [];
   const waiters: Array<{ re: RegExp; resolve: (m: RegExpMatchArray) => void }> = [];
   let err = '';
-  proc.stderr!.setEncoding('utf8');
-  proc.stderr!.on('data', (d: string) => {
+  proc.stderr.setEncoding('utf8');
+  proc.stderr.on('data', (d: string) => {
     err = (err + d).slice(-20_000);
     if (process.env.BENCH_SHOW_STDERR) process.stderr.write(`[${name}] ${d}`);
   });
-  proc.stdin!.on('error', () => undefined);
-  createInterface({ input: proc.stdout! }).on('line', (line) => {
+  proc.stdin.on('error', () => undefined);
+  createInterface({ input: proc.stdout }).on('line', (line) => {
     lines.push(line);
     if (lines.length > 10_000) lines.splice(0, 1_000);
     for (const fn of listeners) fn(line);
@@ -139,7 +139,7 @@ function track(name: string, command: string, args: string[], env: Record<string
     stderrTail: () => err.slice(-3_000),
     onLine: (fn) => void listeners.push(fn),
     send: (line) => {
-      if (!done) proc.stdin!.write(`${line}\n`);
+      if (!done) proc.stdin.write(`${line}\n`);
     },
     waitForLine(re, timeoutMs = 30_000) {
       for (const line of lines) {
@@ -147,7 +147,11 @@ function track(name: string, command: string, args: string[], env: Record<string
         if (m) return Promise.resolve(m);
       }
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`${name}: no line matching ${re} within ${timeoutMs} ms; stderr: ${err.slice(-2000)}`)), timeoutMs);
+        const timer = setTimeout(
+          () =>
+            reject(new Error(`${name}: no line matching ${re} within ${timeoutMs} ms; stderr: ${err.slice(-2000)}`)),
+          timeoutMs,
+        );
         waiters.push({
           re,
           resolve: (m) => {
@@ -179,7 +183,12 @@ function track(name: string, command: string, args: string[], env: Record<string
 }
 
 /** `node dist/src/cli/main.js <args>`: Switchboard exactly as it runs in production. */
-export function spawnCli(name: string, args: string[], env: Record<string, string> = {}, nodeArgs: string[] = []): Proc {
+export function spawnCli(
+  name: string,
+  args: string[],
+  env: Record<string, string> = {},
+  nodeArgs: string[] = [],
+): Proc {
   return track(name, process.execPath, [...nodeArgs, CLI_DIST, ...args], env);
 }
 
@@ -191,7 +200,8 @@ export function spawnScript(name: string, script: string, args: string[], env: R
 /** `npm run build` (tsc to dist/); throws with the compiler's output on failure. */
 export function build(): void {
   const res = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8', timeout: 300_000 });
-  if (res.status !== 0) throw new Error(`npm run build failed:\n${(res.stdout ?? '') + (res.stderr ?? '')}`.slice(-4_000));
+  if (res.status !== 0)
+    throw new Error(`npm run build failed:\n${(res.stdout ?? '') + (res.stderr ?? '')}`.slice(-4_000));
 }
 
 // ---------------------------------------------------------------------------------------------------------

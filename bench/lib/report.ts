@@ -112,7 +112,9 @@ export class Report {
   /** The table as aligned plain text (the command goes last, as it is the widest column). */
   tableText(): string {
     const headers = ['figure', 'switchboard', 'etcd', 'ratio', 'target', 'note', 'command'];
-    const hasCol = headers.map((h, i) => i < 2 || h === 'command' || this.rows.some((r) => cellText(r[h as keyof Row]) !== ''));
+    const hasCol = headers.map(
+      (h, i) => i < 2 || h === 'command' || this.rows.some((r) => cellText(r[h as keyof Row]) !== ''),
+    );
     const cols = headers.filter((_, i) => hasCol[i]);
     const data = this.rows.map((r) => cols.map((h) => cellText(r[h as keyof Row])));
     const widths = cols.map((h, i) => Math.max(h.length, ...data.map((d) => d[i].length)));
@@ -135,7 +137,9 @@ export class Report {
    * @param opts.machine defaults to {@link machineInfo}(); `versions` e.g. `{ switchboard: '0.1.0', etcd: '3.4.23' }`
    *   (Node's version is always included); `date` defaults to now.
    */
-  toMarkdown(opts: { machine?: MachineInfo; versions?: Record<string, string>; date?: Date | string; title?: string } = {}): string {
+  toMarkdown(
+    opts: { machine?: MachineInfo; versions?: Record<string, string>; date?: Date | string; title?: string } = {},
+  ): string {
     const m = opts.machine ?? machineInfo();
     const date = opts.date === undefined ? new Date() : opts.date;
     const dateText = typeof date === 'string' ? date : date.toISOString().replace(/\.\d+Z$/, 'Z');
@@ -144,14 +148,28 @@ export class Report {
     const lines: string[] = [];
     lines.push(`## ${opts.title ?? 'Benchmark results'}`, '');
     lines.push(`- Date: ${dateText}`);
-    lines.push(`- Machine: ${m.cores} cores, ${m.memoryGiB} GiB RAM, ${m.cpuModel} (${m.platform}), load average ${m.load1} at start`);
-    lines.push(`- Versions: ${Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    lines.push(
+      `- Machine: ${m.cores} cores, ${m.memoryGiB} GiB RAM, ${m.cpuModel} (${m.platform}), load average ${m.load1} at start`,
+    );
+    lines.push(
+      `- Versions: ${Object.entries(versions)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
+    );
     lines.push('');
     const anyEtcd = this.rows.some((r) => r.etcd !== undefined);
     const anyRatio = this.rows.some((r) => r.ratio !== undefined);
     const anyTarget = this.rows.some((r) => r.target !== undefined);
     const anyNote = this.rows.some((r) => r.note !== undefined);
-    const head = ['Figure', 'Switchboard', ...(anyEtcd ? ['etcd'] : []), ...(anyRatio ? ['Ratio'] : []), ...(anyTarget ? ['Target'] : []), 'Command', ...(anyNote ? ['Note'] : [])];
+    const head = [
+      'Figure',
+      'Switchboard',
+      ...(anyEtcd ? ['etcd'] : []),
+      ...(anyRatio ? ['Ratio'] : []),
+      ...(anyTarget ? ['Target'] : []),
+      'Command',
+      ...(anyNote ? ['Note'] : []),
+    ];
     const align = head.map((h) => (h === 'Switchboard' || h === 'etcd' || h === 'Ratio' ? '---:' : '---'));
     lines.push(`| ${head.join(' | ')} |`, `| ${align.join(' | ')} |`);
     for (const r of this.rows) {

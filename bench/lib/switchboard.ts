@@ -24,19 +24,26 @@ export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise
 }
 
 /** Polls `fn` until it returns something truthy, every `everyMs`, at most `timeoutMs`. */
-export async function until<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 30_000, everyMs = 20): Promise<NonNullable<T>> {
+export async function until<T>(
+  fn: () => T | Promise<T>,
+  what: string,
+  timeoutMs = 30_000,
+  everyMs = 20,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let lastErr: unknown;
   while (Date.now() < deadline) {
     try {
       const v = await fn();
-      if (v) return v as NonNullable<T>;
+      if (v) return v;
     } catch (err) {
       lastErr = err;
     }
     await sleep(everyMs);
   }
-  throw new Error(`${what}: not within ${timeoutMs} ms${lastErr ? ` (last error: ${(lastErr as Error).message})` : ''}`);
+  throw new Error(
+    `${what}: not within ${timeoutMs} ms${lastErr ? ` (last error: ${(lastErr as Error).message})` : ''}`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -60,20 +67,37 @@ export interface Cluster {
  * Leader (own data dir), `workers` workers and one gateway, each its own `node dist/src/cli/main.js` process.
  * Resolves when the gateway's /readyz answers 200.
  */
-export async function startCluster(opts: { workers?: number; leaderArgs?: string[]; gatewayArgs?: string[]; nodeArgs?: Partial<Record<'leader' | 'worker' | 'gateway', string[]>> } = {}): Promise<Cluster> {
+export async function startCluster(
+  opts: {
+    workers?: number;
+    leaderArgs?: string[];
+    gatewayArgs?: string[];
+    nodeArgs?: Partial<Record<'leader' | 'worker' | 'gateway', string[]>>;
+  } = {},
+): Promise<Cluster> {
   const dir = tempDir('switchboard-bench-');
   const started: Proc[] = [];
   try {
-    const leader = spawnCli('leader', ['leader', '--data-dir', dir.path, '--bind', 'tcp://127.0.0.1:*', ...(opts.leaderArgs ?? [])], {}, opts.nodeArgs?.leader);
+    const leader = spawnCli(
+      'leader',
+      ['leader', '--data-dir', dir.path, '--bind', 'tcp://127.0.0.1:*', ...(opts.leaderArgs ?? [])],
+      {},
+      opts.nodeArgs?.leader,
+    );
     started.push(leader);
     const [, control] = await leader.waitForLine(/^switchboard leader: control=(\S+) events=(\S+)/);
     const workers: Proc[] = [];
     for (let i = 0; i < (opts.workers ?? 1); i++) {
-      const w = spawnCli(`worker-${i + 1}`, ['worker', '--leader', control!], {}, opts.nodeArgs?.worker);
+      const w = spawnCli(`worker-${i + 1}`, ['worker', '--leader', control], {}, opts.nodeArgs?.worker);
       started.push(w);
       workers.push(w);
     }
-    const gateway = spawnCli('gateway', ['gateway', '--leader', control!, '--http-port', '0', ...(opts.gatewayArgs ?? [])], {}, opts.nodeArgs?.gateway);
+    const gateway = spawnCli(
+      'gateway',
+      ['gateway', '--leader', control, '--http-port', '0', ...(opts.gatewayArgs ?? [])],
+      {},
+      opts.nodeArgs?.gateway,
+    );
     started.push(gateway);
     for (const w of workers) await w.waitForLine(/^switchboard worker: id=(\S+)/);
     const [, url] = await gateway.waitForLine(/^switchboard gateway: url=(\S+)/);
@@ -84,15 +108,15 @@ export async function startCluster(opts: { workers?: number; leaderArgs?: string
       leader,
       workers,
       gateway,
-      url: url!,
-      control: control!,
-      feedPub: feedPub!,
+      url: url,
+      control: control,
+      feedPub: feedPub,
       dataDir: dir.path,
       async addGateway(name) {
-        const proc = spawnCli(name, ['gateway', '--leader', control!, '--http-port', '0']);
+        const proc = spawnCli(name, ['gateway', '--leader', control, '--http-port', '0']);
         extra.push(proc);
         const [, u] = await proc.waitForLine(/^switchboard gateway: url=(\S+)/);
-        return { proc, url: u! };
+        return { proc, url: u };
       },
       async close() {
         for (const p of [...extra, gateway, ...workers, leader]) await p.stop(3_000);
@@ -110,7 +134,7 @@ export async function startCluster(opts: { workers?: number; leaderArgs?: string
 export async function startHeartbeatProcess(name: string, ids: string[]): Promise<{ proc: Proc; endpoint: string }> {
   const proc = spawnCli(name, ['heartbeat', '--bind', 'tcp://127.0.0.1:*', ...ids]);
   const [, endpoint] = await proc.waitForLine(/^switchboard heartbeat: endpoint=(\S+)/);
-  return { proc, endpoint: endpoint! };
+  return { proc, endpoint: endpoint };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -133,7 +157,10 @@ export function call(method: string, url: string, body?: unknown, timeoutMs = 10
         method,
         agent,
         timeout: timeoutMs,
-        headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+        headers:
+          payload === undefined
+            ? {}
+            : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
       },
       (res) => {
         let text = '';
@@ -166,7 +193,8 @@ export function plainProvider(service: string, i: number): Record<string, unknow
 /** PUT /v1/providers/:id; throws unless 200/201 (the registration is durable then). */
 export async function register(url: string, id: string, body: Record<string, unknown>): Promise<void> {
   const res = await call('PUT', `${url}/v1/providers/${encodeURIComponent(id)}`, body);
-  if (res.status !== 200 && res.status !== 201) throw new Error(`register ${id}: HTTP ${res.status} ${res.body.slice(0, 300)}`);
+  if (res.status !== 200 && res.status !== 201)
+    throw new Error(`register ${id}: HTTP ${res.status} ${res.body.slice(0, 300)}`);
 }
 
 /**
@@ -236,7 +264,7 @@ export async function watchWs(url: string, services: string[], onEvent: EventFn)
   const gotSnapshot = new Promise<void>((r) => (snapshot = r));
   ws.on('message', (data) => {
     const at = performance.now();
-    const m = JSON.parse(data.toString()) as FeedEvent & { type: string };
+    const m = JSON.parse((data as Buffer).toString()) as FeedEvent & { type: string };
     if (m.type === 'event') onEvent(m, at);
     else if (m.type === 'snapshot') snapshot();
   });
@@ -265,7 +293,10 @@ export async function watchSse(url: string, services: string[], onEvent: EventFn
   const q = services.map((s) => `service=${encodeURIComponent(s)}`).join('&');
   let hello!: () => void;
   const gotHello = new Promise<void>((r) => (hello = r));
-  const req = request(`${url}/v1/events${q ? `?${q}` : ''}`, { agent: false, headers: { accept: 'text/event-stream' } });
+  const req = request(`${url}/v1/events${q ? `?${q}` : ''}`, {
+    agent: false,
+    headers: { accept: 'text/event-stream' },
+  });
   req.on('error', () => undefined);
   req.on('response', (res) => {
     res.setEncoding('utf8');
@@ -284,7 +315,8 @@ export async function watchSse(url: string, services: string[], onEvent: EventFn
           else if (line.startsWith('data: ')) data += line.slice(6);
         }
         if (event === 'hello') hello();
-        else if (data && event !== 'snapshot' && event !== 'overflow' && event !== 'shutdown') onEvent(JSON.parse(data) as FeedEvent, at);
+        else if (data && event !== 'snapshot' && event !== 'overflow' && event !== 'shutdown')
+          onEvent(JSON.parse(data) as FeedEvent, at);
       }
     });
     res.on('error', () => undefined);
@@ -309,7 +341,7 @@ export function watchZmq(pub: string, services: string[], onEvent: EventFn): Sub
   const plain = new Unpackr({ useRecords: false, mapsAsObjects: true });
   const loop = (async () => {
     try {
-      for await (const [, body] of sub) onEvent(plain.unpack(body!) as FeedEvent, performance.now());
+      for await (const [, body] of sub) onEvent(plain.unpack(body) as FeedEvent, performance.now());
     } catch {
       /* closed */
     }

@@ -47,13 +47,13 @@ function onMessage(i: number, data: Buffer): void {
   if (!text.startsWith('{"type":"event"')) return;
   const m = ID.exec(text);
   if (!m) return;
-  const tag = m[1]!;
+  const tag = m[1];
   let e = events.get(tag);
   if (!e) {
     e = { times: new Float64Array(count).fill(NaN), got: 0, timer: setTimeout(() => report(tag), 15_000) };
     events.set(tag, e);
   }
-  if (!Number.isNaN(e.times[i]!)) return;
+  if (!Number.isNaN(e.times[i])) return;
   e.times[i] = at;
   if (++e.got === count) report(tag);
 }
@@ -67,7 +67,7 @@ let failed = 0;
 let firstError = '';
 function open(i: number): Promise<void> {
   return new Promise((resolve) => {
-    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/watch?service=${encodeURIComponent(service!)}`, {
+    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/watch?service=${encodeURIComponent(service)}`, {
       localAddress: sourceAddress(first + i),
       perMessageDeflate: false,
     });

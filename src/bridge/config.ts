@@ -15,7 +15,12 @@ export class ConfigError extends Error {
   }
 }
 
-export function validateConfig<S extends TSchema>(role: string, schema: S, defaults: object, input: object): Readonly<Static<S>> {
+export function validateConfig<S extends TSchema>(
+  role: string,
+  schema: S,
+  defaults: object,
+  input: object,
+): Readonly<Static<S>> {
   const merged: Record<string, unknown> = { ...defaults };
   for (const [k, v] of Object.entries(input)) if (v !== undefined) merged[k] = v;
   const validator = Compile(schema);
@@ -34,5 +39,5 @@ export function validateConfig<S extends TSchema>(role: string, schema: S, defau
       });
     throw new ConfigError(role, [...new Set(problems)]);
   }
-  return Object.freeze(merged) as Readonly<Static<S>>;
+  return Object.freeze(merged);
 }

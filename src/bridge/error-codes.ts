@@ -16,14 +16,26 @@ export const ERROR_CODES = {
     message: '%s',
     description: 'A body field, path parameter or query parameter is invalid; the message names it (e.g. body/port).',
   },
-  SB_BAD_REQUEST: { statusCode: 400, message: '%s', description: 'The request is malformed in a way the schema cannot say.' },
-  SB_PROVIDER_NOT_FOUND: { statusCode: 404, message: "provider '%s' is not registered", description: 'No provider has this id.' },
+  SB_BAD_REQUEST: {
+    statusCode: 400,
+    message: '%s',
+    description: 'The request is malformed in a way the schema cannot say.',
+  },
+  SB_PROVIDER_NOT_FOUND: {
+    statusCode: 404,
+    message: "provider '%s' is not registered",
+    description: 'No provider has this id.',
+  },
   SB_ADDRESS_CONFLICT: {
     statusCode: 409,
     message: '%s',
     description: 'Another provider id is already registered for the same service, host, port and protocol.',
   },
-  SB_NOT_TTL_CHECK: { statusCode: 409, message: '%s', description: 'A TTL pass was sent for a provider whose check is not `ttl`.' },
+  SB_NOT_TTL_CHECK: {
+    statusCode: 409,
+    message: '%s',
+    description: 'A TTL pass was sent for a provider whose check is not `ttl`.',
+  },
   SB_LEADER_UNAVAILABLE: {
     statusCode: 503,
     message: 'the leader is not reachable; writes are refused until it returns (reads still work, marked stale)',
@@ -35,10 +47,22 @@ export const ERROR_CODES = {
     description: 'The write was sent but not acknowledged in time. Retrying a PUT is safe (idempotent).',
   },
   SB_BUSY: { statusCode: 503, message: '%s', description: 'Too many writes are waiting for the leader; retry later.' },
-  SB_NO_WORKER: { statusCode: 503, message: '%s', description: 'No worker is watching this provider yet (TTL pass not delivered).' },
-  SB_STORE_FAILED: { statusCode: 503, message: '%s', description: 'The leader could not write its store and refuses writes.' },
+  SB_NO_WORKER: {
+    statusCode: 503,
+    message: '%s',
+    description: 'No worker is watching this provider yet (TTL pass not delivered).',
+  },
+  SB_STORE_FAILED: {
+    statusCode: 503,
+    message: '%s',
+    description: 'The leader could not write its store and refuses writes.',
+  },
   SB_LEADER_FAILED: { statusCode: 503, message: '%s', description: 'The leader failed while handling the request.' },
-  SB_NOT_READY: { statusCode: 503, message: '%s', description: 'The gateway is not ready: its replica is not in sync with a leader.' },
+  SB_NOT_READY: {
+    statusCode: 503,
+    message: '%s',
+    description: 'The gateway is not ready: its replica is not in sync with a leader.',
+  },
 } as const satisfies Record<string, ErrorCodeSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

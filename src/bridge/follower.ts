@@ -9,11 +9,11 @@ import { LeaderError, LinkError } from './errors.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 import { LeaderLink } from './link.ts';
+import type { ToFollower } from './messages.ts';
 import {
   beacon as beaconValidator,
   registryEvent,
   toFollower,
-  ToFollower,
   TOPIC_BEACON,
   TOPIC_EVENT,
   type MassDownGuardStatus,
@@ -47,7 +47,9 @@ export interface FollowerOptions {
 export class Follower {
   readonly replica = new Replica();
   readonly link: LeaderLink<typeof ToFollower>;
-  readonly #opts: Required<Pick<FollowerOptions, 'pingIntervalMs' | 'staleAfterMs' | 'snapshotTimeoutMs' | 'maxBufferedEvents'>>;
+  readonly #opts: Required<
+    Pick<FollowerOptions, 'pingIntervalMs' | 'staleAfterMs' | 'snapshotTimeoutMs' | 'maxBufferedEvents'>
+  >;
   readonly #log: Logger;
   readonly #metrics: Metrics;
   readonly #sub: Subscriber;
@@ -97,20 +99,31 @@ export class Follower {
         heartbeatTimeout: 1500,
         reconnectInterval: 100,
         reconnectMaxInterval: 1000,
-      }) as never,
+      }),
     );
     this.#sub.subscribe(TOPIC_EVENT, TOPIC_BEACON);
     this.#decoder = new FrameDecoder(`${name}-sub`, opts.metrics, this.#log);
     this.#subLoop = receiveLoop(this.#sub, (frames) => this.#onPublished(frames), this.#log);
     for (const c of ['switchboard_replica_resyncs_total', 'switchboard_replica_catchups_total']) {
-      opts.metrics.counter(c, c === 'switchboard_replica_resyncs_total' ? 'Full snapshots taken' : 'Gaps repaired by events');
+      opts.metrics.counter(
+        c,
+        c === 'switchboard_replica_resyncs_total' ? 'Full snapshots taken' : 'Gaps repaired by events',
+      );
     }
     opts.metrics.gauge('switchboard_replica_rev', 'Revision of the local replica', () => this.replica.rev);
-    opts.metrics.gauge('switchboard_leader_mass_down_guard_active', '1 while the leader holds down transitions (mass-down guard)', () =>
-      this.#guard?.active ? 1 : 0,
+    opts.metrics.gauge(
+      'switchboard_leader_mass_down_guard_active',
+      '1 while the leader holds down transitions (mass-down guard)',
+      () => (this.#guard?.active ? 1 : 0),
     );
-    opts.metrics.gauge('switchboard_leader_mass_down_held', 'Down transitions the leader holds (mass-down guard)', () => this.#guard?.held ?? 0);
-    opts.metrics.gauge('switchboard_replica_stale', '1 while the replica may be behind the leader', () => (this.stale ? 1 : 0));
+    opts.metrics.gauge(
+      'switchboard_leader_mass_down_held',
+      'Down transitions the leader holds (mass-down guard)',
+      () => this.#guard?.held ?? 0,
+    );
+    opts.metrics.gauge('switchboard_replica_stale', '1 while the replica may be behind the leader', () =>
+      this.stale ? 1 : 0,
+    );
     if (this.#fixedEvents) this.#connectEvents(this.#fixedEvents);
     this.#ping();
   }
@@ -272,7 +285,10 @@ export class Follower {
       this.#takeSnapshot(reply);
     } catch (err) {
       if (this.#closed) return;
-      this.#log.warn({ err: err instanceof LeaderError || err instanceof LinkError ? err.message : err }, 'sync failed; retrying');
+      this.#log.warn(
+        { err: err instanceof LeaderError || err instanceof LinkError ? err.message : err },
+        'sync failed; retrying',
+      );
       await new Promise((r) => setTimeout(r, Math.min(this.#opts.pingIntervalMs, 500)));
       if (!this.#closed) this.#syncWanted = 'snapshot';
     }

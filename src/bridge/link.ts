@@ -3,7 +3,7 @@
  * bound on requests in flight, and a handler for messages that answer no request.
  */
 import { Dealer } from 'zeromq';
-import type { TSchema, Static } from 'typebox';
+import type { TProperties, TSchema, Static } from 'typebox';
 import type { Validator } from 'typebox/compile';
 import { pack } from './codec.ts';
 import { LinkError } from './errors.ts';
@@ -19,7 +19,7 @@ export interface LinkOptions<S extends TSchema> {
   /** The leader's control endpoint (ROUTER). */
   endpoint: string;
   /** Schema of what the leader may send here. */
-  validator: Validator<{}, S>;
+  validator: Validator<TProperties, S>;
   name: string;
   log: Logger;
   metrics: Metrics;
@@ -39,7 +39,7 @@ export class LeaderLink<S extends TSchema> {
   readonly #socket: Dealer;
   readonly #queue: SendQueue;
   readonly #decoder: FrameDecoder;
-  readonly #validator: Validator<{}, S>;
+  readonly #validator: Validator<TProperties, S>;
   readonly #pending = new Map<number, Pending>();
   readonly #requestTimeoutMs: number;
   readonly #maxPending: number;
@@ -63,11 +63,13 @@ export class LeaderLink<S extends TSchema> {
         reconnectMaxInterval: 1000,
         heartbeatInterval: 500,
         heartbeatTimeout: 1500,
-      }) as never,
+      }),
     );
     this.#socket.connect(opts.endpoint);
     const log = opts.log.child({ socket: opts.name });
-    opts.metrics.counter('switchboard_send_dropped_total', 'Messages dropped before reaching ZeroMQ', { socket: opts.name });
+    opts.metrics.counter('switchboard_send_dropped_total', 'Messages dropped before reaching ZeroMQ', {
+      socket: opts.name,
+    });
     this.#queue = new SendQueue(this.#socket, {
       log,
       onDrop: (reason) => opts.metrics.inc('switchboard_send_dropped_total', { socket: opts.name, reason }),
@@ -89,7 +91,9 @@ export class LeaderLink<S extends TSchema> {
   request(body: RequestBody, timeoutMs = this.#requestTimeoutMs): Promise<Reply> {
     if (this.#closed) return Promise.reject(new LinkError('LINK_CLOSED', 'link to the leader is closed'));
     if (this.#pending.size >= this.#maxPending) {
-      return Promise.reject(new LinkError('LINK_BUSY', `more than ${this.#maxPending} requests waiting for the leader`));
+      return Promise.reject(
+        new LinkError('LINK_BUSY', `more than ${this.#maxPending} requests waiting for the leader`),
+      );
     }
     const reqId = this.#nextReqId++;
     return new Promise<Reply>((resolve, reject) => {
@@ -132,7 +136,7 @@ export class LeaderLink<S extends TSchema> {
       if (pending) {
         this.#pending.delete(reqId);
         clearTimeout(pending.timer);
-        pending.resolve(message as Reply);
+        pending.resolve(message);
         return;
       }
     }

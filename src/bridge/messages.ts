@@ -56,7 +56,10 @@ export const WorkerWelcome = Type.Object({
   /** The whole task list: the worker watches exactly these afterwards. */
   tasks: Type.Array(Task, { maxItems: 1_000_000 }),
 });
-export const TasksAdd = Type.Object({ type: Type.Literal('tasks.add'), tasks: Type.Array(Task, { maxItems: 1_000_000 }) });
+export const TasksAdd = Type.Object({
+  type: Type.Literal('tasks.add'),
+  tasks: Type.Array(Task, { maxItems: 1_000_000 }),
+});
 export const TasksRemove = Type.Object({
   type: Type.Literal('tasks.remove'),
   ids: Type.Array(ProviderId, { maxItems: 1_000_000 }),
@@ -85,7 +88,12 @@ export const MaintenanceRequest = Type.Object({
 });
 export const SnapshotRequest = Type.Object({ type: Type.Literal('snapshot'), reqId: ReqId });
 /** Ask for the events after `since`; answered with the events or `complete: false` if the leader no longer has them. */
-export const SinceRequest = Type.Object({ type: Type.Literal('since'), reqId: ReqId, epoch: Id, since: Type.Integer() });
+export const SinceRequest = Type.Object({
+  type: Type.Literal('since'),
+  reqId: ReqId,
+  epoch: Id,
+  since: Type.Integer(),
+});
 export const PingRequest = Type.Object({ type: Type.Literal('ping'), reqId: ReqId });
 /** The leader's own Prometheus metrics, which gateways add to their `/metrics`. */
 export const MetricsRequest = Type.Object({ type: Type.Literal('metrics'), reqId: ReqId });

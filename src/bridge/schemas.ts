@@ -11,7 +11,8 @@ export const HOST_PATTERN =
   '^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\\.?' +
   '|\\[?[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*\\]?)$';
 /** A ZeroMQ endpoint a worker can connect to: tcp://host:port or ipc://path. */
-export const ZMQ_ENDPOINT_PATTERN = '^(?:tcp://(?:[A-Za-z0-9.-]+|\\[[0-9A-Fa-f:.]+\\]):[0-9]{1,5}|ipc://[^\\s]{1,200})$';
+export const ZMQ_ENDPOINT_PATTERN =
+  '^(?:tcp://(?:[A-Za-z0-9.-]+|\\[[0-9A-Fa-f:.]+\\]):[0-9]{1,5}|ipc://[^\\s]{1,200})$';
 export const HTTP_URL_PATTERN = '^https?://[^\\s]{1,2000}$';
 
 export const ServiceName = Type.String({ pattern: SERVICE_NAME_PATTERN, description: 'Service name' });
@@ -32,7 +33,11 @@ const TimeoutMs = Type.Integer({ minimum: 10, maximum: 60_000, description: 'Mil
 /** Consecutive failed checks before a provider is reported down (the zmq check counts `misses` instead). */
 const FailuresBeforeDown = Type.Integer({ minimum: 1, maximum: 100, description: 'Consecutive failures before down' });
 /** Consecutive passes (or beats) a provider that was down must give before it is up again. */
-const SuccessesBeforeUp = Type.Integer({ minimum: 1, maximum: 100, description: 'Consecutive successes before up again' });
+const SuccessesBeforeUp = Type.Integer({
+  minimum: 1,
+  maximum: 100,
+  description: 'Consecutive successes before up again',
+});
 /** A provider down this long is removed (a `deregistered` event); overrides the leader's default. */
 const DeregisterAfterMs = Type.Integer({
   minimum: 100,
@@ -58,7 +63,9 @@ export const HttpCheck = Type.Object(
     intervalMs: Type.Optional(IntervalMs),
     timeoutMs: Type.Optional(TimeoutMs),
     /** When set, only this status is alive; otherwise any 2xx. */
-    expectStatus: Type.Optional(Type.Integer({ minimum: 100, maximum: 599, description: 'The one HTTP status that means alive' })),
+    expectStatus: Type.Optional(
+      Type.Integer({ minimum: 100, maximum: 599, description: 'The one HTTP status that means alive' }),
+    ),
     failuresBeforeDown: Type.Optional(FailuresBeforeDown),
     successesBeforeUp: Type.Optional(SuccessesBeforeUp),
     deregisterAfterMs: Type.Optional(DeregisterAfterMs),

@@ -3,7 +3,7 @@
  * socket (zeromq.js allows a single pending send), and a frame decoder that drops and counts bad input.
  */
 import type { Socket, Writable } from 'zeromq';
-import type { TSchema, Static } from 'typebox';
+import type { TProperties, TSchema, Static } from 'typebox';
 import type { Validator } from 'typebox/compile';
 import { unpack } from './codec.ts';
 import type { Logger } from './log.ts';
@@ -80,14 +80,14 @@ export class SendQueue {
   async #drain(): Promise<void> {
     this.#running = true;
     while (!this.#closed && this.#head < this.#queue.length) {
-      const frames = this.#queue[this.#head]!;
+      const frames = this.#queue[this.#head];
       this.#head++;
       if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
         this.#queue = this.#queue.slice(this.#head);
         this.#head = 0;
       }
       try {
-        await this.#socket.send(frames as never);
+        await this.#socket.send(frames);
       } catch (err) {
         if (this.#closed || this.#socket.closed) break;
         const code = (err as { code?: string }).code ?? 'unknown';
@@ -142,7 +142,7 @@ export class FrameDecoder {
     });
   }
 
-  decode<S extends TSchema>(validator: Validator<{}, S>, frame: Buffer | undefined): Static<S> | undefined {
+  decode<S extends TSchema>(validator: Validator<TProperties, S>, frame: Buffer | undefined): Static<S> | undefined {
     if (!frame) return this.drop('missing-frame');
     let value: unknown;
     try {
@@ -151,7 +151,7 @@ export class FrameDecoder {
       return this.drop('malformed', frame.length);
     }
     if (!validator.Check(value)) return this.drop('invalid', frame.length, value);
-    return value as Static<S>;
+    return value;
   }
 
   drop(reason: string, bytes?: number, value?: unknown): undefined {
@@ -159,7 +159,10 @@ export class FrameDecoder {
     const type = value && typeof value === 'object' ? (value as { type?: unknown }).type : undefined;
     const level = this.#warned < 20 ? 'warn' : 'debug';
     this.#warned++;
-    this.#log[level]({ socket: this.#socket, reason, bytes, type: typeof type === 'string' ? type : undefined }, 'frame dropped');
+    this.#log[level](
+      { socket: this.#socket, reason, bytes, type: typeof type === 'string' ? type : undefined },
+      'frame dropped',
+    );
     return undefined;
   }
 }

@@ -14,15 +14,69 @@ export interface Flag {
 }
 
 export const FLAGS = {
-  dataDir: { name: 'data-dir', env: 'SWITCHBOARD_DATA_DIR', kind: 'string', help: 'Directory of the leader store', default: './data' },
-  bind: { name: 'bind', env: 'SWITCHBOARD_BIND', kind: 'string', help: 'Leader control endpoint (ROUTER)', default: 'tcp://127.0.0.1:7710' },
-  publish: { name: 'publish', env: 'SWITCHBOARD_PUBLISH', kind: 'string', help: 'Leader event endpoint (PUB)', default: 'bind port + 1' },
-  leader: { name: 'leader', env: 'SWITCHBOARD_LEADER', kind: 'string', help: 'Leader control endpoint to connect to', default: 'tcp://127.0.0.1:7710' },
-  leaderEvents: { name: 'leader-events', env: 'SWITCHBOARD_LEADER_EVENTS', kind: 'string', help: 'Leader event endpoint', default: 'asked from the leader' },
-  workerId: { name: 'worker-id', env: 'SWITCHBOARD_WORKER_ID', kind: 'string', help: 'Stable worker id (a restarted worker reclaims its tasks)', default: 'host-pid-random' },
-  httpHost: { name: 'http-host', env: 'SWITCHBOARD_HTTP_HOST', kind: 'string', help: 'Gateway HTTP listen address', default: '127.0.0.1' },
-  httpPort: { name: 'http-port', env: 'SWITCHBOARD_HTTP_PORT', kind: 'int', help: 'Gateway HTTP port (0: any free port)', default: '7700' },
-  workerTimeoutMs: { name: 'worker-timeout-ms', env: 'SWITCHBOARD_WORKER_TIMEOUT_MS', kind: 'int', help: 'Silence after which a worker is dead and its tasks move', default: '2000' },
+  dataDir: {
+    name: 'data-dir',
+    env: 'SWITCHBOARD_DATA_DIR',
+    kind: 'string',
+    help: 'Directory of the leader store',
+    default: './data',
+  },
+  bind: {
+    name: 'bind',
+    env: 'SWITCHBOARD_BIND',
+    kind: 'string',
+    help: 'Leader control endpoint (ROUTER)',
+    default: 'tcp://127.0.0.1:7710',
+  },
+  publish: {
+    name: 'publish',
+    env: 'SWITCHBOARD_PUBLISH',
+    kind: 'string',
+    help: 'Leader event endpoint (PUB)',
+    default: 'bind port + 1',
+  },
+  leader: {
+    name: 'leader',
+    env: 'SWITCHBOARD_LEADER',
+    kind: 'string',
+    help: 'Leader control endpoint to connect to',
+    default: 'tcp://127.0.0.1:7710',
+  },
+  leaderEvents: {
+    name: 'leader-events',
+    env: 'SWITCHBOARD_LEADER_EVENTS',
+    kind: 'string',
+    help: 'Leader event endpoint',
+    default: 'asked from the leader',
+  },
+  workerId: {
+    name: 'worker-id',
+    env: 'SWITCHBOARD_WORKER_ID',
+    kind: 'string',
+    help: 'Stable worker id (a restarted worker reclaims its tasks)',
+    default: 'host-pid-random',
+  },
+  httpHost: {
+    name: 'http-host',
+    env: 'SWITCHBOARD_HTTP_HOST',
+    kind: 'string',
+    help: 'Gateway HTTP listen address',
+    default: '127.0.0.1',
+  },
+  httpPort: {
+    name: 'http-port',
+    env: 'SWITCHBOARD_HTTP_PORT',
+    kind: 'int',
+    help: 'Gateway HTTP port (0: any free port)',
+    default: '7700',
+  },
+  workerTimeoutMs: {
+    name: 'worker-timeout-ms',
+    env: 'SWITCHBOARD_WORKER_TIMEOUT_MS',
+    kind: 'int',
+    help: 'Silence after which a worker is dead and its tasks move',
+    default: '2000',
+  },
   deregisterAfterMs: {
     name: 'deregister-after-ms',
     env: 'SWITCHBOARD_DEREGISTER_AFTER_MS',
@@ -37,21 +91,62 @@ export const FLAGS = {
     help: 'Hold downs when more than this % of checked providers would go down at once (100: guard off)',
     default: '50',
   },
-  writeTimeoutMs: { name: 'write-timeout-ms', env: 'SWITCHBOARD_WRITE_TIMEOUT_MS', kind: 'int', help: 'How long a write waits for the leader', default: '5000' },
-  zmqPub: { name: 'zmq-pub', env: 'SWITCHBOARD_ZMQ_PUB', kind: 'string', help: 'Gateway native ZeroMQ feed (PUB) endpoint, or off', default: 'tcp://127.0.0.1:7701' },
-  zmqSnapshot: { name: 'zmq-snapshot', env: 'SWITCHBOARD_ZMQ_SNAPSHOT', kind: 'string', help: 'Gateway ZeroMQ snapshot (ROUTER) endpoint, or off', default: 'tcp://127.0.0.1:7702' },
-  historySize: { name: 'history-size', env: 'SWITCHBOARD_HISTORY_SIZE', kind: 'int', help: 'Recent events the gateway keeps for resumes', default: '10000' },
-  heartbeatBind: { name: 'bind', env: 'SWITCHBOARD_HEARTBEAT_BIND', kind: 'string', help: 'Where the heartbeat PUB socket binds', default: 'tcp://127.0.0.1:* (any free port)' },
-  logLevel: { name: 'log-level', env: 'SWITCHBOARD_LOG_LEVEL', kind: 'string', help: 'trace, debug, info, warn, error, fatal or silent', default: 'info' },
+  writeTimeoutMs: {
+    name: 'write-timeout-ms',
+    env: 'SWITCHBOARD_WRITE_TIMEOUT_MS',
+    kind: 'int',
+    help: 'How long a write waits for the leader',
+    default: '5000',
+  },
+  zmqPub: {
+    name: 'zmq-pub',
+    env: 'SWITCHBOARD_ZMQ_PUB',
+    kind: 'string',
+    help: 'Gateway native ZeroMQ feed (PUB) endpoint, or off',
+    default: 'tcp://127.0.0.1:7701',
+  },
+  zmqSnapshot: {
+    name: 'zmq-snapshot',
+    env: 'SWITCHBOARD_ZMQ_SNAPSHOT',
+    kind: 'string',
+    help: 'Gateway ZeroMQ snapshot (ROUTER) endpoint, or off',
+    default: 'tcp://127.0.0.1:7702',
+  },
+  historySize: {
+    name: 'history-size',
+    env: 'SWITCHBOARD_HISTORY_SIZE',
+    kind: 'int',
+    help: 'Recent events the gateway keeps for resumes',
+    default: '10000',
+  },
+  heartbeatBind: {
+    name: 'bind',
+    env: 'SWITCHBOARD_HEARTBEAT_BIND',
+    kind: 'string',
+    help: 'Where the heartbeat PUB socket binds',
+    default: 'tcp://127.0.0.1:* (any free port)',
+  },
+  logLevel: {
+    name: 'log-level',
+    env: 'SWITCHBOARD_LOG_LEVEL',
+    kind: 'string',
+    help: 'trace, debug, info, warn, error, fatal or silent',
+    default: 'info',
+  },
 } as const satisfies Record<string, Flag>;
 
 export type FlagKey = keyof typeof FLAGS;
 
 export class UsageError extends Error {}
 
-export function parseFlags(argv: string[], keys: FlagKey[], allowPositionals = false): { values: Partial<Record<FlagKey, string | number | boolean>>; help: boolean; positionals: string[] } {
+export function parseFlags(
+  argv: string[],
+  keys: FlagKey[],
+  allowPositionals = false,
+): { values: Partial<Record<FlagKey, string | number | boolean>>; help: boolean; positionals: string[] } {
   const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
-  for (const key of keys) options[FLAGS[key].name] = { type: (FLAGS[key] as Flag).kind === 'bool' ? 'boolean' : 'string' };
+  for (const key of keys)
+    options[FLAGS[key].name] = { type: (FLAGS[key] as Flag).kind === 'bool' ? 'boolean' : 'string' };
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals, strict: true });
@@ -65,7 +160,8 @@ export function parseFlags(argv: string[], keys: FlagKey[], allowPositionals = f
     if (raw === undefined || raw === '') continue;
     if (flag.kind === 'int') {
       const n = Number(raw);
-      if (!Number.isInteger(n)) throw new UsageError(`--${flag.name} (or ${flag.env}) must be an integer, got '${raw}'`);
+      if (!Number.isInteger(n))
+        throw new UsageError(`--${flag.name} (or ${flag.env}) must be an integer, got '${raw}'`);
       values[key] = n;
     } else values[key] = raw;
   }

@@ -14,19 +14,30 @@ import { FLAGS, helpText, parseFlags, UsageError, type FlagKey } from './flags.t
 interface Command {
   summary: string;
   flags: FlagKey[];
-  run(values: Partial<Record<FlagKey, string | number | boolean>>, log: Logger, positionals: string[]): Promise<Handle[]>;
+  run(
+    values: Partial<Record<FlagKey, string | number | boolean>>,
+    log: Logger,
+    positionals: string[],
+  ): Promise<Handle[]>;
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 const int = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
 
 /** Health-check policy of the leader: auto-deregistration and the mass-down guard. */
-function leaderHealthFlags(v: Partial<Record<FlagKey, string | number | boolean>>): { deregisterAfterMs?: number; massDownPercent?: number } {
+function leaderHealthFlags(v: Partial<Record<FlagKey, string | number | boolean>>): {
+  deregisterAfterMs?: number;
+  massDownPercent?: number;
+} {
   return { deregisterAfterMs: int(v.deregisterAfterMs), massDownPercent: int(v.massDownPercent) };
 }
 
 /** Gateway options for the change feeds (native ZeroMQ endpoints, history for resumes). */
-function feedConfig(v: Partial<Record<FlagKey, string | number | boolean>>): { zmqPub?: string; zmqSnapshot?: string; historySize?: number } {
+function feedConfig(v: Partial<Record<FlagKey, string | number | boolean>>): {
+  zmqPub?: string;
+  zmqSnapshot?: string;
+  historySize?: number;
+} {
   return { zmqPub: str(v.zmqPub), zmqSnapshot: str(v.zmqSnapshot), historySize: int(v.historySize) };
 }
 
@@ -41,7 +52,8 @@ function say(line: string): void {
 
 const COMMANDS: Record<string, Command> = {
   heartbeat: {
-    summary: 'Publish ZeroMQ heartbeats for provider ids (a sidecar for a process that cannot): switchboard heartbeat --bind tcp://127.0.0.1:6001 ID...',
+    summary:
+      'Publish ZeroMQ heartbeats for provider ids (a sidecar for a process that cannot): switchboard heartbeat --bind tcp://127.0.0.1:6001 ID...',
     flags: ['heartbeatBind', 'logLevel'],
     async run(v, _log, positionals) {
       if (positionals.length === 0) throw new UsageError('give at least one provider id to beat for');
@@ -53,16 +65,46 @@ const COMMANDS: Record<string, Command> = {
   },
   start: {
     summary: 'Run the whole system in one process: leader (embedded SQLite store), one worker and the gateway.',
-    flags: ['dataDir', 'bind', 'publish', 'httpHost', 'httpPort', 'workerTimeoutMs', 'deregisterAfterMs', 'massDownPercent', 'writeTimeoutMs', 'zmqPub', 'zmqSnapshot', 'historySize', 'logLevel'],
+    flags: [
+      'dataDir',
+      'bind',
+      'publish',
+      'httpHost',
+      'httpPort',
+      'workerTimeoutMs',
+      'deregisterAfterMs',
+      'massDownPercent',
+      'writeTimeoutMs',
+      'zmqPub',
+      'zmqSnapshot',
+      'historySize',
+      'logLevel',
+    ],
     async run(v, log) {
       const handles: Handle[] = [];
       try {
-        const leader = await startLeader({ dataDir: str(v.dataDir), bind: str(v.bind), publish: str(v.publish), workerTimeoutMs: int(v.workerTimeoutMs), ...leaderHealthFlags(v) }, { log });
+        const leader = await startLeader(
+          {
+            dataDir: str(v.dataDir),
+            bind: str(v.bind),
+            publish: str(v.publish),
+            workerTimeoutMs: int(v.workerTimeoutMs),
+            ...leaderHealthFlags(v),
+          },
+          { log },
+        );
         handles.push(leader);
         const worker = await startWorker({ leader: leader.control }, { log });
         handles.push(worker);
         const gateway = await startGateway(
-          { leader: leader.control, leaderEvents: leader.events, httpHost: str(v.httpHost), httpPort: int(v.httpPort), writeTimeoutMs: int(v.writeTimeoutMs), ...feedConfig(v) },
+          {
+            leader: leader.control,
+            leaderEvents: leader.events,
+            httpHost: str(v.httpHost),
+            httpPort: int(v.httpPort),
+            writeTimeoutMs: int(v.writeTimeoutMs),
+            ...feedConfig(v),
+          },
           { log },
         );
         handles.push(gateway);
@@ -74,7 +116,9 @@ const COMMANDS: Record<string, Command> = {
         say(`  REST API     ${gateway.url}/v1/services`);
         say(`  API docs     ${gateway.url}/docs`);
         say(`  health       ${gateway.url}/healthz  ${gateway.url}/readyz  ${gateway.url}/metrics`);
-        say(`  watch        ${gateway.url.replace(/^http/, 'ws')}/v1/watch (WebSocket)  ${gateway.url}/v1/events (SSE)`);
+        say(
+          `  watch        ${gateway.url.replace(/^http/, 'ws')}/v1/watch (WebSocket)  ${gateway.url}/v1/events (SSE)`,
+        );
         return handles.reverse();
       } catch (err) {
         for (const h of handles.reverse()) await h.close();
@@ -86,7 +130,16 @@ const COMMANDS: Record<string, Command> = {
     summary: 'Run the leader: the durable store, presence decisions, task assignment and the event feed.',
     flags: ['dataDir', 'bind', 'publish', 'workerTimeoutMs', 'deregisterAfterMs', 'massDownPercent', 'logLevel'],
     async run(v, log) {
-      const leader = await startLeader({ dataDir: str(v.dataDir), bind: str(v.bind), publish: str(v.publish), workerTimeoutMs: int(v.workerTimeoutMs), ...leaderHealthFlags(v) }, { log });
+      const leader = await startLeader(
+        {
+          dataDir: str(v.dataDir),
+          bind: str(v.bind),
+          publish: str(v.publish),
+          workerTimeoutMs: int(v.workerTimeoutMs),
+          ...leaderHealthFlags(v),
+        },
+        { log },
+      );
       say(`switchboard leader: control=${leader.control} events=${leader.events} data=${str(v.dataDir) ?? './data'}`);
       return [leader];
     },
@@ -102,10 +155,27 @@ const COMMANDS: Record<string, Command> = {
   },
   gateway: {
     summary: 'Run a gateway: the public REST API, served from a replica of the leader.',
-    flags: ['leader', 'leaderEvents', 'httpHost', 'httpPort', 'writeTimeoutMs', 'zmqPub', 'zmqSnapshot', 'historySize', 'logLevel'],
+    flags: [
+      'leader',
+      'leaderEvents',
+      'httpHost',
+      'httpPort',
+      'writeTimeoutMs',
+      'zmqPub',
+      'zmqSnapshot',
+      'historySize',
+      'logLevel',
+    ],
     async run(v, log) {
       const gateway = await startGateway(
-        { leader: str(v.leader), leaderEvents: str(v.leaderEvents), httpHost: str(v.httpHost), httpPort: int(v.httpPort), writeTimeoutMs: int(v.writeTimeoutMs), ...feedConfig(v) },
+        {
+          leader: str(v.leader),
+          leaderEvents: str(v.leaderEvents),
+          httpHost: str(v.httpHost),
+          httpPort: int(v.httpPort),
+          writeTimeoutMs: int(v.writeTimeoutMs),
+          ...feedConfig(v),
+        },
         { log },
       );
       say(`switchboard gateway: url=${gateway.url}`);

@@ -19,12 +19,14 @@ export class GatewayPool {
 
   constructor(gateways: Array<string | GatewayAddress>, timeoutMs: number) {
     if (gateways.length === 0) throw new TypeError('at least one gateway is needed');
-    this.gateways = gateways.map((g) => (typeof g === 'string' ? { url: g } : g)).map((g) => ({ ...g, url: g.url.replace(/\/+$/, '') }));
+    this.gateways = gateways
+      .map((g) => (typeof g === 'string' ? { url: g } : g))
+      .map((g) => ({ ...g, url: g.url.replace(/\/+$/, '') }));
     this.#timeoutMs = timeoutMs;
   }
 
   get current(): GatewayAddress {
-    return this.gateways[this.#current]!;
+    return this.gateways[this.#current];
   }
 
   /** Moves to the next gateway (after `from`, so concurrent failures move once). */
@@ -34,7 +36,11 @@ export class GatewayPool {
   }
 
   /** JSON request with failover; resolves with the parsed body (undefined for 204). */
-  async request<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T; headers: Headers }> {
+  async request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: T; headers: Headers }> {
     const causes: unknown[] = [];
     for (let attempt = 0; attempt < this.gateways.length; attempt++) {
       const gateway = this.current;

@@ -28,7 +28,12 @@ export class HeartbeatPublisher {
     this.#bind = opts.bind;
     this.#intervalMs = opts.intervalMs ?? DEFAULT_BEAT_INTERVAL_MS;
     for (const id of opts.ids ?? []) this.#ids.add(id);
-    this.#socket = new Publisher({ linger: 0, sendHighWaterMark: 1000, heartbeatInterval: 1000, heartbeatTimeout: 3000 });
+    this.#socket = new Publisher({
+      linger: 0,
+      sendHighWaterMark: 1000,
+      heartbeatInterval: 1000,
+      heartbeatTimeout: 3000,
+    });
   }
 
   /** Binds and starts beating; resolves with the endpoint to register as the check's `endpoint`. */

@@ -83,13 +83,27 @@ export class SwitchboardClient {
    */
   async announce(
     input: Omit<ProviderInput, 'check'>,
-    opts: { id?: string; heartbeatBind?: string; beatIntervalMs?: number; checkIntervalMs?: number; misses?: number } = {},
+    opts: {
+      id?: string;
+      heartbeatBind?: string;
+      beatIntervalMs?: number;
+      checkIntervalMs?: number;
+      misses?: number;
+    } = {},
   ): Promise<Provider & { heartbeat: HeartbeatPublisher }> {
-    const heartbeat = new HeartbeatPublisher({ bind: opts.heartbeatBind ?? 'tcp://127.0.0.1:*', intervalMs: opts.beatIntervalMs ?? 250 });
+    const heartbeat = new HeartbeatPublisher({
+      bind: opts.heartbeatBind ?? 'tcp://127.0.0.1:*',
+      intervalMs: opts.beatIntervalMs ?? 250,
+    });
     const endpoint = await heartbeat.start();
     this.#heartbeats.add(heartbeat);
     try {
-      const check = { type: 'zmq' as const, endpoint, intervalMs: opts.checkIntervalMs ?? 1000, misses: opts.misses ?? 3 };
+      const check = {
+        type: 'zmq' as const,
+        endpoint,
+        intervalMs: opts.checkIntervalMs ?? 1000,
+        misses: opts.misses ?? 3,
+      };
       const provider = await this.register({ ...input, check }, opts.id);
       heartbeat.add(provider.id);
       return { ...provider, heartbeat };
@@ -108,14 +122,20 @@ export class SwitchboardClient {
   async lookup(service: string, opts: LookupOptions = {}): Promise<Provider[]> {
     const state = opts.state ?? 'up';
     const keep = (p: Provider): boolean =>
-      (state === 'all' || p.state === state) && (opts.tag === undefined || p.tags.includes(opts.tag)) && (opts.protocol === undefined || p.protocol === opts.protocol);
+      (state === 'all' || p.state === state) &&
+      (opts.tag === undefined || p.tags.includes(opts.tag)) &&
+      (opts.protocol === undefined || p.protocol === opts.protocol);
     for (const w of this.#watches) {
-      if (w.view.epoch !== null && (w.services.length === 0 || w.services.includes(service))) return w.providers(service).filter(keep);
+      if (w.view.epoch !== null && (w.services.length === 0 || w.services.includes(service)))
+        return w.providers(service).filter(keep);
     }
     const cached = this.#cache.get(service);
     if (cached && Date.now() - cached.at < this.#cacheMs) return cached.providers.filter(keep);
     try {
-      const res = await this.pool.request<{ providers: Provider[] }>('GET', `/v1/services/${encodeURIComponent(service)}`);
+      const res = await this.pool.request<{ providers: Provider[] }>(
+        'GET',
+        `/v1/services/${encodeURIComponent(service)}`,
+      );
       this.#cache.set(service, { at: Date.now(), providers: res.body.providers });
       return res.body.providers.filter(keep);
     } catch (err) {

@@ -55,7 +55,12 @@ export class Watch implements AsyncIterable<WatchUpdate> {
 
   constructor(pool: GatewayPool, opts: WatchOptions) {
     this.#pool = pool;
-    this.#opts = { services: opts.services ?? [], transport: opts.transport ?? 'websocket', maxQueued: opts.maxQueued ?? 100_000, retryDelayMs: opts.retryDelayMs ?? 200 };
+    this.#opts = {
+      services: opts.services ?? [],
+      transport: opts.transport ?? 'websocket',
+      maxQueued: opts.maxQueued ?? 100_000,
+      retryDelayMs: opts.retryDelayMs ?? 200,
+    };
     this.ready = new Promise((resolve) => (this.#ready = resolve));
     this.gateway = pool.current;
     this.#connect(this.gateway);
@@ -148,7 +153,9 @@ export class Watch implements AsyncIterable<WatchUpdate> {
       query.set('epoch', this.view.epoch);
       query.set('rev', String(this.view.rev));
     }
-    const ws = new WebSocket(`${gateway.url.replace(/^http/, 'ws')}/v1/watch?${query}`, { handshakeTimeout: 5000 });
+    const ws = new WebSocket(`${gateway.url.replace(/^http/, 'ws')}/v1/watch?${query.toString()}`, {
+      handshakeTimeout: 5000,
+    });
     this.#ws = ws;
     let alive = true;
     const ping = setInterval(() => {
@@ -161,11 +168,12 @@ export class Watch implements AsyncIterable<WatchUpdate> {
       alive = true;
       let m: { type?: string } & Record<string, unknown>;
       try {
-        m = JSON.parse(data.toString()) as typeof m;
+        m = JSON.parse((data as Buffer).toString()) as typeof m;
       } catch {
         return;
       }
-      if (m.type === 'snapshot') this.#onSnapshot(m as unknown as { epoch: string; rev: number; providers: Provider[] });
+      if (m.type === 'snapshot')
+        this.#onSnapshot(m as unknown as { epoch: string; rev: number; providers: Provider[] });
       else if (m.type === 'event') {
         const { type: _t, ...event } = m;
         this.#onEvent(event as unknown as RegistryEvent);
@@ -186,8 +194,18 @@ export class Watch implements AsyncIterable<WatchUpdate> {
       this.close();
       return;
     }
-    const sub = new Subscriber({ linger: 0, heartbeatInterval: 1000, heartbeatTimeout: 3000, maxMessageSize: 64 * 1024 * 1024 });
-    const dealer = new Dealer({ linger: 0, receiveTimeout: 5000, sendTimeout: 1000, maxMessageSize: 512 * 1024 * 1024 });
+    const sub = new Subscriber({
+      linger: 0,
+      heartbeatInterval: 1000,
+      heartbeatTimeout: 3000,
+      maxMessageSize: 64 * 1024 * 1024,
+    });
+    const dealer = new Dealer({
+      linger: 0,
+      receiveTimeout: 5000,
+      sendTimeout: 1000,
+      maxMessageSize: 512 * 1024 * 1024,
+    });
     this.#zmq = { sub, dealer };
     const topics = this.#opts.services.length ? this.#opts.services.map((s) => `svc/${s}/`) : ['svc/'];
     sub.subscribe(...topics);
@@ -212,12 +230,15 @@ export class Watch implements AsyncIterable<WatchUpdate> {
     const last = new Map<string, number>();
     const sync = async (): Promise<void> => {
       pending ??= [];
-      await dealer.send(['snapshot', this.#opts.services.length === 1 ? this.#opts.services[0]! : '']);
+      await dealer.send(['snapshot', this.#opts.services.length === 1 ? this.#opts.services[0] : '']);
       const [frame] = await dealer.receive();
-      const snap = plain.unpack(frame!) as { epoch: string; rev: number; providers: Provider[] };
+      const snap = plain.unpack(frame) as { epoch: string; rev: number; providers: Provider[] };
       base = snap.rev;
       last.clear();
-      this.#onSnapshot({ ...snap, providers: wanted.size ? snap.providers.filter((p) => wanted.has(p.service)) : snap.providers });
+      this.#onSnapshot({
+        ...snap,
+        providers: wanted.size ? snap.providers.filter((p) => wanted.has(p.service)) : snap.providers,
+      });
       const queued = pending;
       pending = null;
       for (const e of queued) take(e);
@@ -237,7 +258,7 @@ export class Watch implements AsyncIterable<WatchUpdate> {
       this.#onEvent(e);
     };
     void (async () => {
-      for await (const [, body] of sub) take(plain.unpack(body!) as RegistryEvent);
+      for await (const [, body] of sub) take(plain.unpack(body) as RegistryEvent);
     })().catch(fail);
     sync().catch(fail);
   }

@@ -20,7 +20,9 @@ import { validatorCompiler } from './validation.ts';
 export const API_VERSION = '1.0.0';
 
 function errorCodeTable(): string {
-  const rows = Object.entries(ERROR_CODES).map(([code, spec]) => `| \`${code}\` | ${spec.statusCode} | ${spec.description} |`);
+  const rows = Object.entries(ERROR_CODES).map(
+    ([code, spec]) => `| \`${code}\` | ${spec.statusCode} | ${spec.description} |`,
+  );
   return ['| code | status | meaning |', '|---|---|---|', ...rows].join('\n');
 }
 
@@ -57,19 +59,26 @@ export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<F
       tags: [
         { name: 'providers', description: 'Register, update, deregister and inspect providers' },
         { name: 'services', description: 'Look up services and their providers' },
-        { name: 'watch', description: 'Follow changes: WebSocket and Server-Sent Events (blocking queries live under services)' },
+        {
+          name: 'watch',
+          description: 'Follow changes: WebSocket and Server-Sent Events (blocking queries live under services)',
+        },
         { name: 'operations', description: 'Health, readiness and metrics of the gateway' },
       ],
       components: {},
     },
-    transform: ({ schema, url }) => ({ schema: schema as never, url }),
+    transform: ({ schema, url }) => ({ schema: schema, url }),
     // Shared schemas keep their $id as their name in components (Error, not def-0).
-    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),
+    },
   });
   // The machine-readable table of error codes travels in the document too.
   app.addHook('onReady', async () => {
     const doc = app.swagger() as { 'x-error-codes'?: unknown };
-    doc['x-error-codes'] = Object.fromEntries(Object.entries(ERROR_CODES).map(([code, s]) => [code, { statusCode: s.statusCode, description: s.description }]));
+    doc['x-error-codes'] = Object.fromEntries(
+      Object.entries(ERROR_CODES).map(([code, s]) => [code, { statusCode: s.statusCode, description: s.description }]),
+    );
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 

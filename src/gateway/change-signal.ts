@@ -49,6 +49,7 @@ export class ChangeSignal {
     if (this.indexOf(service) > index || signal?.aborted) return Promise.resolve();
     return new Promise((resolve) => {
       const set = service === null ? this.#all : this.#setFor(service);
+      // eslint-disable-next-line prefer-const -- assigned after the waiter that clears it is built
       let timer: NodeJS.Timeout;
       const waiter: Waiter = {
         index,

@@ -51,13 +51,14 @@ export class SnapshotEndpoint {
         mandatory: true,
         sendTimeout: 1000,
         sendHighWaterMark: 1000,
-      }) as never,
+      }),
     );
     const log = opts.log.child({ component: 'feed-snapshot' });
     this.#queue = new SendQueue(this.#socket, {
       log,
       limit: 1000,
-      onDrop: (reason) => opts.metrics.inc('switchboard_send_dropped_total', { socket: 'gateway-feed-snapshot', reason }),
+      onDrop: (reason) =>
+        opts.metrics.inc('switchboard_send_dropped_total', { socket: 'gateway-feed-snapshot', reason }),
     });
     this.#decoder = new FrameDecoder('gateway-feed-snapshot', opts.metrics, log);
     opts.metrics.counter('switchboard_feed_snapshots_total', 'Snapshots answered on the ZeroMQ snapshot endpoint');
@@ -91,11 +92,14 @@ export class SnapshotEndpoint {
     if (!identity) return void this.#decoder.drop('missing-frame');
     const envelope: Buffer[] = [identity];
     // A REQ peer puts an empty delimiter first and expects it back.
-    if (rest.length === 3 && rest[0]!.length === 0) envelope.push(EMPTY), rest.shift();
+    if (rest.length === 3 && rest[0].length === 0) {
+      envelope.push(EMPTY);
+      rest.shift();
+    }
     if (rest.length !== 2) return void this.#decoder.drop('frame-count', frames.length);
-    if (rest[0]!.toString() !== 'snapshot') return void this.#decoder.drop('unknown-command', rest[0]!.length);
-    const service = rest[1]!.toString();
-    if (service !== '' && !SERVICE.test(service)) return void this.#decoder.drop('invalid-service', rest[1]!.length);
+    if (rest[0].toString() !== 'snapshot') return void this.#decoder.drop('unknown-command', rest[0].length);
+    const service = rest[1].toString();
+    if (service !== '' && !SERVICE.test(service)) return void this.#decoder.drop('invalid-service', rest[1].length);
     const replica = this.#follower.replica;
     const body = { ...snapshotOf(replica, service === '' ? null : [service]), stale: this.#follower.stale };
     this.#metrics.inc('switchboard_feed_snapshots_total');

@@ -4,7 +4,16 @@
  * subscribers rely on revisions and the snapshot endpoint beside it (feed-snapshot.ts) to repair gaps.
  */
 import { Publisher } from 'zeromq';
-import { baseSocketOptions, pack, SendQueue, type Follower, type Logger, type Metrics, type RegistryEvent, type Replica } from '../bridge/index.ts';
+import {
+  baseSocketOptions,
+  pack,
+  SendQueue,
+  type Follower,
+  type Logger,
+  type Metrics,
+  type RegistryEvent,
+  type Replica,
+} from '../bridge/index.ts';
 import { SnapshotEndpoint } from './feed-snapshot.ts';
 
 export const DEFAULT_FEED_HIGH_WATER_MARK = 10_000;
@@ -33,14 +42,20 @@ export class EventFeed {
   private constructor(opts: FeedOptions) {
     this.#metrics = opts.metrics;
     // noDrop stays off: one stalled subscriber must never stall the feed for the others.
-    this.#socket = new Publisher(baseSocketOptions({ sendHighWaterMark: opts.highWaterMark, maxMessageSize: 64 * 1024 }) as never);
+    this.#socket = new Publisher(
+      baseSocketOptions({ sendHighWaterMark: opts.highWaterMark, maxMessageSize: 64 * 1024 }),
+    );
     this.#queue = new SendQueue(this.#socket, {
       log: opts.log,
       limit: opts.highWaterMark,
       onDrop: (reason) => opts.metrics.inc('switchboard_feed_dropped_total', { reason }),
     });
     opts.metrics.counter('switchboard_feed_published_total', 'Events handed to the ZeroMQ PUB feed');
-    opts.metrics.counter('switchboard_feed_dropped_total', 'Events the ZeroMQ feed could not send (queue full or send error)', { reason: 'queue-full' });
+    opts.metrics.counter(
+      'switchboard_feed_dropped_total',
+      'Events the ZeroMQ feed could not send (queue full or send error)',
+      { reason: 'queue-full' },
+    );
   }
 
   /** Binds and starts publishing the replica's changes; resolves once bound. */
@@ -64,7 +79,8 @@ export class EventFeed {
   }
 
   publish(event: RegistryEvent): void {
-    if (this.#queue.push([feedTopic(event.service), pack(event)])) this.#metrics.inc('switchboard_feed_published_total');
+    if (this.#queue.push([feedTopic(event.service), pack(event)]))
+      this.#metrics.inc('switchboard_feed_published_total');
   }
 
   close(): void {
@@ -94,10 +110,20 @@ export async function startNativeFeed(opts: {
   log: Logger;
 }): Promise<NativeFeed> {
   const { follower, metrics, log } = opts;
-  const feed = opts.pub === FEED_OFF ? null : await EventFeed.start({ endpoint: opts.pub, highWaterMark: opts.highWaterMark, replica: follower.replica, metrics, log });
+  const feed =
+    opts.pub === FEED_OFF
+      ? null
+      : await EventFeed.start({
+          endpoint: opts.pub,
+          highWaterMark: opts.highWaterMark,
+          replica: follower.replica,
+          metrics,
+          log,
+        });
   let snapshot: SnapshotEndpoint | null = null;
   try {
-    if (opts.snapshot !== FEED_OFF) snapshot = await SnapshotEndpoint.start({ endpoint: opts.snapshot, follower, metrics, log });
+    if (opts.snapshot !== FEED_OFF)
+      snapshot = await SnapshotEndpoint.start({ endpoint: opts.snapshot, follower, metrics, log });
   } catch (err) {
     feed?.close();
     throw err;

@@ -14,7 +14,7 @@ export class EventHistory {
   #last = 0;
 
   constructor(readonly size: number) {
-    this.#ring = new Array(Math.max(0, size));
+    this.#ring = new Array<RegistryEvent | undefined>(Math.max(0, size));
   }
 
   get length(): number {

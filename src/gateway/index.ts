@@ -62,7 +62,10 @@ export function createContext(follower: Follower, metrics: Metrics, opts: Contex
   };
 }
 
-export async function start(config: GatewayConfigInput, deps: { log?: Logger; metrics?: Metrics } = {}): Promise<GatewayHandle> {
+export async function start(
+  config: GatewayConfigInput,
+  deps: { log?: Logger; metrics?: Metrics } = {},
+): Promise<GatewayHandle> {
   const cfg = gatewayConfig(config);
   const log = (deps.log ?? createLogger()).child({ role: 'gateway' });
   const metrics = deps.metrics ?? new Metrics();
@@ -78,7 +81,14 @@ export async function start(config: GatewayConfigInput, deps: { log?: Logger; me
   let app: FastifyInstance;
   let feed: NativeFeed | null = null;
   try {
-    feed = await startNativeFeed({ pub: cfg.zmqPub, snapshot: cfg.zmqSnapshot, highWaterMark: cfg.zmqSendHighWaterMark, follower, metrics, log });
+    feed = await startNativeFeed({
+      pub: cfg.zmqPub,
+      snapshot: cfg.zmqSnapshot,
+      highWaterMark: cfg.zmqSendHighWaterMark,
+      follower,
+      metrics,
+      log,
+    });
     app = await buildApp(ctx, { log, bodyLimit: cfg.bodyLimit });
     await app.listen({ host: cfg.httpHost, port: cfg.httpPort });
   } catch (err) {

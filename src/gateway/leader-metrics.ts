@@ -25,7 +25,7 @@ function leaderName(name: string): string {
 /** Appends the leader's families, renamed, leaving out any the gateway already has. */
 export function mergeMetrics(local: string, leader: string): string {
   if (!leader) return local;
-  const present = new Set([...local.matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]!));
+  const present = new Set([...local.matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]));
   const out: string[] = [];
   let keep = false;
   for (const line of leader.split('\n')) {
@@ -33,7 +33,12 @@ export function mergeMetrics(local: string, leader: string): string {
     const family = /^# (?:HELP|TYPE) (\S+)/.exec(line)?.[1];
     if (family !== undefined) keep = !present.has(leaderName(family));
     if (!keep) continue;
-    out.push(line.replace(/^(# (?:HELP|TYPE) )?(switchboard_[a-z0-9_]+)/, (_m, head: string | undefined, name: string) => (head ?? '') + leaderName(name)));
+    out.push(
+      line.replace(
+        /^(# (?:HELP|TYPE) )?(switchboard_[a-z0-9_]+)/,
+        (_m, head: string | undefined, name: string) => (head ?? '') + leaderName(name),
+      ),
+    );
   }
   return out.length ? `${local}${out.join('\n')}\n` : local;
 }

@@ -13,7 +13,10 @@ const Blocking = {
     Type.Integer({ minimum: 0, description: 'Blocking query: answer once the data changes past this revision' }),
   ),
   wait: Type.Optional(
-    Type.String({ pattern: WAIT_PATTERN, description: 'Blocking query timeout (default 60s, at most 600s): 30, 30s, 500ms, 5m' }),
+    Type.String({
+      pattern: WAIT_PATTERN,
+      description: 'Blocking query timeout (default 60s, at most 600s): 30, 30s, 500ms, 5m',
+    }),
   ),
 };
 

@@ -13,7 +13,10 @@ const Services = Type.Optional(
   }),
 );
 const Epoch = Type.Optional(
-  Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'Epoch of the revision resumed from; a different epoch gets a snapshot' }),
+  Type.String({
+    pattern: '^[A-Za-z0-9_-]{1,64}$',
+    description: 'Epoch of the revision resumed from; a different epoch gets a snapshot',
+  }),
 );
 
 export const WatchQuery = Type.Object(
@@ -21,7 +24,10 @@ export const WatchQuery = Type.Object(
     service: Services,
     epoch: Epoch,
     rev: Type.Optional(
-      Type.Integer({ minimum: 0, description: 'Resume: send the events after this revision (or a snapshot if they are no longer held)' }),
+      Type.Integer({
+        minimum: 0,
+        description: 'Resume: send the events after this revision (or a snapshot if they are no longer held)',
+      }),
     ),
   },
   { additionalProperties: false },
@@ -33,7 +39,10 @@ export const EventsQuery = Type.Object(
     service: Services,
     epoch: Epoch,
     since: Type.Optional(
-      Type.Integer({ minimum: 0, description: 'Resume: send the events after this revision; `Last-Event-ID` does the same' }),
+      Type.Integer({
+        minimum: 0,
+        description: 'Resume: send the events after this revision; `Last-Event-ID` does the same',
+      }),
     ),
   },
   { additionalProperties: false },
@@ -42,7 +51,10 @@ export type EventsQuery = Static<typeof EventsQuery>;
 
 export const EventsHeaders = Type.Object({
   'last-event-id': Type.Optional(
-    Type.String({ pattern: '^[0-9]{1,15}$', description: 'The id (revision) of the last event received; the stream resumes after it' }),
+    Type.String({
+      pattern: '^[0-9]{1,15}$',
+      description: 'The id (revision) of the last event received; the stream resumes after it',
+    }),
   ),
 });
 

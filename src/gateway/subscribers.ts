@@ -97,7 +97,10 @@ export class EventHub {
     });
     m.gauge('switchboard_history_events', 'Events held for resumes', () => this.history.length);
     for (const transport of ['ws', 'sse']) {
-      m.counter('switchboard_watchers_dropped_total', 'Subscribers closed for falling too far behind', { transport, reason: 'slow' });
+      m.counter('switchboard_watchers_dropped_total', 'Subscribers closed for falling too far behind', {
+        transport,
+        reason: 'slow',
+      });
     }
     m.counter('switchboard_watchers_refused_total', 'Subscriber connections refused', { reason: 'per-address' });
   }

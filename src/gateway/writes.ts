@@ -26,7 +26,9 @@ export class WriteForwarder {
     const reply = await this.ask(body);
     if (reply.type !== 'ack') throw httpError('SB_LEADER_FAILED', `unexpected reply '${reply.type}' from the leader`);
     if (this.#readYourWritesMs > 0) await this.#follower.replica.waitForRev(reply.rev, this.#readYourWritesMs);
-    return reply.provider ? { status: reply.status, rev: reply.rev, provider: reply.provider } : { status: reply.status, rev: reply.rev };
+    return reply.provider
+      ? { status: reply.status, rev: reply.rev, provider: reply.provider }
+      : { status: reply.status, rev: reply.rev };
   }
 
   /** Any request to the leader; a refusal (`nack`) becomes the matching HTTP error. */

@@ -67,4 +67,3 @@ export function defaultPublishEndpoint(bind: string): string {
   if (m) return m[2] === '*' ? `tcp://${m[1]}:*` : `tcp://${m[1]}:${Number(m[2]) + 1}`;
   return `${bind}-events`;
 }
-

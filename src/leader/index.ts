@@ -16,7 +16,10 @@ export interface LeaderHandle extends Handle {
   readonly leader: Leader;
 }
 
-export async function start(config: LeaderConfigInput, deps: { log?: Logger; metrics?: Metrics } = {}): Promise<LeaderHandle> {
+export async function start(
+  config: LeaderConfigInput,
+  deps: { log?: Logger; metrics?: Metrics } = {},
+): Promise<LeaderHandle> {
   const cfg = leaderConfig(config);
   const log = (deps.log ?? createLogger()).child({ role: 'leader' });
   const metrics = deps.metrics ?? new Metrics();

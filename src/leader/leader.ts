@@ -86,18 +86,34 @@ export class Leader {
         receiveHighWaterMark: 100_000,
         heartbeatInterval: 500,
         heartbeatTimeout: 1500,
-      }) as never,
+      }),
     );
-    this.#pub = new Publisher(baseSocketOptions({ sendHighWaterMark: 100_000 }) as never);
-    this.#routerQueue = new SendQueue(this.#router, { log, limit: 100_000, onDrop: (r) => metrics.inc('switchboard_send_dropped_total', { socket: 'leader-router', reason: r }) });
-    this.#pubQueue = new SendQueue(this.#pub, { log, limit: 100_000, onDrop: (r) => metrics.inc('switchboard_send_dropped_total', { socket: 'leader-pub', reason: r }) });
+    this.#pub = new Publisher(baseSocketOptions({ sendHighWaterMark: 100_000 }));
+    this.#routerQueue = new SendQueue(this.#router, {
+      log,
+      limit: 100_000,
+      onDrop: (r) => metrics.inc('switchboard_send_dropped_total', { socket: 'leader-router', reason: r }),
+    });
+    this.#pubQueue = new SendQueue(this.#pub, {
+      log,
+      limit: 100_000,
+      onDrop: (r) => metrics.inc('switchboard_send_dropped_total', { socket: 'leader-pub', reason: r }),
+    });
     this.#decoder = new FrameDecoder('leader-router', metrics, log);
     metrics.counter('switchboard_events_published_total', 'Registry events published');
     metrics.counter('switchboard_workers_expired_total', 'Workers declared dead after missing heartbeats');
     metrics.gauge('switchboard_rev', 'Current revision', () => this.registry.committedRev);
     metrics.gauge('switchboard_store_commits', 'SQLite transactions committed (counter)', () => this.registry.commits);
-    metrics.gauge('switchboard_store_committed_changes', 'Changes written by those transactions (counter)', () => this.registry.committedChanges);
-    metrics.gauge('switchboard_store_commit_seconds', 'Time spent in commits (counter)', () => this.registry.commitMs / 1000);
+    metrics.gauge(
+      'switchboard_store_committed_changes',
+      'Changes written by those transactions (counter)',
+      () => this.registry.committedChanges,
+    );
+    metrics.gauge(
+      'switchboard_store_commit_seconds',
+      'Time spent in commits (counter)',
+      () => this.registry.commitMs / 1000,
+    );
     metrics.gauge('switchboard_providers', 'Registered providers by state', () => {
       const counts: Record<string, number> = { pending: 0, up: 0, down: 0, maintenance: 0 };
       for (const p of this.registry.all()) counts[p.state] = (counts[p.state] ?? 0) + 1;
@@ -148,7 +164,14 @@ export class Leader {
     this.#timers.push(setInterval(() => this.#sweep(), this.#config.sweepIntervalMs));
     this.#reaper.start();
     this.#log.info(
-      { control: this.controlEndpoint, events: this.eventsEndpoint, epoch: this.registry.epoch, rev: this.registry.rev, providers: this.registry.size, store: this.#store.path },
+      {
+        control: this.controlEndpoint,
+        events: this.eventsEndpoint,
+        epoch: this.registry.epoch,
+        rev: this.registry.rev,
+        providers: this.registry.size,
+        store: this.#store.path,
+      },
       'leader started',
     );
   }
@@ -160,7 +183,10 @@ export class Leader {
     this.#guard.close();
     this.#reaper.close();
     this.registry.flush();
-    await Promise.race([Promise.all([this.#pubQueue.idle(), this.#routerQueue.idle()]), new Promise((r) => setTimeout(r, 200))]);
+    await Promise.race([
+      Promise.all([this.#pubQueue.idle(), this.#routerQueue.idle()]),
+      new Promise((r) => setTimeout(r, 200)),
+    ]);
     this.#routerQueue.close();
     this.#pubQueue.close();
     this.#router.close();
@@ -190,7 +216,10 @@ export class Leader {
         return this.#workerHello(routing, m.workerId, m.observations, now);
       case 'worker.ping': {
         const known = this.pool.touch(m.workerId, routing, now);
-        this.#reply(routing, known ? { type: 'worker.pong', session: this.session } : { type: 'worker.unknown', session: this.session });
+        this.#reply(
+          routing,
+          known ? { type: 'worker.pong', session: this.session } : { type: 'worker.unknown', session: this.session },
+        );
         return;
       }
       case 'presence': {
@@ -223,7 +252,11 @@ export class Leader {
           epoch: this.registry.epoch,
           rev: this.registry.committedRev,
           providers: this.registry.size,
-          workers: [...this.pool.workers.values()].map((w) => ({ id: w.id, tasks: w.tasks.size, lastSeenMs: now - w.lastSeen })),
+          workers: [...this.pool.workers.values()].map((w) => ({
+            id: w.id,
+            tasks: w.tasks.size,
+            lastSeenMs: now - w.lastSeen,
+          })),
           unassigned: this.pool.unassigned.size,
         });
         return;
@@ -239,12 +272,22 @@ export class Leader {
         void this.#answer(routing, m.reqId, async () => {
           // Only durable state goes out: wait until nothing is staged.
           while (this.registry.rev !== this.registry.committedRev) await this.registry.committed();
-          return { type: 'snapshot.reply', epoch: this.registry.epoch, rev: this.registry.committedRev, providers: [...this.registry.all()] };
+          return {
+            type: 'snapshot.reply',
+            epoch: this.registry.epoch,
+            rev: this.registry.committedRev,
+            providers: [...this.registry.all()],
+          };
         });
         return;
       case 'since': {
         const events = m.epoch === this.registry.epoch ? this.registry.since(m.since) : undefined;
-        this.#reply(routing, { type: 'since.reply', reqId: m.reqId, complete: events !== undefined, events: events ?? [] });
+        this.#reply(routing, {
+          type: 'since.reply',
+          reqId: m.reqId,
+          complete: events !== undefined,
+          events: events ?? [],
+        });
         return;
       }
       case 'put':
@@ -271,7 +314,13 @@ export class Leader {
           // An operator's decision: a held down no longer matters, and maintenance outranks it anyway.
           if (m.enabled) this.#guard.forget(m.id);
           const updated = m.enabled
-            ? this.registry.setState(m.id, 'maintenance', 'maintenance', { ok: false, at: now, output: m.reason ?? 'maintenance' }, now)
+            ? this.registry.setState(
+                m.id,
+                'maintenance',
+                'maintenance',
+                { ok: false, at: now, output: m.reason ?? 'maintenance' },
+                now,
+              )
             : provider.state === 'maintenance'
               ? this.#leaveMaintenance(provider, now)
               : undefined;
@@ -326,7 +375,13 @@ export class Leader {
         this.#reply(routing, { type: 'nack', reqId, statusCode: err.statusCode, code: err.code, message: err.message });
       } else {
         this.#log.error({ err }, 'request failed');
-        this.#reply(routing, { type: 'nack', reqId, statusCode: 503, code: 'SB_LEADER_FAILED', message: 'the leader could not complete the request' });
+        this.#reply(routing, {
+          type: 'nack',
+          reqId,
+          statusCode: 503,
+          code: 'SB_LEADER_FAILED',
+          message: 'the leader could not complete the request',
+        });
       }
     }
   }
@@ -339,7 +394,13 @@ export class Leader {
 
   #workerHello(routing: Buffer, workerId: string, observations: Observation[], now: number): void {
     const isNew = !this.pool.workers.has(workerId);
-    const entry = this.pool.hello(workerId, routing, observations.map((o) => o.id), (id) => this.registry.get(id)?.check !== undefined, now);
+    const entry = this.pool.hello(
+      workerId,
+      routing,
+      observations.map((o) => o.id),
+      (id) => this.registry.get(id)?.check !== undefined,
+      now,
+    );
     this.#log.info({ workerId, claimed: observations.length, kept: entry.tasks.size, isNew }, 'worker said hello');
     // Observations on tasks it keeps are current truth (a restarted leader learns what happened while it was away).
     this.#applyObservations(workerId, observations);
@@ -392,7 +453,8 @@ export class Leader {
     const provider = this.registry.get(o.id);
     if (!provider || this.#observed.get(o.id) !== false) return;
     const decision = decide(provider, o);
-    if (decision?.state === 'down') this.registry.setState(o.id, decision.state, decision.change, decision.lastCheck, Date.now());
+    if (decision?.state === 'down')
+      this.registry.setState(o.id, decision.state, decision.change, decision.lastCheck, Date.now());
   }
 
   /** After a registration, update or removal: move the watch task to match the new record. */
@@ -434,7 +496,10 @@ export class Leader {
     const dead = this.pool.expire(now, this.#config.workerTimeoutMs);
     for (const entry of dead) {
       this.#metrics.inc('switchboard_workers_expired_total');
-      this.#log.warn({ workerId: entry.id, tasks: entry.tasks.size, silentMs: now - entry.lastSeen }, 'worker declared dead; moving its tasks');
+      this.#log.warn(
+        { workerId: entry.id, tasks: entry.tasks.size, silentMs: now - entry.lastSeen },
+        'worker declared dead; moving its tasks',
+      );
     }
     if (!this.#graceOver && now - this.#startedAt >= this.#config.reassignGraceMs) this.#graceOver = true;
     if (this.#graceOver && this.pool.unassigned.size > 0 && this.pool.size > 0) {
@@ -450,6 +515,9 @@ export class Leader {
   }
 
   #beacon(): void {
-    this.#pubQueue.push([TOPIC_BEACON, pack({ session: this.session, epoch: this.registry.epoch, rev: this.registry.committedRev, at: Date.now() })]);
+    this.#pubQueue.push([
+      TOPIC_BEACON,
+      pack({ session: this.session, epoch: this.registry.epoch, rev: this.registry.committedRev, at: Date.now() }),
+    ]);
   }
 }

@@ -48,8 +48,16 @@ export class MassDownGuard {
 
   constructor(opts: MassDownGuardOptions) {
     this.#opts = opts;
-    opts.metrics.gauge('switchboard_mass_down_guard_active', '1 while the mass-down guard holds down transitions', () => (this.active ? 1 : 0));
-    opts.metrics.gauge('switchboard_mass_down_held', 'Down transitions held by the mass-down guard', () => this.#held.size);
+    opts.metrics.gauge(
+      'switchboard_mass_down_guard_active',
+      '1 while the mass-down guard holds down transitions',
+      () => (this.active ? 1 : 0),
+    );
+    opts.metrics.gauge(
+      'switchboard_mass_down_held',
+      'Down transitions held by the mass-down guard',
+      () => this.#held.size,
+    );
     opts.metrics.counter('switchboard_mass_down_trips_total', 'Times the mass-down guard tripped');
   }
 
@@ -81,7 +89,8 @@ export class MassDownGuard {
   /** The provider is alive again, deregistered, in maintenance, or went down for real: nothing to hold. */
   forget(id: string): void {
     this.#pending.delete(id);
-    if (this.#held.delete(id) && this.#held.size === 0 && this.active) this.#deactivate('every held provider is alive again');
+    if (this.#held.delete(id) && this.#held.size === 0 && this.active)
+      this.#deactivate('every held provider is alive again');
   }
 
   /** Operator override: publish every held down now. Returns how many were released. */
@@ -127,7 +136,13 @@ export class MassDownGuard {
     this.#since = now;
     this.#opts.metrics.inc('switchboard_mass_down_trips_total');
     this.#opts.log.error(
-      { wouldGoDown: count, checked: this.#opts.checkedCount(), held: this.#held.size, percent: this.#opts.percent, windowMs: this.#opts.windowMs },
+      {
+        wouldGoDown: count,
+        checked: this.#opts.checkedCount(),
+        held: this.#held.size,
+        percent: this.#opts.percent,
+        windowMs: this.#opts.windowMs,
+      },
       'MASS-DOWN GUARD TRIPPED: too many providers would go down at once without their connections closing; ' +
         'holding these transitions (likely a worker or network cut off, not dead providers). ' +
         'Release with POST /v1/admin/release-guard if they are really gone.',

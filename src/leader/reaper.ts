@@ -21,7 +21,10 @@ export class Reaper {
 
   constructor(opts: ReaperOptions) {
     this.#opts = opts;
-    opts.metrics.counter('switchboard_providers_deregistered_auto_total', 'Providers removed after being down for deregisterAfterMs');
+    opts.metrics.counter(
+      'switchboard_providers_deregistered_auto_total',
+      'Providers removed after being down for deregisterAfterMs',
+    );
   }
 
   start(): void {
@@ -43,7 +46,10 @@ export class Reaper {
       if (after !== undefined && now - p.stateSince >= after) due.push(p);
     }
     for (const p of due) {
-      this.#opts.log.info({ id: p.id, service: p.service, downForMs: now - p.stateSince }, 'deregistering a provider down for too long');
+      this.#opts.log.info(
+        { id: p.id, service: p.service, downForMs: now - p.stateSince },
+        'deregistering a provider down for too long',
+      );
       this.#opts.metrics.inc('switchboard_providers_deregistered_auto_total');
       this.#opts.remove(p);
     }

@@ -103,7 +103,8 @@ export class Registry {
   /** Register or update. `id` absent: derived from the address (POST). */
   put(id: string | undefined, input: ProviderInput, now = Date.now()): PutResult {
     const key = addressKey(input);
-    const providerId = id ?? this.#byAddress.get(key) ?? providerIdFor(input.service, input.host, input.port, input.protocol);
+    const providerId =
+      id ?? this.#byAddress.get(key) ?? providerIdFor(input.service, input.host, input.port, input.protocol);
     const holder = this.#byAddress.get(key);
     if (holder !== undefined && holder !== providerId) {
       throw new LeaderError(
@@ -165,7 +166,13 @@ export class Registry {
   }
 
   /** A presence or maintenance transition. Returns the new record, or undefined when nothing changed. */
-  setState(id: string, state: ProviderState, change: Change, lastCheck?: CheckResult, now = Date.now()): Provider | undefined {
+  setState(
+    id: string,
+    state: ProviderState,
+    change: Change,
+    lastCheck?: CheckResult,
+    now = Date.now(),
+  ): Provider | undefined {
     const previous = this.#providers.get(id);
     if (!previous || previous.state === state) return undefined;
     const provider: Provider = { ...previous, state, stateSince: now, updatedAt: now, rev: 0 };
@@ -210,7 +217,7 @@ export class Registry {
       this.#stagedDeletes.clear();
       this.#stagedServices.clear();
     }
-    this.#committedRev = events[events.length - 1]!.rev;
+    this.#committedRev = events[events.length - 1].rev;
     this.commits++;
     this.committedChanges += events.length;
     this.commitMs += performance.now() - started;
@@ -259,7 +266,15 @@ export class Registry {
     const prev = this.#serviceRev.get(provider.service) ?? 0;
     this.#serviceRev.set(provider.service, this.#rev);
     this.#stagedServices.set(provider.service, this.#rev);
-    this.#staged.push({ epoch: this.epoch, rev: this.#rev, prev, change, service: provider.service, provider, at: now });
+    this.#staged.push({
+      epoch: this.epoch,
+      rev: this.#rev,
+      prev,
+      change,
+      service: provider.service,
+      provider,
+      at: now,
+    });
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       this.#firstStagedAt = performance.now();

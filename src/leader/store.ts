@@ -26,7 +26,12 @@ export class Store {
   readonly #delete: Database.Statement<[string]>;
   readonly #setMeta: Database.Statement<[string, string]>;
   readonly #setServiceRev: Database.Statement<[string, number]>;
-  readonly #commitBatch: (rev: number, puts: Iterable<Provider>, deletes: Iterable<string>, services: Iterable<[string, number]>) => void;
+  readonly #commitBatch: (
+    rev: number,
+    puts: Iterable<Provider>,
+    deletes: Iterable<string>,
+    services: Iterable<[string, number]>,
+  ) => void;
 
   constructor(dataDir: string, log: Logger) {
     mkdirSync(dataDir, { recursive: true });
@@ -77,7 +82,12 @@ export class Store {
   }
 
   /** Writes a batch atomically; throws if SQLite could not commit it. */
-  commit(rev: number, puts: Iterable<Provider>, deletes: Iterable<string>, services: Iterable<[string, number]> = []): void {
+  commit(
+    rev: number,
+    puts: Iterable<Provider>,
+    deletes: Iterable<string>,
+    services: Iterable<[string, number]> = [],
+  ): void {
     this.#commitBatch(rev, puts, deletes, services);
   }
 

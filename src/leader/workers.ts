@@ -45,7 +45,13 @@ export class WorkerPool {
   }
 
   /** Registers or re-registers a worker. `claimed` are tasks it says it watches; it keeps those nobody else owns. */
-  hello(id: string, routing: Buffer, claimed: Iterable<string>, isTask: (taskId: string) => boolean, now: number): WorkerEntry {
+  hello(
+    id: string,
+    routing: Buffer,
+    claimed: Iterable<string>,
+    isTask: (taskId: string) => boolean,
+    now: number,
+  ): WorkerEntry {
     let entry = this.workers.get(id);
     if (!entry) {
       entry = { id, routing, lastSeen: now, tasks: new Set() };

@@ -17,7 +17,8 @@ export const probeHttp: Probe = async (task, timeoutMs, signal) => {
       signal: AbortSignal.any([signal, timeout]),
     });
     await res.body?.cancel().catch(() => {});
-    const ok = check.expectStatus !== undefined ? res.status === check.expectStatus : res.status >= 200 && res.status < 300;
+    const ok =
+      check.expectStatus !== undefined ? res.status === check.expectStatus : res.status >= 200 && res.status < 300;
     const expected = check.expectStatus !== undefined ? `expected ${check.expectStatus}` : 'expected 2xx';
     return { ok, output: ok ? `HTTP ${res.status}` : `HTTP ${res.status} from ${check.url} (${expected})` };
   } catch (err) {
@@ -29,6 +30,9 @@ export const probeHttp: Probe = async (task, timeoutMs, signal) => {
   }
 };
 
-export function httpCheckRunner(deps: { limiter: Limiter; log: Logger; metrics: Metrics }, emit: ObservationSink): PolledRunner {
+export function httpCheckRunner(
+  deps: { limiter: Limiter; log: Logger; metrics: Metrics },
+  emit: ObservationSink,
+): PolledRunner {
   return new PolledRunner({ type: 'http', probe: probeHttp, ...deps }, emit);
 }

@@ -12,7 +12,10 @@ export interface WorkerHandle extends Handle {
   readonly worker: Worker;
 }
 
-export async function start(config: WorkerConfigInput, deps: { log?: Logger; metrics?: Metrics } = {}): Promise<WorkerHandle> {
+export async function start(
+  config: WorkerConfigInput,
+  deps: { log?: Logger; metrics?: Metrics } = {},
+): Promise<WorkerHandle> {
   const cfg = workerConfig(config);
   const log = (deps.log ?? createLogger()).child({ role: 'worker' });
   const metrics = deps.metrics ?? new Metrics();

@@ -36,7 +36,7 @@ export class Limiter {
   run(job: () => Promise<void>): void {
     const go = (): void => {
       this.#running++;
-      job().finally(() => {
+      void job().finally(() => {
         this.#running--;
         this.#waiting.shift()?.();
       });
@@ -90,9 +90,19 @@ export class PolledRunner implements CheckRunner {
     this.#log = opts.log.child({ check: opts.type });
     this.#metrics = opts.metrics;
     this.#emit = emit;
-    opts.metrics.counter('switchboard_checks_total', 'Polled checks run, by type and result', { type: opts.type, result: 'ok' });
-    opts.metrics.counter('switchboard_checks_total', 'Polled checks run, by type and result', { type: opts.type, result: 'failed' });
-    opts.metrics.counter('switchboard_checks_skipped_total', 'Check ticks skipped because the previous probe had not finished', { type: opts.type });
+    opts.metrics.counter('switchboard_checks_total', 'Polled checks run, by type and result', {
+      type: opts.type,
+      result: 'ok',
+    });
+    opts.metrics.counter('switchboard_checks_total', 'Polled checks run, by type and result', {
+      type: opts.type,
+      result: 'failed',
+    });
+    opts.metrics.counter(
+      'switchboard_checks_skipped_total',
+      'Check ticks skipped because the previous probe had not finished',
+      { type: opts.type },
+    );
   }
 
   has(id: string): boolean {
@@ -101,7 +111,12 @@ export class PolledRunner implements CheckRunner {
 
   add(task: Task): void {
     if (this.#closed) return;
-    const check = task.check as { intervalMs?: number; timeoutMs?: number; failuresBeforeDown?: number; successesBeforeUp?: number };
+    const check = task.check as {
+      intervalMs?: number;
+      timeoutMs?: number;
+      failuresBeforeDown?: number;
+      successesBeforeUp?: number;
+    };
     const intervalMs = check.intervalMs ?? DEFAULT_POLL_INTERVAL_MS;
     const timeoutMs = check.timeoutMs ?? Math.min(DEFAULT_POLL_TIMEOUT_MS, intervalMs);
     const failures = check.failuresBeforeDown ?? DEFAULT_POLLED_FAILURES_BEFORE_DOWN;
@@ -204,7 +219,13 @@ export class PolledRunner implements CheckRunner {
     entry.at = Date.now();
     entry.cause = 'check';
     this.#log.debug({ id: entry.task.id, alive, output: result.output }, 'check state changed');
-    const o: Observation = { id: entry.task.id, alive, cause: 'check', at: entry.at, output: result.output.slice(0, 1024) };
+    const o: Observation = {
+      id: entry.task.id,
+      alive,
+      cause: 'check',
+      at: entry.at,
+      output: result.output.slice(0, 1024),
+    };
     this.#emit(o);
   }
 }

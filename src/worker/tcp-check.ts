@@ -18,12 +18,20 @@ export const probeTcp: Probe = (task, timeoutMs, signal) =>
       resolve({ ok, output });
     };
     const onAbort = (): void => finish(false, 'check cancelled');
-    const timer = setTimeout(() => finish(false, `timeout: no TCP connection to ${target} within ${timeoutMs} ms`), timeoutMs);
+    const timer = setTimeout(
+      () => finish(false, `timeout: no TCP connection to ${target} within ${timeoutMs} ms`),
+      timeoutMs,
+    );
     signal.addEventListener('abort', onAbort, { once: true });
     socket.once('connect', () => finish(true, `connected to ${target}`));
-    socket.once('error', (err: NodeJS.ErrnoException) => finish(false, `connect to ${target} failed: ${err.code ?? err.message}`));
+    socket.once('error', (err: NodeJS.ErrnoException) =>
+      finish(false, `connect to ${target} failed: ${err.code ?? err.message}`),
+    );
   });
 
-export function tcpCheckRunner(deps: { limiter: Limiter; log: Logger; metrics: Metrics }, emit: ObservationSink): PolledRunner {
+export function tcpCheckRunner(
+  deps: { limiter: Limiter; log: Logger; metrics: Metrics },
+  emit: ObservationSink,
+): PolledRunner {
   return new PolledRunner({ type: 'tcp', probe: probeTcp, ...deps }, emit);
 }

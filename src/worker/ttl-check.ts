@@ -46,7 +46,16 @@ export class TtlRunner implements CheckRunner {
       if (entry.ttlMs === check.ttlMs) return;
       entry.ttlMs = check.ttlMs;
     } else {
-      entry = { id: task.id, ttlMs: check.ttlMs, damper: new Damper(failures, successes), timer: undefined, lastPass: 0, at: Date.now(), cause: 'assigned', output: undefined };
+      entry = {
+        id: task.id,
+        ttlMs: check.ttlMs,
+        damper: new Damper(failures, successes),
+        timer: undefined,
+        lastPass: 0,
+        at: Date.now(),
+        cause: 'assigned',
+        output: undefined,
+      };
       this.#entries.set(task.id, entry);
     }
     this.#arm(entry);

@@ -5,7 +5,16 @@
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { LeaderLink, toWorker, ToWorker as ToWorkerSchema, type Logger, type Metrics, type Observation, type Task, type ToWorker } from '../bridge/index.ts';
+import type { ToWorker as ToWorkerSchema } from '../bridge/index.ts';
+import {
+  LeaderLink,
+  toWorker,
+  type Logger,
+  type Metrics,
+  type Observation,
+  type Task,
+  type ToWorker,
+} from '../bridge/index.ts';
 import type { WorkerConfig } from './config.ts';
 import type { CheckRunner } from './runner.ts';
 import { httpCheckRunner } from './http-check.ts';
@@ -82,7 +91,9 @@ export class Worker {
 
   start(): void {
     this.#hello();
-    this.#timers.push(setInterval(() => this.#link.send({ type: 'worker.ping', workerId: this.id }), this.#config.pingIntervalMs));
+    this.#timers.push(
+      setInterval(() => this.#link.send({ type: 'worker.ping', workerId: this.id }), this.#config.pingIntervalMs),
+    );
     this.#timers.push(setInterval(() => this.#fullReport(), this.#config.fullReportIntervalMs));
     this.#log.info({ leader: this.#config.leader }, 'worker started');
   }
@@ -109,7 +120,8 @@ export class Worker {
     this.#lastContact = Date.now();
     switch (m.type) {
       case 'worker.welcome': {
-        if (this.#session !== m.session) this.#log.info({ session: m.session, tasks: m.tasks.length }, 'welcomed by leader');
+        if (this.#session !== m.session)
+          this.#log.info({ session: m.session, tasks: m.tasks.length }, 'welcomed by leader');
         this.#session = m.session;
         const keep = new Set(m.tasks.map((t) => t.id));
         for (const id of [...this.#taskRunner.keys()]) if (!keep.has(id)) this.#removeTask(id);

@@ -10,7 +10,16 @@
  * process that restarts in a loop, or thaws for a moment, does not flap its clients.
  */
 import { Subscriber } from 'zeromq';
-import { baseSocketOptions, FrameDecoder, receiveLoop, type Logger, type Metrics, type Observation, type Task, type ZmqCheck } from '../bridge/index.ts';
+import {
+  baseSocketOptions,
+  FrameDecoder,
+  receiveLoop,
+  type Logger,
+  type Metrics,
+  type Observation,
+  type Task,
+  type ZmqCheck,
+} from '../bridge/index.ts';
 import { Damper, DEFAULT_ZMQ_SUCCESSES_BEFORE_UP } from './damping.ts';
 import type { CheckRunner, ObservationSink } from './runner.ts';
 
@@ -71,7 +80,11 @@ export class ZmqHeartbeatRunner implements CheckRunner {
     this.#log = opts.log.child({ check: 'zmq' });
     this.#decoder = new FrameDecoder('worker-heartbeat-sub', opts.metrics, this.#log);
     opts.metrics.counter('switchboard_heartbeats_received_total', 'Provider heartbeats received');
-    opts.metrics.gauge('switchboard_heartbeat_endpoints', 'Provider PUB endpoints this worker is connected to', () => this.#endpoints.size);
+    opts.metrics.gauge(
+      'switchboard_heartbeat_endpoints',
+      'Provider PUB endpoints this worker is connected to',
+      () => this.#endpoints.size,
+    );
   }
 
   has(id: string): boolean {
@@ -132,7 +145,13 @@ export class ZmqHeartbeatRunner implements CheckRunner {
     const list: Observation[] = [];
     for (const w of this.#watches.values()) {
       // The failure text travels with every report, so whichever one the leader acts on says why.
-      list.push({ id: w.id, alive: w.alive, cause: w.cause, at: w.at, ...(w.alive === false && w.output ? { output: w.output } : {}) });
+      list.push({
+        id: w.id,
+        alive: w.alive,
+        cause: w.cause,
+        at: w.at,
+        ...(w.alive === false && w.output ? { output: w.output } : {}),
+      });
     }
     return list;
   }
@@ -176,7 +195,7 @@ export class ZmqHeartbeatRunner implements CheckRunner {
         reconnectInterval: 100,
         reconnectMaxInterval: 1000,
         receiveHighWaterMark: 100_000,
-      }) as never,
+      }),
     );
     sub.subscribe(HEARTBEAT_TOPIC);
     const socket: SubSocket = { sub, endpoints: 0, loops: [] };
@@ -198,12 +217,12 @@ export class ZmqHeartbeatRunner implements CheckRunner {
   }
 
   #onBeat(frames: Buffer[]): void {
-    if (frames.length !== 2 || frames[0]!.toString() !== HEARTBEAT_TOPIC) {
+    if (frames.length !== 2 || frames[0].toString() !== HEARTBEAT_TOPIC) {
       this.#decoder.drop('not-a-heartbeat');
       return;
     }
     this.#opts.metrics.inc('switchboard_heartbeats_received_total');
-    const id = frames[1]!.toString();
+    const id = frames[1].toString();
     const watch = this.#watches.get(id);
     if (!watch) return; // another provider on a shared PUB socket, or not ours
     watch.lastBeat = Date.now();
@@ -237,7 +256,8 @@ export class ZmqHeartbeatRunner implements CheckRunner {
         if (now - since > watch.intervalMs * 2) watch.damper.breakStreak();
         continue;
       }
-      if (now - since > watch.intervalMs * watch.misses && watch.damper.down()) this.#transition(watch, false, 'missed');
+      if (now - since > watch.intervalMs * watch.misses && watch.damper.down())
+        this.#transition(watch, false, 'missed');
     }
   }
 
@@ -262,7 +282,8 @@ export class ZmqHeartbeatRunner implements CheckRunner {
 
 function describe(cause: string, watch: Watch, silentMs: number): string {
   if (cause === 'disconnect') return `connection to ${watch.endpoint} dropped`;
-  if (cause === 'unresponsive') return `no traffic from ${watch.endpoint} for ${silentMs} ms (ZMTP heartbeat timeout): frozen process or network cut`;
+  if (cause === 'unresponsive')
+    return `no traffic from ${watch.endpoint} for ${silentMs} ms (ZMTP heartbeat timeout): frozen process or network cut`;
   if (cause === 'missed') return `no heartbeat on ${watch.endpoint} for ${watch.intervalMs * watch.misses} ms`;
   return cause;
 }

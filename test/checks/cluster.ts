@@ -18,11 +18,25 @@ export interface Cluster {
   close(): Promise<void>;
 }
 
-export async function startCluster(opts: { leader?: LeaderConfigInput; worker?: WorkerConfigInput } = {}): Promise<Cluster> {
+export async function startCluster(
+  opts: { leader?: LeaderConfigInput; worker?: WorkerConfigInput } = {},
+): Promise<Cluster> {
   const dir = tempDir('switchboard-checks-');
   const log = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-  const leader = await startLeader({ dataDir: dir.path, bind: 'tcp://127.0.0.1:*', sweepIntervalMs: 50, reassignGraceMs: 0, ...opts.leader }, { log });
-  const worker = await startWorker({ leader: leader.control, pingIntervalMs: 100, zmtpHeartbeatIntervalMs: 100, zmtpHeartbeatTimeoutMs: 300, ...opts.worker }, { log });
+  const leader = await startLeader(
+    { dataDir: dir.path, bind: 'tcp://127.0.0.1:*', sweepIntervalMs: 50, reassignGraceMs: 0, ...opts.leader },
+    { log },
+  );
+  const worker = await startWorker(
+    {
+      leader: leader.control,
+      pingIntervalMs: 100,
+      zmtpHeartbeatIntervalMs: 100,
+      zmtpHeartbeatTimeoutMs: 300,
+      ...opts.worker,
+    },
+    { log },
+  );
   const gateway = await startGateway({ leader: leader.control, httpPort: 0 }, { log });
   await waitFor(async () => (await http('GET', `${gateway.url}/readyz`)).status === 200, { what: 'gateway ready' });
   return {
@@ -41,7 +55,8 @@ export async function startCluster(opts: { leader?: LeaderConfigInput; worker?: 
 
 export async function register(url: string, id: string, body: object): Promise<Provider> {
   const res = await http('PUT', `${url}/v1/providers/${id}`, body);
-  if (res.status !== 201 && res.status !== 200) throw new Error(`register ${id}: ${res.status} ${JSON.stringify(res.body)}`);
+  if (res.status !== 201 && res.status !== 200)
+    throw new Error(`register ${id}: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body as Provider;
 }
 
@@ -64,7 +79,9 @@ export function waitState(url: string, id: string, state: Provider['state'], tim
 /** Every change the leader published for one provider, in revision order (the leader's own event history). */
 export function changes(c: Cluster, id: string): Array<{ change: string; state: string; at: number; rev: number }> {
   const events = c.leader.leader.registry.since(0) ?? [];
-  return events.filter((e) => e.provider.id === id).map((e) => ({ change: e.change, state: e.provider.state, at: e.at, rev: e.rev }));
+  return events
+    .filter((e) => e.provider.id === id)
+    .map((e) => ({ change: e.change, state: e.provider.state, at: e.at, rev: e.rev }));
 }
 
 /** Asserts `probe` stays true for `ms` (a polled invariant: fails at the first moment it breaks). */

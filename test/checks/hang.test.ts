@@ -26,5 +26,8 @@ test('SIGSTOP: a frozen provider goes down although its TCP connection stays ope
   assert.match(down.lastCheck?.output ?? '', /ZMTP heartbeat timeout|no heartbeat/);
   p.child.signal('SIGCONT');
   await waitState(c.url, 'frozen-1', 'up', 5000);
-  assert.deepEqual(changes(c, 'frozen-1').map((e) => e.change), ['registered', 'up', 'down', 'up']);
+  assert.deepEqual(
+    changes(c, 'frozen-1').map((e) => e.change),
+    ['registered', 'up', 'down', 'up'],
+  );
 });

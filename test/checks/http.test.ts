@@ -42,15 +42,28 @@ test('http check: 200 up, 500 down, hang down, 200 up again, with damping 2/2', 
   t.after(() => srv.close());
   const other = await target();
   t.after(() => other.close());
-  const check = { type: 'http', url: srv.url, intervalMs: 100, timeoutMs: 150, failuresBeforeDown: 2, successesBeforeUp: 2 };
+  const check = {
+    type: 'http',
+    url: srv.url,
+    intervalMs: 100,
+    timeoutMs: 150,
+    failuresBeforeDown: 2,
+    successesBeforeUp: 2,
+  };
   await register(c.url, 'web-1', { service: 'web', host: '127.0.0.1', port: 8080, protocol: 'http', check });
-  await register(c.url, 'web-2', { service: 'web', host: '127.0.0.1', port: 8081, protocol: 'http', check: { ...check, url: other.url } });
+  await register(c.url, 'web-2', {
+    service: 'web',
+    host: '127.0.0.1',
+    port: 8081,
+    protocol: 'http',
+    check: { ...check, url: other.url },
+  });
   await waitState(c.url, 'web-1', 'up');
   await waitState(c.url, 'web-2', 'up');
 
   srv.mode = 'fail';
   const down = await waitState(c.url, 'web-1', 'down');
-  assert.ok(srv.hits.fail! >= 2, `down after ${srv.hits.fail} failures; failuresBeforeDown is 2`);
+  assert.ok(srv.hits.fail >= 2, `down after ${srv.hits.fail} failures; failuresBeforeDown is 2`);
   assert.equal(down.lastCheck?.ok, false);
   assert.match(down.lastCheck?.output ?? '', /HTTP 500 from .* \(expected 2xx\)/);
   assert.deepEqual(down.check, check, 'the record shows its check');
@@ -58,15 +71,15 @@ test('http check: 200 up, 500 down, hang down, 200 up again, with damping 2/2', 
   srv.hits.ok = 0;
   srv.mode = 'ok';
   const up = await waitState(c.url, 'web-1', 'up');
-  assert.ok(srv.hits.ok! >= 2, `up after ${srv.hits.ok} successes; successesBeforeUp is 2`);
+  assert.ok(srv.hits.ok >= 2, `up after ${srv.hits.ok} successes; successesBeforeUp is 2`);
   assert.match(up.lastCheck?.lastFailure ?? '', /HTTP 500/, 'the last failure stays visible');
 
   // A hanging target times out on its own; the other provider's checks keep running meanwhile.
   srv.mode = 'hang';
-  const before = other.hits.ok!;
+  const before = other.hits.ok;
   const hungDown = await waitState(c.url, 'web-1', 'down');
   assert.match(hungDown.lastCheck?.output ?? '', /timeout: no answer .* within 150 ms/);
-  await waitFor(() => other.hits.ok! >= before + 5, { what: 'the other target keeps being checked' });
+  await waitFor(() => other.hits.ok >= before + 5, { what: 'the other target keeps being checked' });
   assert.equal((await waitState(c.url, 'web-2', 'up')).state, 'up');
 
   srv.mode = 'ok';
@@ -106,8 +119,11 @@ test('http check: expectStatus, and a flapping target never flaps its provider',
   await waitState(c.url, 'flappy-1', 'up');
   flappy.mode = 'flap';
   await holds(() => changes(c, 'flappy-1').length === 2, 1000, 'no transition while flapping');
-  assert.ok(flappy.hits.fail! >= 5, `${flappy.hits.fail} failures answered while flapping`);
-  assert.deepEqual(changes(c, 'flappy-1').map((e) => e.change), ['registered', 'up']);
+  assert.ok(flappy.hits.fail >= 5, `${flappy.hits.fail} failures answered while flapping`);
+  assert.deepEqual(
+    changes(c, 'flappy-1').map((e) => e.change),
+    ['registered', 'up'],
+  );
 });
 
 test('check definitions are validated: 400 naming the field', async (t) => {

@@ -26,16 +26,25 @@ test('silent but connected providers trip the guard; beats clear it; an operator
   const endpoint = await pub.start();
   t.after(() => pub.close());
   for (const id of IDS) {
-    await register(c.url, id, { service: 'mass', host: '127.0.0.1', port: 10_000 + Number(id.slice(2)), protocol: 'rpc-server', check: { type: 'zmq', endpoint, intervalMs: 100, misses: 3 } });
+    await register(c.url, id, {
+      service: 'mass',
+      host: '127.0.0.1',
+      port: 10_000 + Number(id.slice(2)),
+      protocol: 'rpc-server',
+      check: { type: 'zmq', endpoint, intervalMs: 100, misses: 3 },
+    });
   }
   for (const id of IDS) await waitState(c.url, id, 'up');
 
   // The PUB socket stays connected but stops beating for every id: what a worker cut off from them would see.
   for (const id of IDS) pub.remove(id);
-  const seen = await waitFor(async () => {
-    const g = await guardOnGateway(c.url);
-    return g?.active && g.held === IDS.length ? g : undefined;
-  }, { what: 'guard active on /readyz' });
+  const seen = await waitFor(
+    async () => {
+      const g = await guardOnGateway(c.url);
+      return g?.active && g.held === IDS.length ? g : undefined;
+    },
+    { what: 'guard active on /readyz' },
+  );
   assert.equal(seen.held, 6);
   assert.equal((await http('GET', `${c.url}/readyz`)).status, 200, 'still ready: reads are served');
   assert.match((await http('GET', `${c.url}/metrics`)).body, /switchboard_leader_mass_down_guard_active 1/);
@@ -47,7 +56,12 @@ test('silent but connected providers trip the guard; beats clear it; an operator
   for (const id of IDS.slice(3)) await waitState(c.url, id, 'down', 5000);
   for (const id of IDS.slice(0, 3)) assert.equal((await provider(c.url, id))?.state, 'up');
   await waitFor(async () => (await guardOnGateway(c.url))?.active === false, { what: 'guard cleared' });
-  for (const id of IDS.slice(0, 3)) assert.deepEqual(changes(c, id).map((e) => e.change), ['registered', 'up'], `${id} never went down`);
+  for (const id of IDS.slice(0, 3))
+    assert.deepEqual(
+      changes(c, id).map((e) => e.change),
+      ['registered', 'up'],
+      `${id} never went down`,
+    );
 
   // Everyone back, then silent again: tripped again, and this time an operator releases the hold.
   for (const id of IDS.slice(3)) pub.add(id);
@@ -70,7 +84,13 @@ test('provider processes actually killed are never held', async (t) => {
   const procs = await Promise.all(ids.map((id) => startProviderProcess([id], { intervalMs: 50 })));
   t.after(() => Promise.all(procs.map((p) => p.child.stop())));
   for (const [i, id] of ids.entries()) {
-    await register(c.url, id, { service: 'killed', host: '127.0.0.1', port: 11_000 + i, protocol: 'rpc-server', check: { type: 'zmq', endpoint: procs[i]!.endpoint, intervalMs: 1000, misses: 3 } });
+    await register(c.url, id, {
+      service: 'killed',
+      host: '127.0.0.1',
+      port: 11_000 + i,
+      protocol: 'rpc-server',
+      check: { type: 'zmq', endpoint: procs[i].endpoint, intervalMs: 1000, misses: 3 },
+    });
   }
   for (const id of ids) await waitState(c.url, id, 'up');
   const killedAt = Date.now();

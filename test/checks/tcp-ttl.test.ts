@@ -7,7 +7,9 @@ import { http } from '../helpers/http.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { changes, holds, register, startCluster, waitState } from './cluster.ts';
 
-async function listen(port = 0): Promise<{ server: Server; port: number; accepted: () => number; close(): Promise<void> }> {
+async function listen(
+  port = 0,
+): Promise<{ server: Server; port: number; accepted: () => number; close(): Promise<void> }> {
   let accepted = 0;
   const sockets = new Set<Socket>();
   const server = createServer((s) => {
@@ -51,7 +53,10 @@ test('tcp check: listening up, closed down, listening again up', async (t) => {
   l = await listen(port);
   await waitState(c.url, 'db-1', 'up');
   assert.ok(l.accepted() >= 2, `up after ${l.accepted()} connections; successesBeforeUp is 2`);
-  assert.deepEqual(changes(c, 'db-1').map((e) => e.change), ['registered', 'up', 'down', 'up']);
+  assert.deepEqual(
+    changes(c, 'db-1').map((e) => e.change),
+    ['registered', 'up', 'down', 'up'],
+  );
 });
 
 test('ttl check: passes keep it up, silence takes it down, passes bring it back (successesBeforeUp 2)', async (t) => {
@@ -88,7 +93,11 @@ test('ttl check: passes keep it up, silence takes it down, passes bring it back 
   );
   // Passing every 100 ms keeps a 300 ms TTL up.
   const passing = setInterval(() => void pass(), 100);
-  await holds(async () => (await http('GET', `${c.url}/v1/providers/job-1`)).body.state === 'up', 700, 'up while passing');
+  await holds(
+    async () => (await http('GET', `${c.url}/v1/providers/job-1`)).body.state === 'up',
+    700,
+    'up while passing',
+  );
   clearInterval(passing);
   const before = changes(c, 'job-1').length;
   const stoppedAt = Date.now();
@@ -98,7 +107,12 @@ test('ttl check: passes keep it up, silence takes it down, passes bring it back 
   await pass();
   await pass();
   await waitState(c.url, 'job-1', 'up');
-  assert.deepEqual(changes(c, 'job-1').slice(before).map((e) => e.change), ['down', 'up']);
+  assert.deepEqual(
+    changes(c, 'job-1')
+      .slice(before)
+      .map((e) => e.change),
+    ['down', 'up'],
+  );
   const wrong = await http('PUT', `${c.url}/v1/providers/nope/ttl`);
   assert.equal(wrong.status, 404);
 });

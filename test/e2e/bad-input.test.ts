@@ -13,7 +13,10 @@ import { waitFor } from '../helpers/wait.ts';
 const good = { service: 'billing', host: '127.0.0.1', port: 9000, protocol: 'http' };
 
 function dropped(metricsText: string): number {
-  return [...metricsText.matchAll(/^switchboard_frames_dropped_total\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  return [...metricsText.matchAll(/^switchboard_frames_dropped_total\{[^}]*\} (\d+)$/gm)].reduce(
+    (n, m) => n + Number(m[1]),
+    0,
+  );
 }
 
 test('REST: invalid bodies, params and queries answer 400 naming the field; unknown ids 404', async (t) => {
@@ -42,15 +45,23 @@ test('REST: invalid bodies, params and queries answer 400 naming the field; unkn
   ];
   for (const [method, path, body, field] of cases) {
     const res = await http(method, `${c.url}${path}`, body);
-    assert.equal(res.status, 400, `${method} ${path} ${JSON.stringify(body)} → ${res.status} ${JSON.stringify(res.body)}`);
+    assert.equal(
+      res.status,
+      400,
+      `${method} ${path} ${JSON.stringify(body)} → ${res.status} ${JSON.stringify(res.body)}`,
+    );
     assert.match(res.body.message, field, `${method} ${path}: ${res.body.message}`);
     assert.equal(res.body.statusCode, 400);
     assert.ok(res.body.code, 'error has a code');
   }
   const huge = await http('PUT', `${c.url}/v1/providers/p1`, { ...good, meta: { big: 'x'.repeat(100_000) } });
   assert.equal(huge.status, 413);
-  for (const [method, path] of [['GET', '/v1/providers/nope'], ['DELETE', '/v1/providers/nope'], ['PUT', '/v1/providers/nope/maintenance']]) {
-    const res = await http(method!, `${c.url}${path}`, method === 'PUT' ? { enabled: true } : undefined);
+  for (const [method, path] of [
+    ['GET', '/v1/providers/nope'],
+    ['DELETE', '/v1/providers/nope'],
+    ['PUT', '/v1/providers/nope/maintenance'],
+  ]) {
+    const res = await http(method, `${c.url}${path}`, method === 'PUT' ? { enabled: true } : undefined);
     assert.equal(res.status, 404, `${method} ${path}`);
     assert.equal(res.body.code, 'SB_PROVIDER_NOT_FOUND');
   }
@@ -106,9 +117,12 @@ test('ZeroMQ: garbage frames to the leader, the gateway follower and the worker 
   const provider = new Publisher({ linger: 0 });
   await provider.bind('tcp://127.0.0.1:*');
   t.after(() => provider.close());
-  const res = await http('PUT', `${c.url}/v1/providers/hb-1`, { ...good, check: { type: 'zmq', endpoint: provider.lastEndpoint, intervalMs: 5000 } });
+  const res = await http('PUT', `${c.url}/v1/providers/hb-1`, {
+    ...good,
+    check: { type: 'zmq', endpoint: provider.lastEndpoint, intervalMs: 5000 },
+  });
   assert.equal(res.status, 201);
-  const workerMetrics = c.workers[0]!.metrics;
+  const workerMetrics = c.workers[0].metrics;
   await waitFor(
     async () => {
       await provider.send(['heartbeat']);
@@ -118,11 +132,17 @@ test('ZeroMQ: garbage frames to the leader, the gateway follower and the worker 
     },
     { what: 'worker drops counted', intervalMs: 50 },
   );
-  assert.equal((await http('GET', `${c.url}/v1/providers/hb-1`)).body.state, 'pending', 'malformed beats are no proof of life');
+  assert.equal(
+    (await http('GET', `${c.url}/v1/providers/hb-1`)).body.state,
+    'pending',
+    'malformed beats are no proof of life',
+  );
   // Everyone still works.
   assert.equal((await http('GET', `${c.url}/readyz`)).status, 200);
   await provider.send(['heartbeat', 'hb-1']);
-  await waitFor(async () => (await http('GET', `${c.url}/v1/providers/hb-1`)).body.state === 'up', { what: 'real beat accepted' });
+  await waitFor(async () => (await http('GET', `${c.url}/v1/providers/hb-1`)).body.state === 'up', {
+    what: 'real beat accepted',
+  });
 });
 
 test('ZeroMQ: a frame over the size limit is refused by libzmq and the leader keeps serving', async (t) => {
@@ -138,7 +158,7 @@ test('ZeroMQ: a frame over the size limit is refused by libzmq and the leader ke
   assert.equal((await http('GET', `${c.url}/readyz`)).status, 200);
 });
 
-test('GET /metrics: gateway families and the leader\'s, renamed, each family once', async (t) => {
+test("GET /metrics: gateway families and the leader's, renamed, each family once", async (t) => {
   const c = await startCluster();
   t.after(() => c.close());
   assert.equal((await http('PUT', `${c.url}/v1/providers/m-1`, good)).status, 201);

@@ -21,10 +21,14 @@ async function waitForState(url: string, service: string, id: string, state: str
   const deadline = Date.now() + timeoutMs;
   let index = 0;
   for (;;) {
-    const res = await http('GET', `${url}/v1/services/${service}?index=${index}&wait=${Math.max(1, Math.ceil((deadline - Date.now()) / 1000))}s`);
+    const res = await http(
+      'GET',
+      `${url}/v1/services/${service}?index=${index}&wait=${Math.max(1, Math.ceil((deadline - Date.now()) / 1000))}s`,
+    );
     const p = res.body?.providers?.find((x: any) => x.id === id);
     if (p?.state === state) return p;
-    if (Date.now() > deadline) throw new Error(`provider ${id} not ${state} within ${timeoutMs} ms (last: ${p?.state})`);
+    if (Date.now() > deadline)
+      throw new Error(`provider ${id} not ${state} within ${timeoutMs} ms (last: ${p?.state})`);
     index = Number(res.headers.get('x-switchboard-index') ?? 0);
   }
 }
@@ -70,7 +74,10 @@ test('register, come alive by heartbeat, die by SIGKILL, survive a leader restar
   const up = await waitForState(url, 'billing', 'billing-1', 'up');
   assert.equal(up.lastCheck.ok, true);
   const lookup = await http('GET', `${url}/v1/services/billing?state=up&tag=blue&protocol=rpc-server`);
-  assert.deepEqual(lookup.body.providers.map((p: any) => p.id), ['billing-1']);
+  assert.deepEqual(
+    lookup.body.providers.map((p: any) => p.id),
+    ['billing-1'],
+  );
   assert.equal((await http('GET', `${url}/v1/services/billing?tag=green`)).body.providers.length, 0);
 
   const killedAt = Date.now();
@@ -86,7 +93,9 @@ test('register, come alive by heartbeat, die by SIGKILL, survive a leader restar
 
   // Leader stops cleanly; the gateway keeps serving reads (stale) and refuses writes.
   assert.equal(await leader.child.stop(), 0, 'leader exits 0 on SIGTERM');
-  await waitFor(async () => (await http('GET', `${url}/readyz`)).status === 503, { what: 'gateway not ready without leader' });
+  await waitFor(async () => (await http('GET', `${url}/readyz`)).status === 503, {
+    what: 'gateway not ready without leader',
+  });
   const staleRead = await http('GET', `${url}/v1/services/billing`);
   assert.equal(staleRead.status, 200);
   assert.equal(staleRead.body.stale, true);
@@ -115,8 +124,18 @@ test('register, come alive by heartbeat, die by SIGKILL, survive a leader restar
   await waitForState(url, 'billing', 'billing-1', 'up');
 
   // POST: the server chooses a stable id.
-  const post1 = await http('POST', `${url}/v1/providers`, { service: 'search', host: '10.0.0.7', port: 80, protocol: 'http' });
-  const post2 = await http('POST', `${url}/v1/providers`, { service: 'search', host: '10.0.0.7', port: 80, protocol: 'http' });
+  const post1 = await http('POST', `${url}/v1/providers`, {
+    service: 'search',
+    host: '10.0.0.7',
+    port: 80,
+    protocol: 'http',
+  });
+  const post2 = await http('POST', `${url}/v1/providers`, {
+    service: 'search',
+    host: '10.0.0.7',
+    port: 80,
+    protocol: 'http',
+  });
   assert.equal(post1.status, 201);
   assert.equal(post2.status, 200);
   assert.equal(post1.body.id, post2.body.id);

@@ -6,9 +6,17 @@
 import type { TestContext } from 'node:test';
 import { Dealer } from 'zeromq';
 import { pack, unpack, type Provider } from '../../src/bridge/index.ts';
-import { SwitchboardClient, type WatchUpdate, type Watch } from '../../src/client/index.ts';
+import type { SwitchboardClient } from '../../src/client/index.ts';
+import { type WatchUpdate, type Watch } from '../../src/client/index.ts';
 import { http } from '../helpers/http.ts';
-import { freePort, startGatewayProcess, startLeaderProcess, startProviderProcess, startWorkerProcess, type Child } from '../helpers/process.ts';
+import {
+  freePort,
+  startGatewayProcess,
+  startLeaderProcess,
+  startProviderProcess,
+  startWorkerProcess,
+  type Child,
+} from '../helpers/process.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -22,11 +30,16 @@ export interface FaultCluster {
   startWorker(): Promise<{ child: Child; id: string }>;
   /** The leader's own snapshot, asked over its control socket as a gateway would. */
   leaderSnapshot(): Promise<{ epoch: string; rev: number; providers: Provider[] }>;
-  cluster(url?: string): Promise<{ workers: Array<{ id: string; tasks: number }>; unassigned: number; rev: number; epoch: string }>;
+  cluster(
+    url?: string,
+  ): Promise<{ workers: Array<{ id: string; tasks: number }>; unassigned: number; rev: number; epoch: string }>;
   track(child: Child): Child;
 }
 
-export async function startFaultCluster(t: TestContext, opts: { workers?: number; gateways?: number; gatewayArgs?: string[] } = {}): Promise<FaultCluster> {
+export async function startFaultCluster(
+  t: TestContext,
+  opts: { workers?: number; gateways?: number; gatewayArgs?: string[] } = {},
+): Promise<FaultCluster> {
   const dir = tempDir('switchboard-fault-');
   const children: Child[] = [];
   t.after(async () => {
@@ -60,12 +73,12 @@ export async function startFaultCluster(t: TestContext, opts: { workers?: number
       try {
         await dealer.send(pack({ type: 'snapshot', reqId: 1 }));
         const [frame] = await dealer.receive();
-        return unpack(frame!) as { epoch: string; rev: number; providers: Provider[] };
+        return unpack(frame) as { epoch: string; rev: number; providers: Provider[] };
       } finally {
         dealer.close();
       }
     },
-    async cluster(url = fc.gateways[0]!.url) {
+    async cluster(url = fc.gateways[0].url) {
       const res = await http('GET', `${url}/v1/admin/cluster`);
       if (res.status !== 200) throw new Error(`cluster status ${res.status}`);
       return res.body;
@@ -78,7 +91,8 @@ export async function startFaultCluster(t: TestContext, opts: { workers?: number
     track(g.child);
     fc.gateways.push(g);
   }
-  for (const g of fc.gateways) await waitFor(async () => (await http('GET', `${g.url}/readyz`)).status === 200, { what: `${g.url} ready` });
+  for (const g of fc.gateways)
+    await waitFor(async () => (await http('GET', `${g.url}/readyz`)).status === 200, { what: `${g.url} ready` });
   await waitFor(async () => (await fc.cluster()).workers.length === fc.workers.length, { what: 'workers registered' });
   return fc;
 }
@@ -97,7 +111,13 @@ export async function startProviders(
     fc.track(p.child);
     for (const [i, id] of ids.entries()) {
       await client.register(
-        { service, host: '127.0.0.1', port: 20000 + out.length * 100 + i, protocol: 'rpc-server', check: { type: 'zmq', endpoint: p.endpoint, ...check } },
+        {
+          service,
+          host: '127.0.0.1',
+          port: 20000 + out.length * 100 + i,
+          protocol: 'rpc-server',
+          check: { type: 'zmq', endpoint: p.endpoint, ...check },
+        },
         id,
       );
     }
@@ -117,7 +137,13 @@ export function statesOf(providers: Provider[]): Record<string, string> {
   return Object.fromEntries(providers.map((p) => [p.id, p.state]).sort());
 }
 
-export async function allInState(client: SwitchboardClient, service: string, ids: string[], state: string, timeoutMs = 15_000): Promise<void> {
+export async function allInState(
+  client: SwitchboardClient,
+  service: string,
+  ids: string[],
+  state: string,
+  timeoutMs = 15_000,
+): Promise<void> {
   await waitFor(
     async () => {
       const all = await client.lookup(service, { state: 'all' });

@@ -20,28 +20,44 @@ for (const signal of ['SIGKILL', 'SIGSTOP'] as const) {
     const ids = groups.flat();
     await allInState(client, 'payments', ids, 'up');
     const before = await fc.cluster();
-    assert.equal(before.workers.reduce((n, w) => n + w.tasks, 0), ids.length);
-    assert.ok(before.workers.every((w) => w.tasks > 0), 'both workers watch some providers');
+    assert.equal(
+      before.workers.reduce((n, w) => n + w.tasks, 0),
+      ids.length,
+    );
+    assert.ok(
+      before.workers.every((w) => w.tasks > 0),
+      'both workers watch some providers',
+    );
 
     const seen = record(watch);
-    const victim = fc.workers[0]!;
-    const survivor = fc.workers[1]!;
+    const victim = fc.workers[0];
+    const survivor = fc.workers[1];
     const t0 = Date.now();
     victim.child.signal(signal);
     const after = await waitFor(
       async () => {
         const c = await fc.cluster();
-        return c.workers.length === 1 && c.workers[0]!.id === survivor.id && c.workers[0]!.tasks === ids.length && c.unassigned === 0 ? c : undefined;
+        return c.workers.length === 1 &&
+          c.workers[0].id === survivor.id &&
+          c.workers[0].tasks === ids.length &&
+          c.unassigned === 0
+          ? c
+          : undefined;
       },
       { timeoutMs: 10_000, what: 'tasks moved to the surviving worker' },
     );
     const moveMs = Date.now() - t0;
-    t.diagnostic(`${signal} of a worker → its ${before.workers.find((w) => w.id === victim.id)?.tasks} tasks on the survivor after ${moveMs} ms`);
+    t.diagnostic(
+      `${signal} of a worker → its ${before.workers.find((w) => w.id === victim.id)?.tasks} tasks on the survivor after ${moveMs} ms`,
+    );
     assert.equal(after.unassigned, 0);
 
     // Let a full miss window pass under the new worker, then mark the end of the observation with a known change.
     await new Promise((r) => setTimeout(r, 300 * 3 + 300));
-    const marker = await client.register({ service: 'marker', host: '127.0.0.1', port: 1, protocol: 'http' }, `marker-${signal.toLowerCase()}`);
+    const marker = await client.register(
+      { service: 'marker', host: '127.0.0.1', port: 1, protocol: 'http' },
+      `marker-${signal.toLowerCase()}`,
+    );
     await waitFor(() => watch.view.rev >= marker.rev, { what: 'marker seen by the watch' });
     const downs = seen.filter((u) => u.type === 'event' && u.event.change === 'down');
     assert.deepEqual(downs, [], 'no healthy provider was reported down');

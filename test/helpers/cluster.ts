@@ -24,9 +24,13 @@ export async function startCluster(
 ): Promise<Cluster> {
   const dir = tempDir();
   const log = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'error' });
-  const leader = await startLeader({ dataDir: dir.path, bind: 'tcp://127.0.0.1:*', reassignGraceMs: 0, ...opts.leader }, { log });
+  const leader = await startLeader(
+    { dataDir: dir.path, bind: 'tcp://127.0.0.1:*', reassignGraceMs: 0, ...opts.leader },
+    { log },
+  );
   const workers: WorkerHandle[] = [];
-  for (let i = 0; i < (opts.workers ?? 1); i++) workers.push(await startWorker({ leader: leader.control, ...opts.worker }, { log }));
+  for (let i = 0; i < (opts.workers ?? 1); i++)
+    workers.push(await startWorker({ leader: leader.control, ...opts.worker }, { log }));
   const gateway = await startGateway({ leader: leader.control, httpPort: 0, ...opts.gateway }, { log });
   const cluster: Cluster = {
     leader,

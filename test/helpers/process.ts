@@ -30,12 +30,12 @@ export function spawnTs(script: string, args: string[], env: Record<string, stri
   const lines: string[] = [];
   const waiters: Array<{ re: RegExp; resolve: (m: RegExpMatchArray) => void }> = [];
   let err = '';
-  proc.stderr!.on('data', (d: Buffer) => {
+  proc.stderr.on('data', (d: Buffer) => {
     err += d.toString();
     if (err.length > 200_000) err = err.slice(-100_000);
     if (process.env.TEST_SHOW_STDERR) process.stderr.write(d);
   });
-  createInterface({ input: proc.stdout! }).on('line', (line) => {
+  createInterface({ input: proc.stdout }).on('line', (line) => {
     lines.push(line);
     for (const w of [...waiters]) {
       const m = line.match(w.re);
@@ -59,7 +59,10 @@ export function spawnTs(script: string, args: string[], env: Record<string, stri
         if (m) return Promise.resolve(m);
       }
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no line matching ${re} within ${timeoutMs} ms; stderr:\n${err.slice(-3000)}`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`no line matching ${re} within ${timeoutMs} ms; stderr:\n${err.slice(-3000)}`)),
+          timeoutMs,
+        );
         waiters.push({
           re,
           resolve: (m) => {
@@ -90,35 +93,54 @@ export function spawnTs(script: string, args: string[], env: Record<string, stri
 }
 
 /** Starts `switchboard <role> ...` as its own process, exactly as the CLI runs it. */
-export function spawnRole(role: 'leader' | 'worker' | 'gateway' | 'start', args: string[], env: Record<string, string> = {}): Child {
+export function spawnRole(
+  role: 'leader' | 'worker' | 'gateway' | 'start',
+  args: string[],
+  env: Record<string, string> = {},
+): Child {
   return spawnTs(CLI, [role, ...args], env);
 }
 
-export async function startLeaderProcess(dataDir: string, bind = 'tcp://127.0.0.1:*'): Promise<{ child: Child; control: string; events: string }> {
+export async function startLeaderProcess(
+  dataDir: string,
+  bind = 'tcp://127.0.0.1:*',
+): Promise<{ child: Child; control: string; events: string }> {
   const child = spawnRole('leader', ['--data-dir', dataDir, '--bind', bind]);
   const m = await child.waitForLine(/^switchboard leader: control=(\S+) events=(\S+)/);
-  return { child, control: m[1]!, events: m[2]! };
+  return { child, control: m[1], events: m[2] };
 }
 
 export async function startWorkerProcess(leader: string, extra: string[] = []): Promise<{ child: Child; id: string }> {
   const child = spawnRole('worker', ['--leader', leader, ...extra]);
   const m = await child.waitForLine(/^switchboard worker: id=(\S+)/);
-  return { child, id: m[1]! };
+  return { child, id: m[1] };
 }
 
-export async function startGatewayProcess(leader: string, extra: string[] = []): Promise<{ child: Child; url: string }> {
+export async function startGatewayProcess(
+  leader: string,
+  extra: string[] = [],
+): Promise<{ child: Child; url: string }> {
   const child = spawnRole('gateway', ['--leader', leader, '--http-port', '0', ...extra]);
   const m = await child.waitForLine(/^switchboard gateway: url=(\S+)/);
-  return { child, url: m[1]! };
+  return { child, url: m[1] };
 }
 
 export const PROVIDER_FIXTURE = fileURLToPath(new URL('../fixtures/provider.ts', import.meta.url));
 
 /** A heartbeating provider process; `ids` are the provider ids it beats for. */
-export async function startProviderProcess(ids: string[], opts: { bind?: string; intervalMs?: number } = {}): Promise<{ child: Child; endpoint: string }> {
-  const child = spawnTs(PROVIDER_FIXTURE, ['--bind', opts.bind ?? 'tcp://127.0.0.1:*', '--interval', String(opts.intervalMs ?? 100), ...ids]);
+export async function startProviderProcess(
+  ids: string[],
+  opts: { bind?: string; intervalMs?: number } = {},
+): Promise<{ child: Child; endpoint: string }> {
+  const child = spawnTs(PROVIDER_FIXTURE, [
+    '--bind',
+    opts.bind ?? 'tcp://127.0.0.1:*',
+    '--interval',
+    String(opts.intervalMs ?? 100),
+    ...ids,
+  ]);
   const m = await child.waitForLine(/^ENDPOINT (\S+)/);
-  return { child, endpoint: m[1]! };
+  return { child, endpoint: m[1] };
 }
 
 export { once };

@@ -13,7 +13,7 @@ export async function waitFor<T>(
       last = err;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${opts.what ?? 'condition'}${last ? `: ${String(last)}` : ''}`);
+      throw new Error(`timed out waiting for ${opts.what ?? 'condition'}${last ? `: ${JSON.stringify(last)}` : ''}`);
     }
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 20));
   }

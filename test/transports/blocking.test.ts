@@ -6,7 +6,8 @@ import { http } from '../helpers/http.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { register } from './support.ts';
 
-const waiting = (c: Cluster): number => Number(/^switchboard_blocking_queries (\d+)$/m.exec(c.gateway.metrics.render())?.[1]);
+const waiting = (c: Cluster): number =>
+  Number(/^switchboard_blocking_queries (\d+)$/m.exec(c.gateway.metrics.render())?.[1]);
 
 test('a blocking query returns on a change to its service, not on another one', async (t) => {
   const c = await startCluster({ workers: 0 });
@@ -34,7 +35,10 @@ test('a blocking query returns on a change to its service, not on another one', 
   assert.ok(Date.now() - started < 10_000);
   assert.equal(Number(res.headers.get('x-switchboard-index')), changed);
   assert.equal(res.body.rev, changed);
-  assert.deepEqual(res.body.providers.map((p: any) => p.id), ['b1', 'b2']);
+  assert.deepEqual(
+    res.body.providers.map((p: any) => p.id),
+    ['b1', 'b2'],
+  );
 
   // An index already passed answers at once.
   const stale = await http('GET', `${c.url}/v1/services/billing?index=${index}&wait=20s`);
@@ -64,7 +68,9 @@ test('a client that gives up frees its blocking query', async (t) => {
   t.after(() => c.close());
   const rev = await register(c.url, 'b1', 'billing', 9001);
   const abort = new AbortController();
-  const pending = fetch(`${c.url}/v1/services/billing?index=${rev}&wait=60s`, { signal: abort.signal }).catch(() => null);
+  const pending = fetch(`${c.url}/v1/services/billing?index=${rev}&wait=60s`, { signal: abort.signal }).catch(
+    () => null,
+  );
   await waitFor(() => waiting(c) === 1, { what: 'query waiting' });
   abort.abort();
   await pending;

@@ -1,7 +1,7 @@
 /** Server-Sent Events `GET /v1/events` over a real HTTP connection (fetch), read as EventSource would. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
+import { request, type IncomingMessage } from 'node:http';
 import { startCluster } from '../helpers/cluster.ts';
 import { http } from '../helpers/http.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -60,7 +60,12 @@ test('SSE: hello, then one event per change with id = rev; filters; Last-Event-I
 test('SSE: bad since, service, Last-Event-ID and too many filters answer 400', async (t) => {
   const c = await startCluster({ workers: 0 });
   t.after(() => c.close());
-  for (const path of ['/v1/events?since=-1', '/v1/events?since=abc', '/v1/events?service=Bad!', `/v1/events?${Array.from({ length: 65 }, (_, i) => `service=s${i}`).join('&')}`]) {
+  for (const path of [
+    '/v1/events?since=-1',
+    '/v1/events?since=abc',
+    '/v1/events?service=Bad!',
+    `/v1/events?${Array.from({ length: 65 }, (_, i) => `service=s${i}`).join('&')}`,
+  ]) {
     const res = await http('GET', `${c.url}${path}`);
     assert.equal(res.status, 400, path);
     assert.equal(res.body.statusCode, 400);
@@ -76,7 +81,7 @@ test('SSE: a client that stops reading is disconnected; the gateway closes open 
   // A raw HTTP client that never reads its response.
   const url = new URL(`${c.url}/v1/events`);
   const req = request({ host: url.hostname, port: url.port, path: url.pathname });
-  const response = new Promise<import('node:http').IncomingMessage>((resolve) => req.once('response', resolve));
+  const response = new Promise<IncomingMessage>((resolve) => req.once('response', resolve));
   req.on('error', () => {});
   req.end();
   const res = await response;
@@ -86,7 +91,8 @@ test('SSE: a client that stops reading is disconnected; the gateway closes open 
   t.after(() => fast.close());
   await fast.next((m) => m.event === 'hello');
   const meta = Object.fromEntries(Array.from({ length: 48 }, (_, i) => [`k${i}`, 'x'.repeat(500)]));
-  const dropped = (): boolean => /switchboard_watchers_dropped_total\{[^}]*transport="sse"[^}]*\} 1/.test(c.gateway.metrics.render());
+  const dropped = (): boolean =>
+    /switchboard_watchers_dropped_total\{[^}]*transport="sse"[^}]*\} 1/.test(c.gateway.metrics.render());
   let last = 0;
   for (let i = 0; i < 2000 && !dropped(); i++) last = await register(c.url, `p${i}`, 'billing', 10_000 + i, { meta });
   assert.ok(dropped(), 'the slow SSE client was dropped');

@@ -8,9 +8,16 @@ export function provider(service: string, port: number, extra: Record<string, un
 }
 
 /** Registers a provider (no check, so no worker is needed) and returns the acknowledged revision. */
-export async function register(url: string, id: string, service: string, port: number, extra: Record<string, unknown> = {}): Promise<number> {
+export async function register(
+  url: string,
+  id: string,
+  service: string,
+  port: number,
+  extra: Record<string, unknown> = {},
+): Promise<number> {
   const res = await http('PUT', `${url}/v1/providers/${id}`, provider(service, port, extra));
-  if (res.status !== 200 && res.status !== 201) throw new Error(`register ${id}: ${res.status} ${JSON.stringify(res.body)}`);
+  if (res.status !== 200 && res.status !== 201)
+    throw new Error(`register ${id}: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body.rev as number;
 }
 
@@ -27,8 +34,10 @@ export interface WsClient {
 export async function connectWs(url: string, query = ''): Promise<WsClient> {
   const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/watch${query}`);
   const messages: any[] = [];
-  ws.on('message', (data) => messages.push(JSON.parse(data.toString())));
-  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  ws.on('message', (data) => messages.push(JSON.parse((data as Buffer).toString())));
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+  );
   ws.on('error', () => {});
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());
@@ -68,7 +77,10 @@ export interface SseClient {
 /** An SSE reader on a real HTTP response (fetch), parsing the stream as EventSource would. */
 export async function connectSse(url: string, path: string, headers: Record<string, string> = {}): Promise<SseClient> {
   const abort = new AbortController();
-  const res = await fetch(`${url}${path}`, { headers: { accept: 'text/event-stream', ...headers }, signal: abort.signal });
+  const res = await fetch(`${url}${path}`, {
+    headers: { accept: 'text/event-stream', ...headers },
+    signal: abort.signal,
+  });
   const messages: SseMessage[] = [];
   const ended = (async () => {
     if (!res.body) return;
@@ -106,7 +118,9 @@ export async function connectSse(url: string, path: string, headers: Record<stri
 }
 
 /** Revisions of the change events a client received, in arrival order. */
-export function revs(messages: Array<{ type?: string; event?: string; rev?: number; id?: string; data?: any }>): number[] {
+export function revs(
+  messages: Array<{ type?: string; event?: string; rev?: number; id?: string; data?: any }>,
+): number[] {
   return messages.filter((m) => m.type === 'event').map((m) => m.rev!);
 }
 
@@ -115,6 +129,8 @@ export function assertContiguous(list: number[], from: number, to: number): void
   const ok = list.length === expected.length && list.every((r, i) => r === expected[i]);
   if (!ok) {
     const firstBad = list.findIndex((r, i) => r !== expected[i]);
-    throw new Error(`revisions not contiguous ${from}..${to}: got ${list.length} (first mismatch at index ${firstBad}: ${list[firstBad]})`);
+    throw new Error(
+      `revisions not contiguous ${from}..${to}: got ${list.length} (first mismatch at index ${firstBad}: ${list[firstBad]})`,
+    );
   }
 }

@@ -25,7 +25,10 @@ test('snapshot first, then one event per change in revision order; filters; bad 
   assert.equal(snap.epoch, c.leader.epoch);
   assert.deepEqual(snap.providers.map((p: any) => p.id).sort(), ['b1', 'o1']);
   const bsnap = await billing.next((m) => m.type === 'snapshot');
-  assert.deepEqual(bsnap.providers.map((p: any) => p.id), ['b1']);
+  assert.deepEqual(
+    bsnap.providers.map((p: any) => p.id),
+    ['b1'],
+  );
 
   const r1 = await register(c.url, 'o2', 'orders', 9102);
   const r2 = await register(c.url, 'b2', 'billing', 9002);
@@ -148,7 +151,9 @@ test('per-address connection cap: refused clearly, a slot frees on close', async
   assert.equal(refused.status, 503);
   assert.match(refused.body.message, /too many subscriptions from/);
   await a.close();
-  await waitFor(() => c.gateway.metrics.render().includes('switchboard_watchers{transport="ws"} 0'), { what: 'slot freed' });
+  await waitFor(() => c.gateway.metrics.render().includes('switchboard_watchers{transport="ws"} 0'), {
+    what: 'slot freed',
+  });
   const again = await connectWs(c.url);
   await again.close();
 });
@@ -166,7 +171,8 @@ test('a slow client is closed with 4008 while a fast one receives every event', 
   slow.ws.pause();
   // Big provider records (~24 KB each) fill the socket buffers in a few hundred changes.
   const meta = Object.fromEntries(Array.from({ length: 48 }, (_, i) => [`k${i}`, 'x'.repeat(500)]));
-  const dropped = (): boolean => /switchboard_watchers_dropped_total\{[^}]*transport="ws"[^}]*\} 1/.test(c.gateway.metrics.render());
+  const dropped = (): boolean =>
+    /switchboard_watchers_dropped_total\{[^}]*transport="ws"[^}]*\} 1/.test(c.gateway.metrics.render());
   let last = start;
   for (let i = 0; i < 2000 && !dropped(); i++) last = await register(c.url, `p${i}`, 'billing', 10_000 + i, { meta });
   assert.ok(dropped(), 'the slow client was dropped');

@@ -6,21 +6,32 @@ import { pack, unpack, toLeader, registryEvent, FrameDecoder, Metrics, createLog
 const silent = createLogger({ level: 'silent' });
 
 test('pack/unpack round-trips nested maps, arrays and numbers', () => {
-  const value = { type: 'put', reqId: 7, input: { service: 'a', tags: ['x', 'y'], meta: { k: 'v' }, port: 65535 }, big: 2 ** 40 };
+  const value = {
+    type: 'put',
+    reqId: 7,
+    input: { service: 'a', tags: ['x', 'y'], meta: { k: 'v' }, port: 65535 },
+    big: 2 ** 40,
+  };
   assert.deepEqual(unpack(pack(value)), value);
 });
 
 test('packed frames are plain MessagePack maps any decoder reads (no msgpackr records)', () => {
   const frame = pack({ epoch: 'e', rev: 3, provider: { id: 'p', tags: [] } });
   // 0x80..0x8f = fixmap: a plain map at the top level, not a record extension.
-  assert.equal(frame[0]! & 0xf0, 0x80);
+  assert.equal(frame[0] & 0xf0, 0x80);
   const plain = new Unpackr({ useRecords: false, mapsAsObjects: true });
   assert.deepEqual(plain.unpack(frame), { epoch: 'e', rev: 3, provider: { id: 'p', tags: [] } });
 });
 
 test('a __proto__ key in untrusted input cannot pollute prototypes', () => {
   // {"__proto__": {"polluted": 1}} encoded by hand
-  const frame = Buffer.concat([Buffer.from([0x81, 0xa9]), Buffer.from('__proto__'), Buffer.from([0x81, 0xa8]), Buffer.from('polluted'), Buffer.from([0x01])]);
+  const frame = Buffer.concat([
+    Buffer.from([0x81, 0xa9]),
+    Buffer.from('__proto__'),
+    Buffer.from([0x81, 0xa8]),
+    Buffer.from('polluted'),
+    Buffer.from([0x01]),
+  ]);
   const value = unpack(frame) as Record<string, unknown>;
   assert.equal(({} as Record<string, unknown>).polluted, undefined);
   assert.equal(Object.getPrototypeOf(value), Object.prototype);
@@ -43,8 +54,18 @@ test('FrameDecoder drops and counts garbage, truncated and schema-invalid frames
 
 test('registry events validate against the schema', () => {
   const provider = {
-    id: 'p1', service: 'billing', host: '127.0.0.1', port: 80, protocol: 'http', tags: [], meta: {},
-    state: 'up', stateSince: 1, registeredAt: 1, updatedAt: 1, rev: 3,
+    id: 'p1',
+    service: 'billing',
+    host: '127.0.0.1',
+    port: 80,
+    protocol: 'http',
+    tags: [],
+    meta: {},
+    state: 'up',
+    stateSince: 1,
+    registeredAt: 1,
+    updatedAt: 1,
+    rev: 3,
   };
   assert.ok(registryEvent.Check({ epoch: 'e', rev: 3, change: 'up', service: 'billing', provider, at: 5 }));
   assert.ok(!registryEvent.Check({ epoch: 'e', rev: 3, change: 'exploded', service: 'billing', provider, at: 5 }));

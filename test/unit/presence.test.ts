@@ -6,12 +6,32 @@ import { WorkerPool } from '../../src/leader/workers.ts';
 
 const check = { type: 'zmq' as const, endpoint: 'tcp://127.0.0.1:1' };
 function provider(state: Provider['state']): Provider {
-  return { id: 'p', service: 's', host: 'h', port: 1, protocol: 'http', tags: [], meta: {}, state, stateSince: 0, registeredAt: 0, updatedAt: 0, rev: 1, check };
+  return {
+    id: 'p',
+    service: 's',
+    host: 'h',
+    port: 1,
+    protocol: 'http',
+    tags: [],
+    meta: {},
+    state,
+    stateSince: 0,
+    registeredAt: 0,
+    updatedAt: 0,
+    rev: 1,
+    check,
+  };
 }
 
 test('alive → up, not alive → down, with the failure text kept', () => {
   assert.equal(decide(provider('pending'), { id: 'p', alive: true, cause: 'beat', at: 1 })?.state, 'up');
-  const down = decide(provider('up'), { id: 'p', alive: false, cause: 'disconnect', at: 2, output: 'connection dropped' });
+  const down = decide(provider('up'), {
+    id: 'p',
+    alive: false,
+    cause: 'disconnect',
+    at: 2,
+    output: 'connection dropped',
+  });
   assert.equal(down?.state, 'down');
   assert.equal(down?.lastCheck.output, 'connection dropped');
 });
@@ -39,7 +59,10 @@ test('tasks are balanced, survive a worker death by moving, and a returning work
   assert.equal(pool.workers.get('w2')!.tasks.size, 5);
   pool.touch('w1', Buffer.from('r1'), 5000);
   const dead = pool.expire(5000, 2000);
-  assert.deepEqual(dead.map((w) => w.id), ['w2']);
+  assert.deepEqual(
+    dead.map((w) => w.id),
+    ['w2'],
+  );
   assert.equal(pool.unassigned.size, 5);
   const moves = pool.placeUnassigned();
   assert.equal(moves.add.get('w1')!.length, 5);
@@ -64,14 +87,16 @@ test('a restarted leader lets workers reclaim the tasks they watch', () => {
 });
 
 test('tasks that share a heartbeat endpoint share a worker, also when placed after a death and when rebalanced', () => {
-  const endpointOf = (id: string): string | undefined => (id.startsWith('x') ? undefined : `tcp://h:${id.split('-')[0]}`);
+  const endpointOf = (id: string): string | undefined =>
+    id.startsWith('x') ? undefined : `tcp://h:${id.split('-')[0]}`;
   const pool = new WorkerPool(endpointOf);
   const isTask = (): boolean => true;
   pool.hello('w1', Buffer.from('r1'), [], isTask, 0);
   pool.hello('w2', Buffer.from('r2'), [], isTask, 0);
   const ids = ['1-a', '1-b', '1-c', '2-a', '2-b', '2-c', 'x1', 'x2'];
   for (const id of ids) pool.assign(id);
-  const ownerOf = (prefix: string): Set<string | undefined> => new Set(ids.filter((i) => i.startsWith(prefix)).map((i) => pool.ownerOf(i)));
+  const ownerOf = (prefix: string): Set<string | undefined> =>
+    new Set(ids.filter((i) => i.startsWith(prefix)).map((i) => pool.ownerOf(i)));
   assert.equal(ownerOf('1-').size, 1, 'endpoint 1 on one worker');
   assert.equal(ownerOf('2-').size, 1, 'endpoint 2 on one worker');
   assert.notDeepEqual([...ownerOf('1-')], [...ownerOf('2-')], 'the two endpoints spread over both workers');

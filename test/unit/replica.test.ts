@@ -3,7 +3,21 @@ import assert from 'node:assert/strict';
 import { Replica, orderBeacon, type Provider, type RegistryEvent } from '../../src/bridge/index.ts';
 
 function provider(id: string, rev: number, over: Partial<Provider> = {}): Provider {
-  return { id, service: 'billing', host: '127.0.0.1', port: 80, protocol: 'http', tags: [], meta: {}, state: 'up', stateSince: 0, registeredAt: 0, updatedAt: 0, rev, ...over };
+  return {
+    id,
+    service: 'billing',
+    host: '127.0.0.1',
+    port: 80,
+    protocol: 'http',
+    tags: [],
+    meta: {},
+    state: 'up',
+    stateSince: 0,
+    registeredAt: 0,
+    updatedAt: 0,
+    rev,
+    ...over,
+  };
 }
 function event(rev: number, change: RegistryEvent['change'], p: Provider, epoch = 'E1'): RegistryEvent {
   return { epoch, rev, change, service: p.service, provider: p, at: rev };
@@ -16,7 +30,13 @@ test('applies a snapshot then consecutive events', () => {
   assert.equal(r.applyEvent(event(7, 'down', provider('a', 7, { state: 'down' }))), 'next');
   assert.equal(r.rev, 7);
   assert.equal(r.provider('a')?.state, 'down');
-  assert.deepEqual(r.service('billing').map((p) => p.id).sort(), ['a', 'b']);
+  assert.deepEqual(
+    r
+      .service('billing')
+      .map((p) => p.id)
+      .sort(),
+    ['a', 'b'],
+  );
   assert.equal(r.serviceRev('billing'), 7);
 });
 

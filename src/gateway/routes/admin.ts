@@ -15,7 +15,8 @@ export async function adminRoutes(fastify: FastifyInstance, ctx: GatewayContext)
       schema: {
         tags: ['operations'],
         summary: 'The leader and its workers',
-        description: 'Asked of the leader at each call: its epoch and revision, every live worker with the number of providers it watches, and checked providers waiting for a worker.',
+        description:
+          'Asked of the leader at each call: its epoch and revision, every live worker with the number of providers it watches, and checked providers waiting for a worker.',
         response: {
           200: Type.Object({
             session: Type.String({ description: 'Changes each time the leader process restarts' }),
@@ -31,7 +32,8 @@ export async function adminRoutes(fastify: FastifyInstance, ctx: GatewayContext)
     },
     async () => {
       const reply = await ctx.writes.ask({ type: 'cluster' });
-      if (reply.type !== 'cluster.reply') throw httpError('SB_LEADER_FAILED', `unexpected reply '${reply.type}' from the leader`);
+      if (reply.type !== 'cluster.reply')
+        throw httpError('SB_LEADER_FAILED', `unexpected reply '${reply.type}' from the leader`);
       const { type: _t, reqId: _r, ...status } = reply;
       return status;
     },

@@ -76,7 +76,10 @@ class SseWatcher implements Watcher {
     if (this.#closed) return;
     this.#res.write(text);
     if (this.#res.writableLength > this.#settings.clientBufferBytes + this.#allowance) {
-      this.#log.warn({ address: this.address, buffered: this.#res.writableLength }, 'disconnecting slow SSE subscriber');
+      this.#log.warn(
+        { address: this.address, buffered: this.#res.writableLength },
+        'disconnecting slow SSE subscriber',
+      );
       this.#hub.droppedSlow(this);
       this.#res.write(`event: overflow\ndata: {"reason":"slow consumer: reconnect and resume from your last id"}\n\n`);
       this.#end();

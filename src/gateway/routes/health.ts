@@ -18,7 +18,11 @@ export async function healthRoutes(fastify: FastifyInstance, ctx: GatewayContext
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const tags = ['operations'];
 
-  app.get('/healthz', { schema: { tags, summary: 'The gateway process is alive', response: { 200: Health } } }, async () => ({ status: 'ok' }));
+  app.get(
+    '/healthz',
+    { schema: { tags, summary: 'The gateway process is alive', response: { 200: Health } } },
+    async () => ({ status: 'ok' }),
+  );
 
   app.get(
     '/readyz',

@@ -8,7 +8,13 @@ import { httpError } from '../errors.ts';
 import { errorResponses, MaintenanceBody, ProviderParams } from '../schemas.ts';
 
 /** Each check variant on its own: the union's error would name a field of the first variant (`endpoint`). */
-const CHECK_VARIANTS: Record<string, { Check(v: unknown): boolean; Errors(v: unknown): Iterable<{ instancePath: string; message: string; keyword: string; params: unknown }> }> = {
+const CHECK_VARIANTS: Record<
+  string,
+  {
+    Check(v: unknown): boolean;
+    Errors(v: unknown): Iterable<{ instancePath: string; message: string; keyword: string; params: unknown }>;
+  }
+> = {
   zmq: Compile(ZmqCheck),
   http: Compile(HttpCheck),
   tcp: Compile(TcpCheck),
@@ -23,7 +29,10 @@ async function validateCheck(request: { body: unknown }): Promise<void> {
   if (!variant || variant.Check(check)) return;
   for (const e of variant.Errors(check)) {
     const extra = (e.params as { additionalProperties?: string[] }).additionalProperties;
-    const detail = e.keyword === 'additionalProperties' && extra ? `must NOT have additional property '${extra.join(', ')}'` : e.message;
+    const detail =
+      e.keyword === 'additionalProperties' && extra
+        ? `must NOT have additional property '${extra.join(', ')}'`
+        : e.message;
     throw httpError('FST_ERR_VALIDATION', `body/check${e.instancePath} ${detail}`);
   }
 }
@@ -57,7 +66,8 @@ export async function providerRoutes(fastify: FastifyInstance, ctx: GatewayConte
       schema: {
         tags,
         summary: 'Register a provider; the server chooses its id',
-        description: 'The id is stable for the same service, host, port and protocol: registering again answers 200 with the same id.',
+        description:
+          'The id is stable for the same service, host, port and protocol: registering again answers 200 with the same id.',
         body: ProviderInput,
         response: { 200: Provider, 201: Provider, ...errorResponses(400, 409, 503) },
       },
@@ -133,7 +143,12 @@ export async function providerRoutes(fastify: FastifyInstance, ctx: GatewayConte
     },
     async (request) => {
       const { enabled, reason } = request.body;
-      const ack = await ctx.writes.writeProvider({ type: 'maintenance', id: request.params.id, enabled, ...(reason === undefined ? {} : { reason }) });
+      const ack = await ctx.writes.writeProvider({
+        type: 'maintenance',
+        id: request.params.id,
+        enabled,
+        ...(reason === undefined ? {} : { reason }),
+      });
       return ack.provider;
     },
   );

@@ -4,7 +4,14 @@ import type { Provider } from '../../bridge/index.ts';
 import { parseWait } from '../change-signal.ts';
 import { DEFAULT_WAIT_MS, MAX_WAIT_MS, type GatewayContext } from '../context.ts';
 import { httpError } from '../errors.ts';
-import { errorResponses, ServiceParams, ServiceQuery, ServiceResponse, ServicesQuery, ServicesResponse } from '../schemas.ts';
+import {
+  errorResponses,
+  ServiceParams,
+  ServiceQuery,
+  ServiceResponse,
+  ServicesQuery,
+  ServicesResponse,
+} from '../schemas.ts';
 
 export async function serviceRoutes(fastify: FastifyInstance, ctx: GatewayContext): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
@@ -19,9 +26,15 @@ export async function serviceRoutes(fastify: FastifyInstance, ctx: GatewayContex
   replica.onReset(() => answers.clear());
 
   /** Blocking query: hold the request until `service` changes past `index` or the wait is over. */
-  async function block(request: FastifyRequest, service: string | null, index: number | undefined, wait: string | undefined): Promise<void> {
+  async function block(
+    request: FastifyRequest,
+    service: string | null,
+    index: number | undefined,
+    wait: string | undefined,
+  ): Promise<void> {
     if (index === undefined) return;
-    if (ctx.changes.waiting >= ctx.changes.limit) throw httpError('SB_BUSY', 'too many blocking queries are waiting; retry later');
+    if (ctx.changes.waiting >= ctx.changes.limit)
+      throw httpError('SB_BUSY', 'too many blocking queries are waiting; retry later');
     const waitMs = parseWait(wait, DEFAULT_WAIT_MS, MAX_WAIT_MS);
     // Jitter (up to 1/16 of the wait) keeps many watchers from returning and re-asking in lockstep.
     const jittered = waitMs + Math.floor(Math.random() * (waitMs / 16));
@@ -80,7 +93,12 @@ export async function serviceRoutes(fastify: FastifyInstance, ctx: GatewayContex
       if (body === undefined) {
         const providers = replica
           .service(name)
-          .filter((p: Provider) => (state === undefined || p.state === state) && (protocol === undefined || p.protocol === protocol) && (tag === undefined || p.tags.includes(tag)))
+          .filter(
+            (p: Provider) =>
+              (state === undefined || p.state === state) &&
+              (protocol === undefined || p.protocol === protocol) &&
+              (tag === undefined || p.tags.includes(tag)),
+          )
           .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
         // The route's own response serializer, so the cached text is exactly what Fastify would have sent.
         body = reply.serialize({ rev: replica.rev, stale, service: name, providers }) as string;

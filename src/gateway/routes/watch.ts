@@ -82,27 +82,36 @@ class WsWatcher implements Watcher {
     this.#socket.send(text);
     // bufferedAmount: bytes queued in ws and Node's socket, i.e. what the client has not taken yet.
     if (this.#socket.bufferedAmount > this.#settings.clientBufferBytes + this.#allowance) {
-      this.#log.warn({ address: this.address, buffered: this.#socket.bufferedAmount }, 'closing slow WebSocket subscriber');
+      this.#log.warn(
+        { address: this.address, buffered: this.#socket.bufferedAmount },
+        'closing slow WebSocket subscriber',
+      );
       this.#hub.droppedSlow(this);
-      this.close(WS_CLOSE.slow, `slow consumer: more than ${this.#settings.clientBufferBytes} bytes unsent; reconnect and resume`);
+      this.close(
+        WS_CLOSE.slow,
+        `slow consumer: more than ${this.#settings.clientBufferBytes} bytes unsent; reconnect and resume`,
+      );
     }
   }
 
   #error(code: keyof typeof WS_ERRORS, detail?: string): void {
-    this.#send(JSON.stringify({ type: 'error', code, message: detail ? `${WS_ERRORS[code]}: ${detail}` : WS_ERRORS[code] }));
+    this.#send(
+      JSON.stringify({ type: 'error', code, message: detail ? `${WS_ERRORS[code]}: ${detail}` : WS_ERRORS[code] }),
+    );
   }
 
   #onMessage(data: RawData, isBinary: boolean): void {
     if (isBinary) return this.#error('binary-not-supported');
     let value: unknown;
     try {
-      value = JSON.parse(data.toString());
+      value = JSON.parse((data as Buffer).toString());
     } catch {
       return this.#error('bad-json');
     }
     if (!clientMessage.Check(value)) {
       const type = value && typeof value === 'object' ? (value as { type?: unknown }).type : undefined;
-      if (type !== 'resume' && type !== 'ping') return this.#error('unknown-type', typeof type === 'string' ? type.slice(0, 64) : undefined);
+      if (type !== 'resume' && type !== 'ping')
+        return this.#error('unknown-type', typeof type === 'string' ? type.slice(0, 64) : undefined);
       const first = [...clientMessage.Errors(value)][0];
       return this.#error('invalid-message', first ? `${first.instancePath || '/'} ${first.message}` : undefined);
     }
@@ -152,14 +161,19 @@ export async function watchRoutes(fastify: FastifyInstance, ctx: GatewayContext)
       if (refusal) throw httpError('SB_BUSY', refusal);
     },
     handler: async () => {
-      throw httpError('SB_BAD_REQUEST', 'GET /v1/watch is a WebSocket endpoint: connect with Upgrade: websocket (or use GET /v1/events for SSE)');
+      throw httpError(
+        'SB_BAD_REQUEST',
+        'GET /v1/watch is a WebSocket endpoint: connect with Upgrade: websocket (or use GET /v1/events for SSE)',
+      );
     },
     wsHandler: (socket: WebSocket, request: FastifyRequest) => {
       const query = request.query as WatchQuery;
       const services = query.service?.length ? new Set(query.service) : null;
       const watcher = new WsWatcher(socket, request.ip, services, ctx.hub, ctx.push, request.log);
       const from =
-        query.rev === undefined ? 'snapshot' : { resume: query.epoch === undefined ? { rev: query.rev } : { epoch: query.epoch, rev: query.rev } };
+        query.rev === undefined
+          ? 'snapshot'
+          : { resume: query.epoch === undefined ? { rev: query.rev } : { epoch: query.epoch, rev: query.rev } };
       // The limit was checked before the upgrade; another connection may have taken the last slot since.
       if (!ctx.hub.add(watcher, from)) watcher.close(WS_CLOSE.tooMany, 'too many connections; retry later');
     },
