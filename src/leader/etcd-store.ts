@@ -120,6 +120,8 @@ export class EtcdStore implements RegistryStore {
   #closed = false;
   /** Transactions sent by commits (a split batch counts each). */
   transactions = 0;
+  /** Whole-store reads (a take-over from a hot copy needs none). */
+  fullReads = 0;
 
   constructor(opts: EtcdStoreOptions) {
     this.prefix = opts.prefix ?? DEFAULT_STORE_PREFIX;
@@ -143,6 +145,7 @@ export class EtcdStore implements RegistryStore {
   /** Reads the whole store at one etcd revision, without writing (besides making the epoch of a new store). */
   async read(): Promise<EtcdSnapshot> {
     this.#assertOpen();
+    this.fullReads++;
     await this.#ensureEpoch();
     const meta = await this.#ns.getAll().prefix('meta/').exec();
     const at = meta.header.revision;

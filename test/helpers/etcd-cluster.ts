@@ -40,6 +40,8 @@ export interface EtcdCluster {
   start(i: number): Promise<void>;
   /** Resolves once member `i` (default: every running member) answers `/health` true (it sees a leader). */
   waitHealthy(i?: number, timeoutMs?: number): Promise<void>;
+  /** Index of the member that is etcd's raft leader right now (asked to a running member), or -1. */
+  raftLeader(): Promise<number>;
   /** The tail of member `i`'s own log (stderr), for failure messages. */
   log(i: number): string;
   /** Kills every member and removes the data dirs. Idempotent. */
@@ -137,6 +139,21 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
     async waitHealthy(i, timeoutMs = 30_000) {
       const which = i === undefined ? members.map((_, j) => j).filter((j) => members[j].proc) : [i];
       await Promise.all(which.map((j) => healthy(j, timeoutMs)));
+    },
+    async raftLeader() {
+      const ids: string[] = [];
+      let leader: string | undefined;
+      for (const m of members) {
+        if (!m.proc) {
+          ids.push('');
+          continue;
+        }
+        const res = await fetch(`${m.clientUrl}/v3/maintenance/status`, { method: 'POST', body: '{}' });
+        const body = (await res.json()) as { header?: { member_id?: string }; leader?: string };
+        ids.push(body.header?.member_id ?? '');
+        leader ??= body.leader;
+      }
+      return leader === undefined ? -1 : ids.indexOf(leader);
     },
     log: (i) => members[i].logTail,
     async close() {
