@@ -4,16 +4,17 @@
  * create revision is its **term** (unique, and growing with each new leader). A candidate waits for every older
  * key to disappear (resign, or lease expiry when its holder died or froze).
  *
- * Losing is decided locally as well as by etcd: the lease is refreshed every ttl/3, and when no refresh has been
+ * Losing is decided locally as well as by etcd: the lease is refreshed every ttl/6, and when no refresh has been
  * acknowledged for a whole TTL (counted from when the refresh was *sent*, so never later than etcd's own expiry)
- * the leader steps down at once, before etcd has even noticed. A store write is fenced on top of that (see
+ * the leader steps down at once, before etcd has even noticed; if the lease turns out to have survived (etcd
+ * keeps leases alive across its own raft elections), it leads again under the same term. A store write is fenced on top of that (see
  * `EtcdStore`): it only lands while the election key with this term exists.
  *
  * We drive the lease ourselves rather than use the etcd3 package's `Campaign`: its lease declares itself lost only
  * after twice the TTL without an answer, and it hides the key's create revision, which is the fence.
  */
 import { EventEmitter } from 'node:events';
-import type { Etcd3, Lease, Namespace, Watcher } from 'etcd3';
+import { EtcdLeaseInvalidError, type Etcd3, type Namespace, type Watcher } from 'etcd3';
 import type { Logger } from '../bridge/index.ts';
 
 /** Lease TTL in seconds. etcd 3.4 grants at least 2 s with its default election timeout; a SIGKILLed leader's
@@ -63,17 +64,20 @@ type ElectionEvents = {
 };
 
 export class Election extends EventEmitter<ElectionEvents> {
+  readonly #client: Etcd3;
   readonly #ns: Namespace;
   readonly #value: string;
   readonly #ttlMs: number;
   readonly #retryMs: number;
   readonly #log: Logger;
-  /** Bumped by every loss: work of an older campaign is ignored. */
+  /** Bumped when a campaign ends (its lease is gone or given up): work of an older campaign is ignored. */
   #generation = 0;
-  #lease: Lease | undefined;
+  #leaseId: string | undefined;
   #key: string | undefined;
   #createRevision: string | undefined;
   #term: Term | undefined;
+  /** Stepped down because refreshes went unanswered, but the lease may still live: resume if it does. */
+  #suspended = false;
   /** Local bound on the lease: the send time of the last acknowledged refresh + TTL. */
   #validUntil = 0;
   #keepTimer: NodeJS.Timeout | undefined;
@@ -90,6 +94,7 @@ export class Election extends EventEmitter<ElectionEvents> {
 
   constructor(opts: ElectionOptions) {
     super();
+    this.#client = opts.client;
     this.#ns = opts.client.namespace(opts.prefix + ELECTION_DIR);
     this.#value = opts.value;
     this.#ttlMs = (opts.ttlSeconds ?? DEFAULT_ELECTION_TTL_S) * 1000;
@@ -118,12 +123,12 @@ export class Election extends EventEmitter<ElectionEvents> {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
-    this.#watcher = await this.#ns.watch().prefix('').create();
+    // .watcher() connects in the background (and again after a member dies, from its last revision).
+    this.#watcher = this.#ns.watch().prefix('').watcher();
     this.#watcher.on('put', () => this.#evaluate());
     this.#watcher.on('delete', () => this.#evaluate());
-    // After a reconnect the watch resumes from its last revision, but read the line again anyway.
     this.#watcher.on('connected', () => this.#evaluate());
-    this.#watcher.on('error', (err) => this.#log.warn({ err }, 'election watch failed'));
+    this.#watcher.on('error', (err) => this.#log.warn({ err: err.message }, 'election watch failed'));
     await this.#campaign();
   }
 
@@ -138,28 +143,33 @@ export class Election extends EventEmitter<ElectionEvents> {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#retryTimer);
-    const lease = this.#lease;
+    const leaseId = this.#leaseId;
     this.#lose('resigned: closing');
     await this.#watcher?.cancel().catch(() => undefined);
-    if (lease) await withTimeout(lease.revoke(), this.#ttlMs, 'lease revoke').catch(() => undefined);
+    if (leaseId) await this.#revoke(leaseId);
   }
 
   async #campaign(): Promise<void> {
     if (this.#closed) return;
     const generation = this.#generation;
-    const lease = this.#ns.lease(this.#ttlMs / 1000, { autoKeepAlive: false });
-    this.#lease = lease;
-    lease.on('lost', (err: Error) => this.#lose(`etcd says our lease is gone (${err.message})`, generation));
     try {
       const sentAt = Date.now();
-      const id = await withTimeout(lease.grant(), this.#ttlMs, 'lease grant');
-      if (generation !== this.#generation) return;
+      const granted = await withTimeout(
+        this.#client.leaseClient.leaseGrant({ TTL: this.#ttlMs / 1000 }),
+        this.#ttlMs,
+        'lease grant',
+      );
+      if (generation !== this.#generation) {
+        void this.#revoke(granted.ID);
+        return;
+      }
+      this.#leaseId = granted.ID;
       this.#renewed(sentAt);
-      const key = BigInt(id).toString(16);
+      const key = BigInt(granted.ID).toString(16);
       const res = await withTimeout(
         this.#ns
           .if(key, 'Create', '==', 0)
-          .then(this.#ns.put(key).value(this.#value).lease(id))
+          .then(this.#ns.put(key).value(this.#value).lease(granted.ID))
           .else(this.#ns.get(key))
           .commit(),
         this.#ttlMs,
@@ -170,7 +180,7 @@ export class Election extends EventEmitter<ElectionEvents> {
       this.#createRevision = res.succeeded
         ? res.header.revision
         : res.responses[0].response_range.kvs[0].create_revision;
-      this.#keepTimer = setInterval(() => this.#keepAlive(generation), Math.floor(this.#ttlMs / 3));
+      this.#scheduleKeepAlive(generation, this.#keepEveryMs());
       this.#log.debug({ key, createRevision: this.#createRevision }, 'campaigning');
       this.#evaluate();
     } catch (err) {
@@ -178,33 +188,93 @@ export class Election extends EventEmitter<ElectionEvents> {
     }
   }
 
+  /**
+   * Refreshes every TTL/6 (etcd's client uses TTL/3): a refresh lost while etcd elects a new raft leader then
+   * still leaves another try before the local bound runs out. A failed refresh is tried again after 200 ms.
+   */
+  #keepEveryMs(): number {
+    return Math.max(200, Math.floor(this.#ttlMs / 6));
+  }
+
+  #scheduleKeepAlive(generation: number, ms: number): void {
+    clearTimeout(this.#keepTimer);
+    this.#keepTimer = setTimeout(() => this.#keepAlive(generation), ms);
+  }
+
   #keepAlive(generation: number): void {
-    const lease = this.#lease;
-    if (!lease || generation !== this.#generation) return;
+    const leaseId = this.#leaseId;
+    if (!leaseId || generation !== this.#generation || this.#closed) return;
     const sentAt = Date.now();
-    withTimeout(lease.keepaliveOnce(), this.#ttlMs, 'lease keep-alive').then(
-      (res) => {
+    this.#refresh(leaseId, Math.min(1000, this.#ttlMs / 2)).then(
+      (ttl) => {
         if (generation !== this.#generation) return;
-        if (res.TTL === '0') this.#lose('etcd says our lease expired', generation);
-        else this.#renewed(sentAt);
+        if (ttl <= 0) {
+          this.#lose('etcd says our lease expired', generation);
+          return;
+        }
+        this.#renewed(sentAt);
+        this.#scheduleKeepAlive(generation, this.#keepEveryMs());
+        // The lease outlived the silence: the key (and its place in line) is still ours.
+        if (this.#suspended) this.#evaluate();
       },
-      (err: Error) => this.#log.warn({ err: err.message }, 'lease keep-alive failed; retrying'),
+      (err: Error) => {
+        if (generation !== this.#generation) return;
+        if (err instanceof EtcdLeaseInvalidError) {
+          this.#lose('etcd says our lease is gone', generation);
+          return;
+        }
+        this.#log.debug({ err: err.message }, 'lease refresh failed; trying again');
+        this.#scheduleKeepAlive(generation, 200);
+      },
     );
+  }
+
+  /** One keep-alive on its own stream, cancelled if etcd does not answer in time. Resolves with the TTL left. */
+  async #refresh(leaseId: string, timeoutMs: number): Promise<number> {
+    const stream = await withTimeout(
+      this.#client.leaseClient.leaseKeepAlive({ deadline: Date.now() + timeoutMs }),
+      timeoutMs,
+      'lease keep-alive',
+    );
+    return new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        stream.cancel();
+        reject(new Error(`lease keep-alive: no answer from etcd within ${timeoutMs} ms`));
+      }, timeoutMs);
+      stream.on('data', (res) => {
+        clearTimeout(timer);
+        stream.end();
+        resolve(Number(res.TTL));
+      });
+      stream.on('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      stream.write({ ID: leaseId });
+    });
   }
 
   /** A refresh sent at `sentAt` was acknowledged: the lease lives at least until sentAt + TTL. */
   #renewed(sentAt: number): void {
     this.#validUntil = Math.max(this.#validUntil, sentAt + this.#ttlMs);
     clearTimeout(this.#watchdog);
-    const generation = this.#generation;
-    this.#watchdog = setTimeout(
-      () =>
-        this.#lose(
-          `no lease refresh acknowledged by etcd for ${this.#ttlMs} ms: our lease may have expired`,
-          generation,
-        ),
-      this.#validUntil - Date.now(),
-    );
+    this.#watchdog = setTimeout(() => this.#silent(), this.#validUntil - Date.now());
+  }
+
+  /**
+   * No refresh acknowledged for a whole TTL: etcd may already have let the lease go, so a leader steps down now.
+   * The lease is kept and refreshed on: if etcd still knows it (it keeps leases alive across its own raft
+   * elections), the key never went away, nobody else could be elected, and this candidate leads again.
+   */
+  #silent(): void {
+    if (this.#closed || Date.now() < this.#validUntil) return;
+    if (this.#term) {
+      this.#term = undefined;
+      this.#suspended = true;
+      const reason = `no lease refresh acknowledged by etcd for ${this.#ttlMs} ms: our lease may have expired`;
+      this.#log.warn({ reason }, 'lost the leadership: stepping down');
+      this.emit('lost', reason);
+    }
   }
 
   /** Reads the line of candidates again (coalesced: one read in flight, one more if something changed meanwhile). */
@@ -222,7 +292,6 @@ export class Election extends EventEmitter<ElectionEvents> {
         this.#evaluating = undefined;
         if (this.#dirty && !this.#closed) {
           this.#dirty = false;
-          // A failed read is retried after a pause; a change is read at once.
           setTimeout(() => this.#evaluate(), 50).unref();
         }
       });
@@ -245,6 +314,7 @@ export class Election extends EventEmitter<ElectionEvents> {
       return;
     }
     if (this.#term || first !== mine || Date.now() >= this.#validUntil) return;
+    this.#suspended = false;
     this.#term = {
       key: ELECTION_DIR + this.#key,
       createRevision: this.#createRevision,
@@ -256,20 +326,22 @@ export class Election extends EventEmitter<ElectionEvents> {
     this.emit('elected', this.#term);
   }
 
+  /** This campaign is over (its lease is gone, or we give it up): step down if leading, campaign again. */
   #lose(reason: string, generation = this.#generation): void {
     if (generation !== this.#generation) return;
     this.#generation++;
     const wasLeader = this.#term !== undefined;
-    const lease = this.#lease;
+    const leaseId = this.#leaseId;
     this.#term = undefined;
-    this.#lease = undefined;
+    this.#suspended = false;
+    this.#leaseId = undefined;
     this.#key = undefined;
     this.#createRevision = undefined;
     this.#validUntil = 0;
-    clearInterval(this.#keepTimer);
+    clearTimeout(this.#keepTimer);
     clearTimeout(this.#watchdog);
     // Give the lease back so our key goes now, not at expiry (best effort: etcd may be unreachable).
-    if (lease && !this.#closed) withTimeout(lease.revoke(), this.#ttlMs, 'lease revoke').catch(() => lease.release());
+    if (leaseId && !this.#closed) void this.#revoke(leaseId);
     if (wasLeader) {
       this.#log.warn({ reason }, 'lost the leadership: stepping down');
       this.emit('lost', reason);
@@ -278,6 +350,12 @@ export class Election extends EventEmitter<ElectionEvents> {
       clearTimeout(this.#retryTimer);
       this.#retryTimer = setTimeout(() => void this.#campaign(), this.#retryMs);
     }
+  }
+
+  async #revoke(leaseId: string): Promise<void> {
+    await withTimeout(this.#client.leaseClient.leaseRevoke({ ID: leaseId }), this.#ttlMs, 'lease revoke').catch(
+      (err: Error) => this.#log.debug({ err: err.message }, 'lease revoke failed (it expires by itself)'),
+    );
   }
 }
 
