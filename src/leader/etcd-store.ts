@@ -25,9 +25,8 @@
 import { Etcd3, Range, type IKeyValue, type ITxnResponse, type Namespace, type Watcher } from 'etcd3';
 import { newEpoch, type Logger, type Provider } from '../bridge/index.ts';
 import { withTimeout, type Fence } from './election.ts';
-import { StoreError, type Loaded, type RegistryStore } from './store-api.ts';
+import { DEFAULT_STORE_PREFIX, parseEtcdUrl, StoreError, type Loaded, type RegistryStore } from './store-api.ts';
 
-export const DEFAULT_STORE_PREFIX = '/switchboard/';
 /** etcd's default `--max-txn-ops`. */
 export const DEFAULT_MAX_TXN_OPS = 128;
 /** Below etcd's default `--max-request-bytes` (1.5 MiB), leaving room for the compares and framing. */
@@ -47,19 +46,6 @@ const PROVIDERS = 'providers/';
 const SERVICES = 'services/';
 /** Ops each split transaction keeps free for meta keys. */
 const META_OPS = 2;
-
-/** `etcd://127.0.0.1:2379,127.0.0.1:22379` → `['127.0.0.1:2379', '127.0.0.1:22379']`. */
-export function parseEtcdUrl(url: string): string[] {
-  const m = /^etcd:\/\/([^/?#]+)\/?$/.exec(url);
-  if (!m) throw new Error(`not an etcd store URL (etcd://host:port,host:port): ${url}`);
-  const hosts = m[1].split(',').filter(Boolean);
-  for (const h of hosts) {
-    if (!/^[A-Za-z0-9.-]+:\d{1,5}$/.test(h) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(h))
-      throw new Error(`bad etcd endpoint '${h}' in ${url} (want host:port)`);
-  }
-  if (hosts.length === 0) throw new Error(`no etcd endpoint in ${url}`);
-  return hosts;
-}
 
 /** An etcd client for every member of `url`, with a deadline on every unary call (streams have none). */
 export function connectEtcd(url: string, opts: { callTimeoutMs?: number } = {}): Etcd3 {

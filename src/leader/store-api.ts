@@ -56,6 +56,8 @@ export type StoreErrorCode =
   | 'STORE_UNAVAILABLE'
   /** The store changed under the writer (a restore, or a writer that ignored fencing): nothing was written. */
   | 'STORE_CONFLICT'
+  /** The store refused the batch and wrote none of it (e.g. SQLite could not commit: disk full, I/O error). */
+  | 'STORE_FAILED'
   /** The store was closed. */
   | 'STORE_CLOSED';
 
@@ -68,6 +70,34 @@ export class StoreError extends Error {
   }
 }
 
+export const DEFAULT_STORE_PREFIX = '/switchboard/';
+
+/** Where the leader keeps the registry, from `--store` (absent: the SQLite file in `--data-dir`) and `--store-prefix`. */
+export type StoreSpec = { kind: 'sqlite' } | { kind: 'etcd'; url: string; endpoints: string[]; prefix: string };
+
+/** Parses `--store` / `--store-prefix`; throws an Error naming what is wrong. */
+export function parseStoreSpec(store: string | undefined, prefix: string = DEFAULT_STORE_PREFIX): StoreSpec {
+  if (store === undefined || store === '' || store === 'sqlite') return { kind: 'sqlite' };
+  if (!prefix.startsWith('/') || !prefix.endsWith('/'))
+    throw new Error(`--store-prefix must start and end with '/', got '${prefix}'`);
+  return { kind: 'etcd', url: store, endpoints: parseEtcdUrl(store), prefix };
+}
+
+/** `etcd://127.0.0.1:2379,127.0.0.1:22379` → `['127.0.0.1:2379', '127.0.0.1:22379']`. */
+export function parseEtcdUrl(url: string): string[] {
+  const m = /^etcd:\/\/([^/?#]+)\/?$/.exec(url);
+  if (!m) throw new Error(`--store must be etcd://host:port[,host:port...] (or absent for SQLite), got '${url}'`);
+  const hosts = m[1].split(',').filter(Boolean);
+  for (const h of hosts) {
+    if (!/^[A-Za-z0-9.-]+:\d{1,5}$/.test(h) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(h))
+      throw new Error(`bad etcd endpoint '${h}' in ${url} (want host:port)`);
+    const port = Number(h.slice(h.lastIndexOf(':') + 1));
+    if (port < 1 || port > 65535) throw new Error(`bad port in etcd endpoint '${h}'`);
+  }
+  if (hosts.length === 0) throw new Error(`no etcd endpoint in ${url}`);
+  return hosts;
+}
+
 /** The SQLite store behind the async interface. Its commits are synchronous, so they never overlap. */
 export function sqliteStore(store: Store): RegistryStore {
   let closed = false;
@@ -77,7 +107,14 @@ export function sqliteStore(store: Store): RegistryStore {
     load: async () => store.load(),
     commit: async (rev, puts, deletes, services = []) => {
       if (closed) throw new StoreError('STORE_CLOSED', 'the store is closed');
-      store.commit(rev, puts, deletes, services);
+      try {
+        store.commit(rev, puts, deletes, services);
+      } catch (err) {
+        // SQLite rolled the transaction back: nothing of the batch is on disk.
+        throw new StoreError('STORE_FAILED', `SQLite could not commit revision ${rev}: ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
     },
     close: async () => {
       closed = true;
