@@ -96,7 +96,6 @@ export class EtcdStore implements RegistryStore {
   readonly #leaderValue: string;
   readonly #maxOps: number;
   readonly #maxBytes: number;
-  readonly #commitTimeoutMs: number;
   /** Set by load() (the take-over): the fence this writer writes under and the meta/rev it last left. */
   #writer: { fence: Fence; metaRevMod: string } | undefined;
   /** Revisions of commits that failed with an unknown outcome: finding one of them in meta/rev is our own doing. */
@@ -104,6 +103,8 @@ export class EtcdStore implements RegistryStore {
   #queue: Promise<unknown> = Promise.resolve();
   #follower: StoreFollower | undefined;
   #closed = false;
+  /** Bound on each store operation, ms; may be changed at run time. */
+  commitTimeoutMs: number;
   /** Transactions sent by commits (a split batch counts each). */
   transactions = 0;
   /** Whole-store reads (a take-over from a hot copy needs none). */
@@ -119,7 +120,7 @@ export class EtcdStore implements RegistryStore {
     this.#leaderValue = opts.leaderValue ?? '';
     this.#maxOps = opts.maxTxnOps ?? DEFAULT_MAX_TXN_OPS;
     this.#maxBytes = opts.maxTxnBytes ?? DEFAULT_MAX_TXN_BYTES;
-    this.#commitTimeoutMs = opts.commitTimeoutMs ?? DEFAULT_COMMIT_TIMEOUT_MS;
+    this.commitTimeoutMs = opts.commitTimeoutMs ?? DEFAULT_COMMIT_TIMEOUT_MS;
     if (this.#maxOps <= META_OPS) throw new Error(`maxTxnOps must be > ${META_OPS}`);
   }
 
@@ -218,7 +219,7 @@ export class EtcdStore implements RegistryStore {
       let hot = false;
       if (this.#follower?.running) {
         try {
-          await this.#follower.waitFor(markedAt, this.#commitTimeoutMs);
+          await this.#follower.waitFor(markedAt, this.commitTimeoutMs);
           snapshot = this.#follower.snapshot();
           hot = true;
         } catch (err) {
@@ -272,7 +273,7 @@ export class EtcdStore implements RegistryStore {
     this.#inDoubt.add(rev);
     const chunks = this.#split(ops);
     const split = chunks.length > 1;
-    const deadline = Date.now() + this.#commitTimeoutMs;
+    const deadline = Date.now() + this.commitTimeoutMs;
     let restarts = 0;
     for (let i = 0; i < chunks.length;) {
       const first = i === 0;
@@ -394,7 +395,7 @@ export class EtcdStore implements RegistryStore {
   }
 
   /** An etcd call bounded by the commit timeout (or `deadline`); any failure becomes STORE_UNAVAILABLE. */
-  async #call<T>(promise: Promise<T>, what: string, deadline = Date.now() + this.#commitTimeoutMs): Promise<T> {
+  async #call<T>(promise: Promise<T>, what: string, deadline = Date.now() + this.commitTimeoutMs): Promise<T> {
     try {
       return await withTimeout(promise, Math.max(1, deadline - Date.now()), what);
     } catch (err) {

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd-cluster.ts';
+import { waitFor } from '../helpers/wait.ts';
 import type { StoreError } from '../../src/leader/store-api.ts';
 import { connectEtcd } from '../../src/leader/etcd-store.ts';
 import type { Term } from '../../src/leader/election.ts';
@@ -168,4 +169,40 @@ test('a batch with more keys than one transaction allows is split and lands whol
   assert.equal(read.providers.length, 40);
   assert.equal(read.providers.filter((p) => p.state === 'down').length, 10);
   assert.equal(read.pending, undefined);
+});
+
+test('a commit whose answer never came (it landed anyway) is taken into the next one, or retried as is', async (t) => {
+  const prefix = freshPrefix();
+  const a = await candidate(cluster.url, prefix, 'a');
+  t.after(() => a.close());
+  await a.elected();
+  await a.store.load();
+  // Give up on etcd's answer after 1 ms: the transaction is sent and lands, but the commit reports an unknown outcome.
+  const inDoubt = async (rev: number, puts: ReturnType<typeof provider>[]): Promise<boolean> => {
+    a.store.commitTimeoutMs = 1;
+    try {
+      await a.store.commit(rev, puts, [], [['svc', rev]]);
+      return false;
+    } catch (err) {
+      assert.equal((err as StoreError).code, 'STORE_UNAVAILABLE');
+      return true;
+    } finally {
+      a.store.commitTimeoutMs = 3000;
+    }
+  };
+  const landed = (rev: number) => waitFor(async () => (await readStore(cluster.url, prefix)).rev === rev);
+
+  // 1. The next commit is a superset under a higher revision (what the registry does): accepted.
+  const first = await inDoubt(1, [provider('p1', 1)]);
+  if (first) await landed(1);
+  await a.store.commit(2, [provider('p1', 1), provider('p2', 2)], [], [['svc', 2]]);
+  // 2. The same batch again, same revision: recognised as already written.
+  const second = await inDoubt(3, [provider('p3', 3)]);
+  if (second) await landed(3);
+  t.diagnostic(`outcome unknown: first ${first}, second ${second}`);
+  await a.store.commit(3, [provider('p3', 3)], [], [['svc', 3]]);
+  await a.store.commit(4, [provider('p4', 4)], [], [['svc', 4]]);
+  const read = await readStore(cluster.url, prefix);
+  assert.equal(read.rev, 4);
+  assert.deepEqual(read.providers.map((p) => p.id).sort(), ['p1', 'p2', 'p3', 'p4']);
 });
