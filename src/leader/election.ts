@@ -86,6 +86,8 @@ export class Election extends EventEmitter<ElectionEvents> {
   #watcher: Watcher | undefined;
   #evaluating: Promise<void> | undefined;
   #dirty = false;
+  /** When the line of candidates was last read. */
+  #lastRead = 0;
   #leader: string | undefined;
   #started = false;
   #closed = false;
@@ -214,8 +216,9 @@ export class Election extends EventEmitter<ElectionEvents> {
         }
         this.#renewed(sentAt);
         this.#scheduleKeepAlive(generation, this.#keepEveryMs());
-        // The lease outlived the silence: the key (and its place in line) is still ours.
-        if (this.#suspended) this.#evaluate();
+        // The lease outlived the silence: the key (and its place in line) is still ours. A waiting candidate also
+        // reads the line once per TTL, in case its watch missed the change that puts it first.
+        if (this.#suspended || (!this.#term && Date.now() - this.#lastRead > this.#ttlMs)) this.#evaluate();
       },
       (err: Error) => {
         if (generation !== this.#generation) return;
@@ -300,6 +303,7 @@ export class Election extends EventEmitter<ElectionEvents> {
   async #readLine(): Promise<void> {
     const generation = this.#generation;
     const res = await withTimeout(this.#ns.getAll().sort('Create', 'Ascend').exec(), this.#ttlMs, 'election read');
+    this.#lastRead = Date.now();
     if (this.#closed) return;
     const first = res.kvs[0];
     const leader = first?.value.toString();

@@ -515,7 +515,12 @@ export class StoreFollower {
     watcher.on('data', (res) => {
       let top = 0;
       for (const ev of res.events) {
-        this.#apply(ev.type === 'Delete', ev.kv);
+        try {
+          this.#apply(ev.type === 'Delete', ev.kv);
+        } catch (err) {
+          // Only a writer that is not Switchboard could put an unreadable record here: say so, keep following.
+          this.#log.error({ err: (err as Error).message, key: ev.kv.key.toString() }, 'unreadable record in the store');
+        }
         top = Math.max(top, Number(ev.kv.mod_revision));
       }
       this.#advance(top);
