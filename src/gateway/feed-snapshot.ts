@@ -44,7 +44,7 @@ export class SnapshotEndpoint {
     this.#follower = opts.follower;
     this.#metrics = opts.metrics;
     this.#socket = new Router(
-      baseSocketOptions({
+      baseSocketOptions<Router>({
         // Requests are two short frames; anything bigger is not one.
         maxMessageSize: 4096,
         // A reply to a peer that has gone fails fast instead of waiting forever.

@@ -43,7 +43,7 @@ export class EventFeed {
     this.#metrics = opts.metrics;
     // noDrop stays off: one stalled subscriber must never stall the feed for the others.
     this.#socket = new Publisher(
-      baseSocketOptions({ sendHighWaterMark: opts.highWaterMark, maxMessageSize: 64 * 1024 }),
+      baseSocketOptions<Publisher>({ sendHighWaterMark: opts.highWaterMark, maxMessageSize: 64 * 1024 }),
     );
     this.#queue = new SendQueue(this.#socket, {
       log: opts.log,

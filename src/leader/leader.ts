@@ -78,7 +78,7 @@ export class Leader {
       moreWaiting: () => !this.#router.closed && this.#router.readable,
     });
     this.#router = new Router(
-      baseSocketOptions({
+      baseSocketOptions<Router>({
         // Gateways send registrations here; a provider record is small, a batch of reports can be large.
         maxMessageSize: 64 * 1024 * 1024,
         mandatory: false,
@@ -88,7 +88,7 @@ export class Leader {
         heartbeatTimeout: 1500,
       }),
     );
-    this.#pub = new Publisher(baseSocketOptions({ sendHighWaterMark: 100_000 }));
+    this.#pub = new Publisher(baseSocketOptions<Publisher>({ sendHighWaterMark: 100_000 }));
     this.#routerQueue = new SendQueue(this.#router, {
       log,
       limit: 100_000,
