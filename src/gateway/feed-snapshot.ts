@@ -10,6 +10,7 @@
 import { Router } from 'zeromq';
 import {
   baseSocketOptions,
+  FEED_SNAPSHOT_COMMAND,
   FrameDecoder,
   pack,
   receiveLoop,
@@ -97,7 +98,7 @@ export class SnapshotEndpoint {
       rest.shift();
     }
     if (rest.length !== 2) return void this.#decoder.drop('frame-count', frames.length);
-    if (rest[0].toString() !== 'snapshot') return void this.#decoder.drop('unknown-command', rest[0].length);
+    if (rest[0].toString() !== FEED_SNAPSHOT_COMMAND) return void this.#decoder.drop('unknown-command', rest[0].length);
     const service = rest[1].toString();
     if (service !== '' && !SERVICE.test(service)) return void this.#decoder.drop('invalid-service', rest[1].length);
     const replica = this.#follower.replica;
