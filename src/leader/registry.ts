@@ -1,9 +1,9 @@
 /**
  * The leader's registry: the authoritative in-memory copy of the store, the revision counter, and group commit.
  *
- * A change is applied in memory, given the next revision and staged; all changes staged during one turn of the
- * event loop are written in one SQLite transaction, then published in revision order, then acknowledged. Readers
- * that must see only durable state (snapshots) wait for `committed()`.
+ * A change is applied in memory, given the next revision and staged; staged changes are written in one SQLite
+ * transaction (when: group-commit.ts), then published in revision order, then acknowledged. Readers that must see
+ * only durable state (snapshots) wait for `committed()`.
  */
 import {
   addressKey,
@@ -17,13 +17,11 @@ import {
   type RegistryEvent,
   type CheckResult,
 } from '../bridge/index.ts';
+import { GroupCommit } from './group-commit.ts';
 import type { Store } from './store.ts';
 
+export { MAX_COMMIT_BATCH, MAX_COMMIT_DELAY_MS } from './group-commit.ts';
 export const DEFAULT_HISTORY_SIZE = 10_000;
-/** Group commit: while more requests are already waiting, a commit waits for them, up to this many changes... */
-export const MAX_COMMIT_BATCH = 2000;
-/** ...and this long since the first change of the batch. */
-export const MAX_COMMIT_DELAY_MS = 5;
 
 export interface PutResult {
   status: 200 | 201;
@@ -47,7 +45,7 @@ export class Registry {
   #stagedPuts = new Map<string, Provider>();
   #stagedDeletes = new Set<string>();
   #stagedServices = new Map<string, number>();
-  #flushScheduled = false;
+  readonly #groupCommit: GroupCommit;
   #waiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
   // Recent committed events, for followers that missed some.
   readonly #history: RegistryEvent[] = [];
@@ -58,15 +56,21 @@ export class Registry {
   committedChanges = 0;
   commitMs = 0;
 
-  /** True while more input is already waiting to be read (then a commit is worth delaying for it). */
-  readonly #moreWaiting: () => boolean;
-  #firstStagedAt = 0;
-
   constructor(
     store: Store,
-    opts: { log: Logger; publish: (event: RegistryEvent) => void; historySize?: number; moreWaiting?: () => boolean },
+    opts: {
+      log: Logger;
+      publish: (event: RegistryEvent) => void;
+      historySize?: number;
+      /** True while more requests are already waiting to be read: a commit then waits for them (group-commit.ts). */
+      moreWaiting?: () => boolean;
+    },
   ) {
-    this.#moreWaiting = opts.moreWaiting ?? (() => false);
+    this.#groupCommit = new GroupCommit({
+      staged: () => this.#staged.length,
+      moreWaiting: opts.moreWaiting ?? (() => false),
+      commit: () => this.flush(),
+    });
     this.#store = store;
     this.#log = opts.log;
     this.#publish = opts.publish;
@@ -197,7 +201,7 @@ export class Registry {
 
   /** Writes whatever is staged now (also used on close). */
   flush(): void {
-    this.#flushScheduled = false;
+    this.#groupCommit.cancel();
     if (this.#staged.length === 0) return;
     const events = this.#staged;
     const waiters = this.#waiters;
@@ -229,23 +233,6 @@ export class Registry {
     for (const w of waiters) w.resolve();
   }
 
-  /**
-   * A commit costs an fsync whatever its size, so it waits while requests are already queued on the socket (they
-   * join this commit), bounded in size and delay. With nothing waiting it commits at once: no added latency.
-   */
-  #flushWhenIdle(): void {
-    if (
-      this.#staged.length > 0 &&
-      this.#staged.length < MAX_COMMIT_BATCH &&
-      performance.now() - this.#firstStagedAt < MAX_COMMIT_DELAY_MS &&
-      this.#moreWaiting()
-    ) {
-      setImmediate(() => this.#flushWhenIdle());
-      return;
-    }
-    this.flush();
-  }
-
   get failed(): Error | null {
     return this.#failed;
   }
@@ -275,11 +262,7 @@ export class Registry {
       provider,
       at: now,
     });
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      this.#firstStagedAt = performance.now();
-      setImmediate(() => this.#flushWhenIdle());
-    }
+    this.#groupCommit.staged();
     return provider;
   }
 }
