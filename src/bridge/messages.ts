@@ -111,6 +111,7 @@ export const WorkerStatus = Type.Object({
   tasks: Type.Integer({ minimum: 0, description: 'Providers this worker watches' }),
   lastSeenMs: Type.Number({ description: 'Milliseconds since the worker was last heard' }),
 });
+export type WorkerStatus = Static<typeof WorkerStatus>;
 export const ClusterReply = Type.Object({
   type: Type.Literal(MESSAGE_TYPE.clusterReply),
   reqId: ReqId,

@@ -11,6 +11,7 @@ import {
   providerIdFor,
   type Change,
   type Logger,
+  type Metrics,
   type Provider,
   type ProviderInput,
   type ProviderState,
@@ -60,6 +61,8 @@ export class Registry {
     store: Store,
     opts: {
       log: Logger;
+      /** Where the revision, commit and provider gauges are registered (none when absent). */
+      metrics?: Metrics;
       publish: (event: RegistryEvent) => void;
       historySize?: number;
       /** True while more requests are already waiting to be read: a commit then waits for them (group-commit.ts). */
@@ -84,6 +87,23 @@ export class Registry {
       this.#byAddress.set(addressKey(p), p.id);
     }
     for (const [service, rev] of loaded.serviceRevs) this.#serviceRev.set(service, rev);
+    if (opts.metrics) this.#registerMetrics(opts.metrics);
+  }
+
+  #registerMetrics(metrics: Metrics): void {
+    metrics.gauge('switchboard_rev', 'Current revision', () => this.committedRev);
+    metrics.gauge('switchboard_store_commits', 'SQLite transactions committed (counter)', () => this.commits);
+    metrics.gauge(
+      'switchboard_store_committed_changes',
+      'Changes written by those transactions (counter)',
+      () => this.committedChanges,
+    );
+    metrics.gauge('switchboard_store_commit_seconds', 'Time spent in commits (counter)', () => this.commitMs / 1000);
+    metrics.gauge('switchboard_providers', 'Registered providers by state', () => {
+      const counts: Record<string, number> = { pending: 0, up: 0, down: 0, maintenance: 0 };
+      for (const p of this.all()) counts[p.state] = (counts[p.state] ?? 0) + 1;
+      return Object.entries(counts).map(([state, n]) => [{ state }, n]);
+    });
   }
 
   get rev(): number {
