@@ -33,7 +33,7 @@ const url = gateway.url;
 
 /** Time of the leader's event for `id` with `change`, polled from its event history. */
 function eventAt(l: LeaderHandle, id: string, change: string, after: number): number | undefined {
-  const events = l.leader.registry.since(0) ?? [];
+  const events = l.history(0) ?? [];
   return events.find((e) => e.provider.id === id && e.change === change && e.at >= after)?.at;
 }
 async function until(id: string, change: string, after: number, timeoutMs = 15_000): Promise<number> {

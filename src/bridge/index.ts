@@ -1,5 +1,6 @@
 /** What the roles share. Roles import from here, never from each other. */
 export * from './schemas.ts';
+export * from './protocol.ts';
 export * from './messages.ts';
 export * from './codec.ts';
 export * from './revision.ts';

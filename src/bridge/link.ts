@@ -55,7 +55,7 @@ export class LeaderLink<S extends TSchema> {
     this.#maxPending = opts.maxPending ?? DEFAULT_MAX_PENDING_REQUESTS;
     // sendTimeout: a DEALER whose peer is gone blocks once its pipe is full; fail the send instead of hanging.
     this.#socket = new Dealer(
-      baseSocketOptions({
+      baseSocketOptions<Dealer>({
         maxMessageSize: opts.maxMessageSize,
         sendTimeout: 1000,
         sendHighWaterMark: 10_000,

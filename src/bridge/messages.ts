@@ -3,10 +3,11 @@
  *
  * Sockets: the leader binds a ROUTER (control) and a PUB (events). Workers and gateways talk to the ROUTER
  * through a DEALER and read the PUB through a SUB. Each frame carries one msgpack-encoded message; the PUB adds
- * a topic frame before it (`ev` for events, `hb` for position beacons).
+ * a topic frame before it (`TOPIC_EVENT` for events, `TOPIC_BEACON` for position beacons; see protocol.ts).
  */
 import { Type, type Static } from 'typebox';
 import { Compile } from 'typebox/compile';
+import { MESSAGE_TYPE, OBSERVATION_CAUSES } from './protocol.ts';
 import { Check, CheckResult, Provider, ProviderId, ProviderInput, RegistryEvent } from './schemas.ts';
 
 const Id = Type.String({ minLength: 1, maxLength: 128 });
@@ -26,8 +27,8 @@ export type Task = Static<typeof Task>;
 export const Observation = Type.Object({
   id: ProviderId,
   alive: Type.Union([Type.Boolean(), Type.Null()]),
-  /** why: `beat` (data arrived), `missed` (silent too long), `disconnect` (connection dropped), `check` (poll). */
-  cause: Type.String({ maxLength: 32 }),
+  /** Why (see OBSERVATION_CAUSES in protocol.ts): e.g. `beat`, `missed`, `disconnect`, `unresponsive`, `check`. */
+  cause: Type.Enum(OBSERVATION_CAUSES),
   at: Millis,
   output: Type.Optional(Type.String({ maxLength: 1024 })),
 });
@@ -35,14 +36,14 @@ export type Observation = Static<typeof Observation>;
 
 // --- worker → leader
 export const WorkerHello = Type.Object({
-  type: Type.Literal('worker.hello'),
+  type: Type.Literal(MESSAGE_TYPE.workerHello),
   workerId: Id,
   /** What the worker already watches and what it saw: lets a restarted leader keep assignments and presence. */
   observations: Type.Array(Observation, { maxItems: 1_000_000 }),
 });
-export const WorkerPing = Type.Object({ type: Type.Literal('worker.ping'), workerId: Id });
+export const WorkerPing = Type.Object({ type: Type.Literal(MESSAGE_TYPE.workerPing), workerId: Id });
 export const PresenceReport = Type.Object({
-  type: Type.Literal('presence'),
+  type: Type.Literal(MESSAGE_TYPE.presence),
   workerId: Id,
   /** true: every task of the worker is listed (periodic full report); false: transitions only. */
   full: Type.Boolean(),
@@ -51,67 +52,68 @@ export const PresenceReport = Type.Object({
 
 // --- leader → worker
 export const WorkerWelcome = Type.Object({
-  type: Type.Literal('worker.welcome'),
+  type: Type.Literal(MESSAGE_TYPE.workerWelcome),
   session: Id,
   /** The whole task list: the worker watches exactly these afterwards. */
   tasks: Type.Array(Task, { maxItems: 1_000_000 }),
 });
 export const TasksAdd = Type.Object({
-  type: Type.Literal('tasks.add'),
+  type: Type.Literal(MESSAGE_TYPE.tasksAdd),
   tasks: Type.Array(Task, { maxItems: 1_000_000 }),
 });
 export const TasksRemove = Type.Object({
-  type: Type.Literal('tasks.remove'),
+  type: Type.Literal(MESSAGE_TYPE.tasksRemove),
   ids: Type.Array(ProviderId, { maxItems: 1_000_000 }),
 });
-export const WorkerPong = Type.Object({ type: Type.Literal('worker.pong'), session: Id });
+export const WorkerPong = Type.Object({ type: Type.Literal(MESSAGE_TYPE.workerPong), session: Id });
 /** The leader does not know this worker (it restarted, or declared the worker dead): say hello again. */
-export const WorkerUnknown = Type.Object({ type: Type.Literal('worker.unknown'), session: Id });
-export const TtlPass = Type.Object({ type: Type.Literal('ttl.pass'), id: ProviderId, at: Millis });
+export const WorkerUnknown = Type.Object({ type: Type.Literal(MESSAGE_TYPE.workerUnknown), session: Id });
+export const TtlPass = Type.Object({ type: Type.Literal(MESSAGE_TYPE.ttlPass), id: ProviderId, at: Millis });
 
 // --- gateway → leader (requests carry reqId; the reply carries the same reqId)
 export const PutRequest = Type.Object({
-  type: Type.Literal('put'),
+  type: Type.Literal(MESSAGE_TYPE.put),
   reqId: ReqId,
   /** Absent for POST: the leader derives the id. */
   id: Type.Optional(ProviderId),
   input: ProviderInput,
 });
-export const DeleteRequest = Type.Object({ type: Type.Literal('delete'), reqId: ReqId, id: ProviderId });
-export const TtlRequest = Type.Object({ type: Type.Literal('ttl'), reqId: ReqId, id: ProviderId });
+export const DeleteRequest = Type.Object({ type: Type.Literal(MESSAGE_TYPE.delete), reqId: ReqId, id: ProviderId });
+export const TtlRequest = Type.Object({ type: Type.Literal(MESSAGE_TYPE.ttl), reqId: ReqId, id: ProviderId });
 export const MaintenanceRequest = Type.Object({
-  type: Type.Literal('maintenance'),
+  type: Type.Literal(MESSAGE_TYPE.maintenance),
   reqId: ReqId,
   id: ProviderId,
   enabled: Type.Boolean(),
   reason: Type.Optional(Type.String({ maxLength: 512 })),
 });
-export const SnapshotRequest = Type.Object({ type: Type.Literal('snapshot'), reqId: ReqId });
+export const SnapshotRequest = Type.Object({ type: Type.Literal(MESSAGE_TYPE.snapshot), reqId: ReqId });
 /** Ask for the events after `since`; answered with the events or `complete: false` if the leader no longer has them. */
 export const SinceRequest = Type.Object({
-  type: Type.Literal('since'),
+  type: Type.Literal(MESSAGE_TYPE.since),
   reqId: ReqId,
   epoch: Id,
   since: Type.Integer(),
 });
-export const PingRequest = Type.Object({ type: Type.Literal('ping'), reqId: ReqId });
+export const PingRequest = Type.Object({ type: Type.Literal(MESSAGE_TYPE.ping), reqId: ReqId });
 /** The leader's own Prometheus metrics, which gateways add to their `/metrics`. */
-export const MetricsRequest = Type.Object({ type: Type.Literal('metrics'), reqId: ReqId });
+export const MetricsRequest = Type.Object({ type: Type.Literal(MESSAGE_TYPE.metrics), reqId: ReqId });
 export const MetricsReply = Type.Object({
-  type: Type.Literal('metrics.reply'),
+  type: Type.Literal(MESSAGE_TYPE.metricsReply),
   reqId: ReqId,
   text: Type.String({ maxLength: 4 * 1024 * 1024 }),
 });
 
 /** What the leader knows of its workers: for operators (`GET /v1/admin/cluster`) and fault tests. */
-export const ClusterRequest = Type.Object({ type: Type.Literal('cluster'), reqId: ReqId });
+export const ClusterRequest = Type.Object({ type: Type.Literal(MESSAGE_TYPE.cluster), reqId: ReqId });
 export const WorkerStatus = Type.Object({
   id: Id,
   tasks: Type.Integer({ minimum: 0, description: 'Providers this worker watches' }),
   lastSeenMs: Type.Number({ description: 'Milliseconds since the worker was last heard' }),
 });
+export type WorkerStatus = Static<typeof WorkerStatus>;
 export const ClusterReply = Type.Object({
-  type: Type.Literal('cluster.reply'),
+  type: Type.Literal(MESSAGE_TYPE.clusterReply),
   reqId: ReqId,
   session: Id,
   epoch: Id,
@@ -122,32 +124,32 @@ export const ClusterReply = Type.Object({
 });
 
 /** Operator override of the mass-down guard: publish every held down now. */
-export const GuardReleaseRequest = Type.Object({ type: Type.Literal('guard.release'), reqId: ReqId });
+export const GuardReleaseRequest = Type.Object({ type: Type.Literal(MESSAGE_TYPE.guardRelease), reqId: ReqId });
 
 // --- leader → gateway
 export const Ack = Type.Object({
-  type: Type.Literal('ack'),
+  type: Type.Literal(MESSAGE_TYPE.ack),
   reqId: ReqId,
   status: Type.Integer(),
   rev: Type.Integer({ minimum: 0 }),
   provider: Type.Optional(Provider),
 });
 export const Nack = Type.Object({
-  type: Type.Literal('nack'),
+  type: Type.Literal(MESSAGE_TYPE.nack),
   reqId: ReqId,
   statusCode: Type.Integer(),
   code: Type.String({ maxLength: 64 }),
   message: Type.String({ maxLength: 2048 }),
 });
 export const SnapshotReply = Type.Object({
-  type: Type.Literal('snapshot.reply'),
+  type: Type.Literal(MESSAGE_TYPE.snapshotReply),
   reqId: ReqId,
   epoch: Id,
   rev: Type.Integer({ minimum: 0 }),
   providers: Type.Array(Provider, { maxItems: 10_000_000 }),
 });
 export const SinceReply = Type.Object({
-  type: Type.Literal('since.reply'),
+  type: Type.Literal(MESSAGE_TYPE.sinceReply),
   reqId: ReqId,
   complete: Type.Boolean(),
   events: Type.Array(RegistryEvent, { maxItems: 1_000_000 }),
@@ -159,7 +161,7 @@ export const MassDownGuardStatus = Type.Object({
 });
 export type MassDownGuardStatus = Static<typeof MassDownGuardStatus>;
 export const Pong = Type.Object({
-  type: Type.Literal('pong'),
+  type: Type.Literal(MESSAGE_TYPE.pong),
   reqId: ReqId,
   session: Id,
   epoch: Id,
@@ -173,8 +175,8 @@ export const Pong = Type.Object({
 // --- leader PUB
 export const Beacon = Type.Object({ session: Id, epoch: Id, rev: Type.Integer({ minimum: 0 }), at: Millis });
 export type Beacon = Static<typeof Beacon>;
-export const TOPIC_EVENT = 'ev';
-export const TOPIC_BEACON = 'hb';
+// Topics live in protocol.ts (dependency-free); re-exported here for code that imports them from messages.ts.
+export { TOPIC_EVENT, TOPIC_BEACON } from './protocol.ts';
 
 /** Everything the leader's ROUTER accepts. */
 export const ToLeader = Type.Union([

@@ -2,7 +2,7 @@
  * ZeroMQ habits in one place: explicit socket options, one receive loop per socket, one bounded send queue per
  * socket (zeromq.js allows a single pending send), and a frame decoder that drops and counts bad input.
  */
-import type { Socket, Writable } from 'zeromq';
+import type { Readable, Socket, SocketOptions, Writable } from 'zeromq';
 import type { TProperties, TSchema, Static } from 'typebox';
 import type { Validator } from 'typebox/compile';
 import { unpack } from './codec.ts';
@@ -15,15 +15,22 @@ export const DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024;
 export const SNAPSHOT_MAX_MESSAGE_SIZE = 512 * 1024 * 1024;
 export const DEFAULT_SEND_QUEUE_LIMIT = 10_000;
 
-/** Options every socket gets: no linger (clean exit), a bound on frames, ZMTP heartbeats (a frozen peer is found). */
-export function baseSocketOptions(overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
+/**
+ * Options every socket gets: no linger (clean exit), a bound on frames, ZMTP heartbeats (a frozen peer is found).
+ * Typed with zeromq.js's own `SocketOptions<S>`, so a misspelt or misplaced option does not compile: name the socket
+ * class for its own options, e.g. `new Router(baseSocketOptions<Router>({ mandatory: true, sendTimeout: 1000 }))`.
+ * Without a type argument the options of any readable and writable socket are accepted.
+ */
+export function baseSocketOptions<S extends Socket = Socket & Readable & Writable>(
+  overrides: SocketOptions<S>,
+): SocketOptions<Socket> & SocketOptions<S> {
+  const base: SocketOptions<Socket> = {
     linger: 0,
     maxMessageSize: DEFAULT_MAX_MESSAGE_SIZE,
     heartbeatInterval: 1000,
     heartbeatTimeout: 3000,
-    ...overrides,
   };
+  return { ...base, ...overrides };
 }
 
 type Frames = Array<Buffer | string | Uint8Array>;

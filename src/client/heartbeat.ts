@@ -3,8 +3,9 @@
  * provider id every `intervalMs`. One socket can carry many ids.
  */
 import { Publisher } from 'zeromq';
+import { HEARTBEAT_TOPIC } from '../bridge/protocol.ts';
 
-export const HEARTBEAT_TOPIC = 'heartbeat';
+export { HEARTBEAT_TOPIC };
 export const DEFAULT_BEAT_INTERVAL_MS = 250;
 
 export interface HeartbeatOptions {

@@ -10,6 +10,7 @@ import { Unpackr } from 'msgpackr';
 import type { Provider, RegistryEvent } from '../bridge/index.ts';
 import type { GatewayAddress, GatewayPool } from './gateways.ts';
 import { View } from './view.ts';
+import { FEED_SNAPSHOT_COMMAND, FEED_TOPIC_PREFIX, feedTopic, WATCH_MESSAGE } from '../bridge/protocol.ts';
 
 export type WatchUpdate =
   | { type: 'event'; event: RegistryEvent }
@@ -200,12 +201,12 @@ export class Watch implements AsyncIterable<WatchUpdate> {
       } catch {
         return;
       }
-      if (m.type === 'snapshot')
+      if (m.type === WATCH_MESSAGE.snapshot)
         this.#onSnapshot(m as unknown as { epoch: string; rev: number; providers: Provider[] });
-      else if (m.type === 'event') {
+      else if (m.type === WATCH_MESSAGE.event) {
         const { type: _t, ...event } = m;
         this.#onEvent(event as unknown as RegistryEvent);
-      } else if (m.type === 'resumed') this.#failures = 0;
+      } else if (m.type === WATCH_MESSAGE.resumed) this.#failures = 0;
     });
     let failure = 'connection closed';
     ws.on('error', (err) => {
@@ -237,7 +238,7 @@ export class Watch implements AsyncIterable<WatchUpdate> {
       maxMessageSize: 512 * 1024 * 1024,
     });
     this.#zmq = { sub, dealer };
-    const topics = this.#opts.services.length ? this.#opts.services.map((s) => `svc/${s}/`) : ['svc/'];
+    const topics = this.#opts.services.length ? this.#opts.services.map(feedTopic) : [FEED_TOPIC_PREFIX];
     sub.subscribe(...topics);
     sub.connect(gateway.pub);
     dealer.connect(gateway.snapshot);
@@ -262,7 +263,7 @@ export class Watch implements AsyncIterable<WatchUpdate> {
     const last = new Map<string, number>();
     const sync = async (): Promise<void> => {
       pending ??= [];
-      await dealer.send(['snapshot', this.#opts.services.length === 1 ? this.#opts.services[0] : '']);
+      await dealer.send([FEED_SNAPSHOT_COMMAND, this.#opts.services.length === 1 ? this.#opts.services[0] : '']);
       const [frame] = await dealer.receive();
       const snap = plain.unpack(frame) as { epoch: string; rev: number; providers: Provider[] };
       base = snap.rev;

@@ -10,6 +10,7 @@
 import { Router } from 'zeromq';
 import {
   baseSocketOptions,
+  FEED_SNAPSHOT_COMMAND,
   FrameDecoder,
   pack,
   receiveLoop,
@@ -54,7 +55,7 @@ export class SnapshotEndpoint {
     this.#follower = opts.follower;
     this.#metrics = opts.metrics;
     this.#socket = new Router(
-      baseSocketOptions({
+      baseSocketOptions<Router>({
         // Requests are two short frames; anything bigger is not one.
         maxMessageSize: 4096,
         // A reply to a peer that has gone fails fast instead of waiting forever.
@@ -108,7 +109,7 @@ export class SnapshotEndpoint {
       rest.shift();
     }
     if (rest.length !== 2) return void this.#decoder.drop('frame-count', frames.length);
-    if (rest[0].toString() !== 'snapshot') return void this.#decoder.drop('unknown-command', rest[0].length);
+    if (rest[0].toString() !== FEED_SNAPSHOT_COMMAND) return void this.#decoder.drop('unknown-command', rest[0].length);
     const service = rest[1].toString();
     if (service !== '' && !SERVICE.test(service)) return void this.#decoder.drop('invalid-service', rest[1].length);
     this.#metrics.inc('switchboard_feed_snapshots_total');

@@ -6,6 +6,7 @@
 import { Publisher } from 'zeromq';
 import {
   baseSocketOptions,
+  feedTopic,
   pack,
   SendQueue,
   type Follower,
@@ -18,10 +19,8 @@ import { SnapshotEndpoint } from './feed-snapshot.ts';
 
 export const DEFAULT_FEED_HIGH_WATER_MARK = 10_000;
 
-/** The topic of a service's events; the trailing slash keeps `svc/bill` from matching `svc/billing/`. */
-export function feedTopic(service: string): string {
-  return `svc/${service}/`;
-}
+// The topic of a service's events (`svc/<service>/`) is defined in bridge/protocol.ts; re-exported from here.
+export { feedTopic };
 
 export interface FeedOptions {
   endpoint: string;
@@ -43,7 +42,7 @@ export class EventFeed {
     this.#metrics = opts.metrics;
     // noDrop stays off: one stalled subscriber must never stall the feed for the others.
     this.#socket = new Publisher(
-      baseSocketOptions({ sendHighWaterMark: opts.highWaterMark, maxMessageSize: 64 * 1024 }),
+      baseSocketOptions<Publisher>({ sendHighWaterMark: opts.highWaterMark, maxMessageSize: 64 * 1024 }),
     );
     this.#queue = new SendQueue(this.#socket, {
       log: opts.log,

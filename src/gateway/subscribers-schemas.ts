@@ -1,7 +1,7 @@
 /** Schemas of the push transports: query strings (validated by Fastify, shown in OpenAPI) and WebSocket messages. */
 import { Type, type Static } from 'typebox';
 import { Compile } from 'typebox/compile';
-import { ServiceName } from '../bridge/index.ts';
+import { ServiceName, WATCH_MESSAGE } from '../bridge/index.ts';
 
 /** A client watching more services than this should watch everything and filter itself. */
 export const MAX_SERVICE_FILTERS = 64;
@@ -60,11 +60,11 @@ export const EventsHeaders = Type.Object({
 
 // --- WebSocket client → gateway
 export const ResumeMessage = Type.Object({
-  type: Type.Literal('resume'),
+  type: Type.Literal(WATCH_MESSAGE.resume),
   epoch: Epoch,
   rev: Type.Integer({ minimum: 0 }),
 });
-export const PingMessage = Type.Object({ type: Type.Literal('ping') });
+export const PingMessage = Type.Object({ type: Type.Literal(WATCH_MESSAGE.ping) });
 export const ClientMessage = Type.Union([ResumeMessage, PingMessage]);
 export type ClientMessage = Static<typeof ClientMessage>;
 export const clientMessage = Compile(ClientMessage);

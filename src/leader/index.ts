@@ -1,10 +1,11 @@
 /** The leader role: `start(config)` binds its sockets and returns a handle whose `close()` stops it cleanly. */
-import { createLogger, makeHandle, Metrics, type Handle, type Logger } from '../bridge/index.ts';
+import { createLogger, makeHandle, Metrics, type Handle, type Logger, type RegistryEvent } from '../bridge/index.ts';
 import { leaderConfig, type LeaderConfigInput } from './config.ts';
-import { Leader } from './leader.ts';
+import { Leader, type LeaderStatus } from './leader.ts';
 
 export { leaderConfig, LEADER_DEFAULTS, DEFAULT_LEADER_BIND, defaultPublishEndpoint } from './config.ts';
 export type { LeaderConfig, LeaderConfigInput } from './config.ts';
+export type { LeaderStatus } from './leader.ts';
 
 export interface LeaderHandle extends Handle {
   /** The ROUTER endpoint workers and gateways connect to (resolved when the bind port was `*`). */
@@ -13,7 +14,13 @@ export interface LeaderHandle extends Handle {
   readonly events: string;
   readonly epoch: string;
   readonly metrics: Metrics;
-  readonly leader: Leader;
+  /** Epoch, last durable revision, and how many providers, live workers and unwatched checked providers. */
+  status(): LeaderStatus;
+  /**
+   * The committed events after revision `since`, oldest first (`history(0)`: everything still held, up to the
+   * `historySize` most recent); undefined when the history no longer reaches back that far.
+   */
+  history(since: number): RegistryEvent[] | undefined;
 }
 
 export async function start(
@@ -26,7 +33,14 @@ export async function start(
   const leader = new Leader(cfg, log, metrics);
   await leader.start();
   return makeHandle(
-    { control: leader.controlEndpoint, events: leader.eventsEndpoint, epoch: leader.registry.epoch, metrics, leader },
+    {
+      control: leader.controlEndpoint,
+      events: leader.eventsEndpoint,
+      epoch: leader.epoch,
+      metrics,
+      status: () => leader.status(),
+      history: (since: number) => leader.history(since),
+    },
     () => leader.close(),
   );
 }

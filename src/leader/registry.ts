@@ -1,9 +1,9 @@
 /**
  * The leader's registry: the authoritative in-memory copy of the store, the revision counter, and group commit.
  *
- * A change is applied in memory, given the next revision and staged; all changes staged during one turn of the
- * event loop are written in one SQLite transaction, then published in revision order, then acknowledged. Readers
- * that must see only durable state (snapshots) wait for `committed()`.
+ * A change is applied in memory, given the next revision and staged; staged changes are written in one SQLite
+ * transaction (when: group-commit.ts), then published in revision order, then acknowledged. Readers that must see
+ * only durable state (snapshots) wait for `committed()`.
  */
 import {
   addressKey,
@@ -11,19 +11,18 @@ import {
   providerIdFor,
   type Change,
   type Logger,
+  type Metrics,
   type Provider,
   type ProviderInput,
   type ProviderState,
   type RegistryEvent,
   type CheckResult,
 } from '../bridge/index.ts';
+import { GroupCommit } from './group-commit.ts';
 import type { Store } from './store.ts';
 
+export { MAX_COMMIT_BATCH, MAX_COMMIT_DELAY_MS } from './group-commit.ts';
 export const DEFAULT_HISTORY_SIZE = 10_000;
-/** Group commit: while more requests are already waiting, a commit waits for them, up to this many changes... */
-export const MAX_COMMIT_BATCH = 2000;
-/** ...and this long since the first change of the batch. */
-export const MAX_COMMIT_DELAY_MS = 5;
 
 export interface PutResult {
   status: 200 | 201;
@@ -47,7 +46,7 @@ export class Registry {
   #stagedPuts = new Map<string, Provider>();
   #stagedDeletes = new Set<string>();
   #stagedServices = new Map<string, number>();
-  #flushScheduled = false;
+  readonly #groupCommit: GroupCommit;
   #waiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
   // Recent committed events, for followers that missed some.
   readonly #history: RegistryEvent[] = [];
@@ -58,15 +57,23 @@ export class Registry {
   committedChanges = 0;
   commitMs = 0;
 
-  /** True while more input is already waiting to be read (then a commit is worth delaying for it). */
-  readonly #moreWaiting: () => boolean;
-  #firstStagedAt = 0;
-
   constructor(
     store: Store,
-    opts: { log: Logger; publish: (event: RegistryEvent) => void; historySize?: number; moreWaiting?: () => boolean },
+    opts: {
+      log: Logger;
+      /** Where the revision, commit and provider gauges are registered (none when absent). */
+      metrics?: Metrics;
+      publish: (event: RegistryEvent) => void;
+      historySize?: number;
+      /** True while more requests are already waiting to be read: a commit then waits for them (group-commit.ts). */
+      moreWaiting?: () => boolean;
+    },
   ) {
-    this.#moreWaiting = opts.moreWaiting ?? (() => false);
+    this.#groupCommit = new GroupCommit({
+      staged: () => this.#staged.length,
+      moreWaiting: opts.moreWaiting ?? (() => false),
+      commit: () => this.flush(),
+    });
     this.#store = store;
     this.#log = opts.log;
     this.#publish = opts.publish;
@@ -80,6 +87,23 @@ export class Registry {
       this.#byAddress.set(addressKey(p), p.id);
     }
     for (const [service, rev] of loaded.serviceRevs) this.#serviceRev.set(service, rev);
+    if (opts.metrics) this.#registerMetrics(opts.metrics);
+  }
+
+  #registerMetrics(metrics: Metrics): void {
+    metrics.gauge('switchboard_rev', 'Current revision', () => this.committedRev);
+    metrics.gauge('switchboard_store_commits', 'SQLite transactions committed (counter)', () => this.commits);
+    metrics.gauge(
+      'switchboard_store_committed_changes',
+      'Changes written by those transactions (counter)',
+      () => this.committedChanges,
+    );
+    metrics.gauge('switchboard_store_commit_seconds', 'Time spent in commits (counter)', () => this.commitMs / 1000);
+    metrics.gauge('switchboard_providers', 'Registered providers by state', () => {
+      const counts: Record<string, number> = { pending: 0, up: 0, down: 0, maintenance: 0 };
+      for (const p of this.all()) counts[p.state] = (counts[p.state] ?? 0) + 1;
+      return Object.entries(counts).map(([state, n]) => [{ state }, n]);
+    });
   }
 
   get rev(): number {
@@ -197,7 +221,7 @@ export class Registry {
 
   /** Writes whatever is staged now (also used on close). */
   flush(): void {
-    this.#flushScheduled = false;
+    this.#groupCommit.cancel();
     if (this.#staged.length === 0) return;
     const events = this.#staged;
     const waiters = this.#waiters;
@@ -229,23 +253,6 @@ export class Registry {
     for (const w of waiters) w.resolve();
   }
 
-  /**
-   * A commit costs an fsync whatever its size, so it waits while requests are already queued on the socket (they
-   * join this commit), bounded in size and delay. With nothing waiting it commits at once: no added latency.
-   */
-  #flushWhenIdle(): void {
-    if (
-      this.#staged.length > 0 &&
-      this.#staged.length < MAX_COMMIT_BATCH &&
-      performance.now() - this.#firstStagedAt < MAX_COMMIT_DELAY_MS &&
-      this.#moreWaiting()
-    ) {
-      setImmediate(() => this.#flushWhenIdle());
-      return;
-    }
-    this.flush();
-  }
-
   get failed(): Error | null {
     return this.#failed;
   }
@@ -275,11 +282,7 @@ export class Registry {
       provider,
       at: now,
     });
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      this.#firstStagedAt = performance.now();
-      setImmediate(() => this.#flushWhenIdle());
-    }
+    this.#groupCommit.staged();
     return provider;
   }
 }

@@ -4,7 +4,7 @@
  * probes in flight (shared by every polled runner of the worker), a per-probe timeout through an AbortSignal so
  * a hanging target only ever holds its own slot, and flap damping before anything is reported.
  */
-import type { Logger, Metrics, Observation, Task } from '../bridge/index.ts';
+import type { Logger, Metrics, Observation, ObservationCause, Task } from '../bridge/index.ts';
 import { Damper, DEFAULT_POLLED_FAILURES_BEFORE_DOWN, DEFAULT_POLLED_SUCCESSES_BEFORE_UP } from './damping.ts';
 import type { CheckRunner, ObservationSink } from './runner.ts';
 
@@ -60,7 +60,7 @@ interface Entry {
   busy: boolean;
   abort: AbortController | undefined;
   at: number;
-  cause: string;
+  cause: ObservationCause;
   output: string | undefined;
 }
 

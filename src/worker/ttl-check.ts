@@ -4,7 +4,7 @@
  * default); a pass is a success. The clock starts when the task is assigned, so a provider that never calls goes
  * down too.
  */
-import type { Logger, Observation, Task, TtlCheck } from '../bridge/index.ts';
+import type { Logger, Observation, ObservationCause, Task, TtlCheck } from '../bridge/index.ts';
 import { Damper, DEFAULT_TTL_FAILURES_BEFORE_DOWN, DEFAULT_TTL_SUCCESSES_BEFORE_UP } from './damping.ts';
 import type { CheckRunner, ObservationSink } from './runner.ts';
 
@@ -15,7 +15,7 @@ interface Entry {
   timer: NodeJS.Timeout | undefined;
   lastPass: number;
   at: number;
-  cause: string;
+  cause: ObservationCause;
   output: string | undefined;
 }
 

@@ -1,7 +1,7 @@
 /**
  * The `zmq` check: each provider's PUB socket publishes `["heartbeat", "<provider id>"]` at least every
- * `intervalMs`. One SUB socket serves many endpoints (up to `endpointsPerSocket`), so ten thousand providers cost
- * a handful of sockets, not ten thousand.
+ * `intervalMs`. This file is per-provider liveness; the SUB sockets themselves (many endpoints per socket, so ten
+ * thousand providers cost a handful of sockets) are heartbeat-sockets.ts.
  *
  * A provider is down when its connection drops (the socket's `disconnect` event: milliseconds after a crash),
  * when ZMTP heartbeats time out (a frozen process), or after `misses` intervals without a beat (a process whose
@@ -9,23 +9,23 @@
  * A provider that was down must beat `successesBeforeUp` times in a row (default 2) before it is up again, so a
  * process that restarts in a loop, or thaws for a moment, does not flap its clients.
  */
-import { Subscriber } from 'zeromq';
 import {
-  baseSocketOptions,
-  FrameDecoder,
-  receiveLoop,
+  HEARTBEAT_TOPIC,
   type Logger,
   type Metrics,
   type Observation,
+  type ObservationCause,
   type Task,
   type ZmqCheck,
 } from '../bridge/index.ts';
 import { Damper, DEFAULT_ZMQ_SUCCESSES_BEFORE_UP } from './damping.ts';
+import { HeartbeatSockets } from './heartbeat-sockets.ts';
 import type { CheckRunner, ObservationSink } from './runner.ts';
 
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
 export const DEFAULT_HEARTBEAT_MISSES = 3;
-export const HEARTBEAT_TOPIC = 'heartbeat';
+/** Moved to bridge/protocol.ts; re-exported for code that imports it from here. */
+export { HEARTBEAT_TOPIC };
 
 export interface ZmqRunnerOptions {
   endpointsPerSocket: number;
@@ -46,29 +46,20 @@ interface Watch {
   damper: Damper;
   alive: boolean | null;
   at: number;
-  cause: string;
+  cause: ObservationCause;
   /** Why it is down, kept for the periodic full report. */
   output?: string;
-}
-
-interface Endpoint {
-  socket: SubSocket;
-  providers: Set<string>;
-}
-
-interface SubSocket {
-  sub: Subscriber;
-  endpoints: number;
-  loops: Promise<void>[];
 }
 
 export class ZmqHeartbeatRunner implements CheckRunner {
   readonly #opts: ZmqRunnerOptions;
   readonly #emit: ObservationSink;
   readonly #watches = new Map<string, Watch>();
-  readonly #endpoints = new Map<string, Endpoint>();
-  readonly #sockets: SubSocket[] = [];
-  readonly #decoder: FrameDecoder;
+  /** Endpoint → the providers watched through it (one PUB socket may beat for several ids). */
+  readonly #providersAt = new Map<string, Set<string>>();
+  readonly #sockets: HeartbeatSockets;
+  /** Endpoints libzmq refused to connect to, with its reason (shown as the providers' check output). */
+  readonly #unreachable = new Map<string, string>();
   readonly #log: Logger;
   #sweepTimer: NodeJS.Timeout | undefined;
   #sweepEveryMs = 250;
@@ -78,13 +69,15 @@ export class ZmqHeartbeatRunner implements CheckRunner {
     this.#opts = opts;
     this.#emit = emit;
     this.#log = opts.log.child({ check: 'zmq' });
-    this.#decoder = new FrameDecoder('worker-heartbeat-sub', opts.metrics, this.#log);
-    opts.metrics.counter('switchboard_heartbeats_received_total', 'Provider heartbeats received');
-    opts.metrics.gauge(
-      'switchboard_heartbeat_endpoints',
-      'Provider PUB endpoints this worker is connected to',
-      () => this.#endpoints.size,
-    );
+    this.#sockets = new HeartbeatSockets({
+      endpointsPerSocket: opts.endpointsPerSocket,
+      zmtpHeartbeatIntervalMs: opts.zmtpHeartbeatIntervalMs,
+      zmtpHeartbeatTimeoutMs: opts.zmtpHeartbeatTimeoutMs,
+      log: this.#log,
+      metrics: opts.metrics,
+      onBeat: (id) => this.#onBeat(id),
+      onDisconnect: (endpoint) => this.#onDisconnect(endpoint),
+    });
   }
 
   has(id: string): boolean {
@@ -127,17 +120,13 @@ export class ZmqHeartbeatRunner implements CheckRunner {
     const watch = this.#watches.get(id);
     if (!watch) return;
     this.#watches.delete(id);
-    const endpoint = this.#endpoints.get(watch.endpoint);
-    if (!endpoint) return;
-    endpoint.providers.delete(id);
-    if (endpoint.providers.size === 0) {
-      this.#endpoints.delete(watch.endpoint);
-      endpoint.socket.endpoints--;
-      try {
-        endpoint.socket.sub.disconnect(watch.endpoint);
-      } catch (err) {
-        this.#log.debug({ err, endpoint: watch.endpoint }, 'disconnect failed');
-      }
+    const providers = this.#providersAt.get(watch.endpoint);
+    if (!providers) return;
+    providers.delete(id);
+    if (providers.size === 0) {
+      this.#providersAt.delete(watch.endpoint);
+      this.#unreachable.delete(watch.endpoint);
+      this.#sockets.disconnect(watch.endpoint);
     }
   }
 
@@ -160,69 +149,32 @@ export class ZmqHeartbeatRunner implements CheckRunner {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#sweepTimer);
-    for (const s of this.#sockets) s.sub.close();
-    await Promise.all(this.#sockets.flatMap((s) => s.loops));
+    await this.#sockets.close();
   }
 
   #attach(id: string, address: string): void {
-    let endpoint = this.#endpoints.get(address);
-    if (!endpoint) {
-      const socket = this.#socketWithRoom();
-      endpoint = { socket, providers: new Set() };
-      this.#endpoints.set(address, endpoint);
-      socket.endpoints++;
+    let providers = this.#providersAt.get(address);
+    if (!providers) {
+      providers = new Set();
+      this.#providersAt.set(address, providers);
       try {
-        socket.sub.connect(address);
+        this.#sockets.connect(address);
       } catch (err) {
-        // A malformed or unresolvable endpoint: the provider can never be seen alive; say so.
         this.#log.warn({ err, endpoint: address }, 'cannot connect to heartbeat endpoint');
-        const watch = this.#watches.get(id)!;
-        watch.damper.down();
-        this.#transition(watch, false, `cannot connect: ${(err as Error).message}`);
+        this.#unreachable.set(address, `cannot connect: ${(err as Error).message}`);
       }
     }
-    endpoint.providers.add(id);
-  }
-
-  #socketWithRoom(): SubSocket {
-    const free = this.#sockets.find((s) => s.endpoints < this.#opts.endpointsPerSocket);
-    if (free) return free;
-    const sub = new Subscriber(
-      baseSocketOptions({
-        maxMessageSize: 4096,
-        heartbeatInterval: this.#opts.zmtpHeartbeatIntervalMs,
-        heartbeatTimeout: this.#opts.zmtpHeartbeatTimeoutMs,
-        reconnectInterval: 100,
-        reconnectMaxInterval: 1000,
-        receiveHighWaterMark: 100_000,
-      }),
-    );
-    sub.subscribe(HEARTBEAT_TOPIC);
-    const socket: SubSocket = { sub, endpoints: 0, loops: [] };
-    socket.loops.push(receiveLoop(sub, (frames) => this.#onBeat(frames), this.#log));
-    socket.loops.push(this.#watchEvents(sub));
-    this.#sockets.push(socket);
-    return socket;
-  }
-
-  async #watchEvents(sub: Subscriber): Promise<void> {
-    try {
-      for await (const event of sub.events) {
-        if (event.type === 'disconnect') this.#onDisconnect(event.address);
-        else if (event.type === 'end') break;
-      }
-    } catch (err) {
-      if (!this.#closed) this.#log.error({ err }, 'socket event loop ended');
+    providers.add(id);
+    const reason = this.#unreachable.get(address);
+    if (reason !== undefined) {
+      // A malformed or unresolvable endpoint: the provider can never be seen alive; say so.
+      const watch = this.#watches.get(id)!;
+      watch.damper.down();
+      this.#transition(watch, false, 'unreachable', 0, reason);
     }
   }
 
-  #onBeat(frames: Buffer[]): void {
-    if (frames.length !== 2 || frames[0].toString() !== HEARTBEAT_TOPIC) {
-      this.#decoder.drop('not-a-heartbeat');
-      return;
-    }
-    this.#opts.metrics.inc('switchboard_heartbeats_received_total');
-    const id = frames[1].toString();
+  #onBeat(id: string): void {
     const watch = this.#watches.get(id);
     if (!watch) return; // another provider on a shared PUB socket, or not ours
     watch.lastBeat = Date.now();
@@ -230,10 +182,10 @@ export class ZmqHeartbeatRunner implements CheckRunner {
   }
 
   #onDisconnect(address: string): void {
-    const endpoint = this.#endpoints.get(address);
-    if (!endpoint) return;
+    const providers = this.#providersAt.get(address);
+    if (!providers) return;
     const now = Date.now();
-    for (const id of endpoint.providers) {
+    for (const id of providers) {
       const watch = this.#watches.get(id);
       if (!watch) continue;
       // libzmq says `disconnect` both when the peer closed (a dead process: beats were flowing until now) and when
@@ -241,7 +193,7 @@ export class ZmqHeartbeatRunner implements CheckRunner {
       // first is the provider's own connection closing; the second is `unresponsive`, which the leader's
       // mass-down guard may hold.
       const silentMs = now - Math.max(watch.lastBeat, watch.startedAt);
-      const cause = silentMs >= this.#opts.zmtpHeartbeatTimeoutMs ? 'unresponsive' : 'disconnect';
+      const cause: ObservationCause = silentMs >= this.#opts.zmtpHeartbeatTimeoutMs ? 'unresponsive' : 'disconnect';
       // The fast path: a dropped connection is down at once, whatever the damping says.
       if (watch.damper.down()) this.#transition(watch, false, cause, silentMs);
     }
@@ -270,17 +222,17 @@ export class ZmqHeartbeatRunner implements CheckRunner {
     this.#sweepTimer = setInterval(() => this.#sweep(), wanted);
   }
 
-  #transition(watch: Watch, alive: boolean, cause: string, silentMs = 0): void {
+  #transition(watch: Watch, alive: boolean, cause: ObservationCause, silentMs = 0, output?: string): void {
     watch.alive = alive;
     watch.at = Date.now();
     watch.cause = cause;
     if (alive) delete watch.output;
-    else watch.output = describe(cause, watch, silentMs);
+    else watch.output = output ?? describe(cause, watch, silentMs);
     this.#emit({ id: watch.id, alive, cause, at: watch.at, ...(watch.output ? { output: watch.output } : {}) });
   }
 }
 
-function describe(cause: string, watch: Watch, silentMs: number): string {
+function describe(cause: ObservationCause, watch: Watch, silentMs: number): string {
   if (cause === 'disconnect') return `connection to ${watch.endpoint} dropped`;
   if (cause === 'unresponsive')
     return `no traffic from ${watch.endpoint} for ${silentMs} ms (ZMTP heartbeat timeout): frozen process or network cut`;

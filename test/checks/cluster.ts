@@ -78,7 +78,7 @@ export function waitState(url: string, id: string, state: Provider['state'], tim
 
 /** Every change the leader published for one provider, in revision order (the leader's own event history). */
 export function changes(c: Cluster, id: string): Array<{ change: string; state: string; at: number; rev: number }> {
-  const events = c.leader.leader.registry.since(0) ?? [];
+  const events = c.leader.history(0) ?? [];
   return events
     .filter((e) => e.provider.id === id)
     .map((e) => ({ change: e.change, state: e.provider.state, at: e.at, rev: e.rev }));

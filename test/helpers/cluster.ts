@@ -46,6 +46,6 @@ export async function startCluster(
     },
   };
   await waitFor(async () => (await http('GET', `${gateway.url}/readyz`)).status === 200, { what: 'gateway ready' });
-  await waitFor(() => leader.leader.pool.size === workers.length, { what: 'workers registered' });
+  await waitFor(() => leader.status().workers === workers.length, { what: 'workers registered' });
   return cluster;
 }

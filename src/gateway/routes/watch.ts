@@ -4,7 +4,7 @@
  */
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket, RawData } from 'ws';
-import type { RegistryEvent } from '../../bridge/index.ts';
+import { WATCH_MESSAGE, type RegistryEvent } from '../../bridge/index.ts';
 import type { GatewayContext, PushSettings } from '../context.ts';
 import { httpError } from '../errors.ts';
 import { errorResponses } from '../schemas.ts';
@@ -14,8 +14,8 @@ import { clientMessage, WatchQuery, WS_CLOSE, WS_ERRORS } from '../subscribers-s
 /** A client that does not finish the close handshake in time is cut off, so a stuck socket frees its buffer. */
 const CLOSE_GRACE_MS = 5000;
 
-const encodeEvent = (e: RegistryEvent): string => JSON.stringify({ type: 'event', ...e });
-const encodeSnapshot = (s: SnapshotBody): string => JSON.stringify({ type: 'snapshot', ...s });
+const encodeEvent = (e: RegistryEvent): string => JSON.stringify({ type: WATCH_MESSAGE.event, ...e });
+const encodeSnapshot = (s: SnapshotBody): string => JSON.stringify({ type: WATCH_MESSAGE.snapshot, ...s });
 
 class WsWatcher implements Watcher {
   readonly transport: Transport = 'ws';
@@ -60,7 +60,7 @@ class WsWatcher implements Watcher {
 
   resumed(position: { epoch: string; rev: number }): void {
     this.#allowance = 0;
-    this.#send(JSON.stringify({ type: 'resumed', ...position }));
+    this.#send(JSON.stringify({ type: WATCH_MESSAGE.resumed, ...position }));
   }
 
   hello(): void {
@@ -98,7 +98,11 @@ class WsWatcher implements Watcher {
 
   #error(code: keyof typeof WS_ERRORS, detail?: string): void {
     this.#send(
-      JSON.stringify({ type: 'error', code, message: detail ? `${WS_ERRORS[code]}: ${detail}` : WS_ERRORS[code] }),
+      JSON.stringify({
+        type: WATCH_MESSAGE.error,
+        code,
+        message: detail ? `${WS_ERRORS[code]}: ${detail}` : WS_ERRORS[code],
+      }),
     );
   }
 
@@ -112,12 +116,12 @@ class WsWatcher implements Watcher {
     }
     if (!clientMessage.Check(value)) {
       const type = value && typeof value === 'object' ? (value as { type?: unknown }).type : undefined;
-      if (type !== 'resume' && type !== 'ping')
+      if (type !== WATCH_MESSAGE.resume && type !== WATCH_MESSAGE.ping)
         return this.#error('unknown-type', typeof type === 'string' ? type.slice(0, 64) : undefined);
       const first = [...clientMessage.Errors(value)][0];
       return this.#error('invalid-message', first ? `${first.instancePath || '/'} ${first.message}` : undefined);
     }
-    if (value.type === 'ping') return this.#send('{"type":"pong"}');
+    if (value.type === WATCH_MESSAGE.ping) return this.#send(JSON.stringify({ type: WATCH_MESSAGE.pong }));
     this.#hub.resume(this, value.epoch === undefined ? { rev: value.rev } : { epoch: value.epoch, rev: value.rev });
   }
 

@@ -1,0 +1,53 @@
+/**
+ * The handler table: one handler per message type the leader's ROUTER accepts, keyed by `type`. The table's type
+ * is derived from the `ToLeader` union, so a message type added to bridge/messages.ts does not compile until it
+ * has a handler, and each handler receives exactly its own message type. Handlers live with their concern:
+ * worker-handlers.ts (hello, pings, presence) and gateway-handlers.ts (requests that carry a `reqId`).
+ */
+import type { Logger, Metrics, Provider, ToLeader } from '../bridge/index.ts';
+import type { Assignment } from './assignment.ts';
+import type { ControlSocket } from './control.ts';
+import type { PresenceDecider } from './presence-decider.ts';
+import type { EventPublisher } from './publisher.ts';
+import type { Registry } from './registry.ts';
+
+export type LeaderMessageType = ToLeader['type'];
+/** Message type → its message. */
+export type LeaderMessages = { [M in ToLeader as M['type']]: M };
+
+export type Handler<K extends LeaderMessageType> = (routing: Buffer, message: LeaderMessages[K], now: number) => void;
+/** A handler for each of `K` (all message types when `K` is not given). */
+export type Handlers<K extends LeaderMessageType = LeaderMessageType> = { [T in K]: Handler<T> };
+
+/** What the handlers work with: the leader's parts, wired by leader.ts. */
+export interface LeaderParts {
+  /** The leader's session id (new on each start): workers and gateways notice a restarted leader by it. */
+  readonly session: string;
+  readonly registry: Registry;
+  readonly control: ControlSocket;
+  readonly assignment: Assignment;
+  readonly presence: PresenceDecider;
+  readonly publisher: EventPublisher;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  /** The PUB endpoint as bound (told to gateways in `pong`). */
+  eventsEndpoint(): string;
+  /** After a removal (by a client or the reaper): drop its watch task and everything kept about it. */
+  forget(removed: Provider): void;
+}
+
+export function dispatch(handlers: Handlers, routing: Buffer, message: ToLeader, now: number): void {
+  run(handlers, message.type, routing, message, now);
+}
+
+// The type and its message travel as one `K`, so the compiler knows the handler fits the message.
+function run<K extends LeaderMessageType>(
+  handlers: Handlers,
+  type: K,
+  routing: Buffer,
+  message: LeaderMessages[K],
+  now: number,
+): void {
+  const handler: Handler<K> = handlers[type];
+  handler(routing, message, now);
+}

@@ -1,0 +1,32 @@
+/** Handlers of what workers send: hello (with what they watch and saw), pings, presence reports. */
+import type { Handlers, LeaderParts } from './handlers.ts';
+
+export type WorkerMessageType = 'worker.hello' | 'worker.ping' | 'presence';
+
+export function workerHandlers(parts: LeaderParts): Handlers<WorkerMessageType> {
+  const { assignment, control, presence, session } = parts;
+  return {
+    'worker.hello': (routing, m, now) => {
+      const entry = assignment.hello(
+        routing,
+        m.workerId,
+        m.observations.map((o) => o.id),
+        now,
+      );
+      // Observations on tasks it keeps are current truth (a restarted leader learns what happened while it was away).
+      presence.observe(m.workerId, m.observations);
+      assignment.welcome(routing, entry);
+    },
+    'worker.ping': (routing, m, now) => {
+      const known = assignment.touch(m.workerId, routing, now);
+      control.reply(routing, known ? { type: 'worker.pong', session } : { type: 'worker.unknown', session });
+    },
+    presence: (routing, m, now) => {
+      if (!assignment.touch(m.workerId, routing, now)) {
+        control.reply(routing, { type: 'worker.unknown', session });
+        return;
+      }
+      presence.observe(m.workerId, m.observations);
+    },
+  };
+}
