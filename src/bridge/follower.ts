@@ -195,7 +195,7 @@ export class Follower {
         if (event.type === 'disconnect' && event.address === this.#eventsEndpoint && !this.#closed) {
           if (!this.#feedLost) this.#log.warn({ socket: 'sub' }, 'leader event feed dropped; replica marked stale');
           this.#feedLost = true;
-        } else if (event.type === 'handshake' && event.address === this.#eventsEndpoint) this.#feedLost = false;
+        } else if (event.type === 'handshake') this.#feedLost = false;
       }
     } catch (err) {
       if (!this.#closed) this.#log.error({ err }, 'socket event loop ended');

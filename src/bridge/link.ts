@@ -11,7 +11,7 @@ import { LinkError } from './errors.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 import type { RequestBody, Reply } from './messages.ts';
-import { baseSocketOptions, FrameDecoder, receiveLoop, SendQueue } from './zmq.ts';
+import { baseSocketOptions, DEFAULT_MAX_MESSAGE_SIZE, FrameDecoder, receiveLoop, SendQueue } from './zmq.ts';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
 export const DEFAULT_MAX_PENDING_REQUESTS = 10_000;
@@ -61,7 +61,7 @@ export class LeaderLink<S extends TSchema> {
     // sendTimeout: a DEALER whose peer is gone blocks once its pipe is full; fail the send instead of hanging.
     this.#socket = new Dealer(
       baseSocketOptions({
-        maxMessageSize: opts.maxMessageSize,
+        maxMessageSize: opts.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
         sendTimeout: 1000,
         sendHighWaterMark: 10_000,
         reconnectInterval: 100,
