@@ -9,6 +9,7 @@
 import { Subscriber } from 'zeromq';
 import { LeaderError, LinkError } from './errors.ts';
 import { DEFAULT_MAX_BUFFERED_EVENTS, FollowerSync, type SyncAction } from './follower-sync.ts';
+import { LeaderPresence } from './leader-presence.ts';
 import { LeaderLink } from './link.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
@@ -76,10 +77,8 @@ export class Follower {
   readonly #requests = new Set<Promise<void>>();
   readonly #retryTimers = new Set<NodeJS.Timeout>();
   #eventsEndpoint: string | null = null;
-  /** The SUB's connection to the events endpoint dropped and has not come back. */
-  #feedLost = false;
   #pingTimer: NodeJS.Timeout | undefined;
-  #lastContact = 0;
+  readonly #presence: LeaderPresence;
   #leaderSession: string | null = null;
   #closed = false;
 
@@ -94,6 +93,7 @@ export class Follower {
       staleAfterMs: opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS,
       snapshotTimeoutMs: opts.snapshotTimeoutMs ?? DEFAULT_SNAPSHOT_TIMEOUT_MS,
     };
+    this.#presence = new LeaderPresence({ staleAfterMs: this.#opts.staleAfterMs });
     this.#sync = new FollowerSync({ maxBufferedEvents: opts.maxBufferedEvents ?? DEFAULT_MAX_BUFFERED_EVENTS });
     this.#link = new LeaderLink({
       endpoint: opts.leader,
@@ -105,7 +105,9 @@ export class Follower {
       requestTimeoutMs: opts.requestTimeoutMs,
     });
     this.#link.onConnection((up) => {
-      if (!up) this.#log.warn({ socket: 'dealer' }, 'connection to the leader dropped; replica marked stale');
+      if (up) return this.#presence.connected('control');
+      this.#presence.dropped('control');
+      this.#log.warn({ socket: 'dealer' }, 'connection to the leader dropped; replica marked stale');
     });
     this.#sub = new Subscriber(
       baseSocketOptions({
@@ -134,14 +136,12 @@ export class Follower {
 
   /** The leader answered recently and the connection to it has not dropped since. */
   get leaderReachable(): boolean {
-    return (
-      !this.#link.connectionLost && this.#lastContact > 0 && Date.now() - this.#lastContact <= this.#opts.staleAfterMs
-    );
+    return this.#presence.reachable(Date.now());
   }
 
   /** Reads may be behind the leader: never synced, leader unreachable, its feed cut, or a resync under way. */
   get stale(): boolean {
-    return !this.replica.loaded || !this.leaderReachable || this.#feedLost || this.#sync.syncing !== null;
+    return !this.replica.loaded || !this.#presence.following(Date.now()) || this.#sync.syncing !== null;
   }
 
   /** The leader's control endpoint this follower talks to. */
@@ -156,7 +156,7 @@ export class Follower {
       leaderReachable: this.leaderReachable,
       epoch: this.replica.epoch,
       rev: this.replica.rev,
-      lastContactMs: this.#lastContact ? Date.now() - this.#lastContact : null,
+      lastContactMs: this.#presence.lastContact ? Date.now() - this.#presence.lastContact : null,
     };
   }
 
@@ -193,9 +193,10 @@ export class Follower {
       for await (const event of this.#sub.events) {
         if (event.type === 'end') break;
         if (event.type === 'disconnect' && event.address === this.#eventsEndpoint && !this.#closed) {
-          if (!this.#feedLost) this.#log.warn({ socket: 'sub' }, 'leader event feed dropped; replica marked stale');
-          this.#feedLost = true;
-        } else if (event.type === 'handshake') this.#feedLost = false;
+          if (!this.#presence.isDropped('events'))
+            this.#log.warn({ socket: 'sub' }, 'leader event feed dropped; replica marked stale');
+          this.#presence.dropped('events');
+        } else if (event.type === 'handshake') this.#presence.connected('events');
       }
     } catch (err) {
       if (!this.#closed) this.#log.error({ err }, 'socket event loop ended');
@@ -209,7 +210,7 @@ export class Follower {
       .request({ type: 'ping' }, Math.max(this.#opts.pingIntervalMs * 2, 1000))
       .then((reply) => {
         if (reply.type !== 'pong' || this.#closed) return;
-        this.#lastContact = Date.now();
+        this.#presence.contact(Date.now());
         if (this.#leaderSession !== reply.session) {
           if (this.#leaderSession) this.#log.info({ session: reply.session }, 'leader restarted');
           this.#leaderSession = reply.session;
@@ -236,7 +237,7 @@ export class Follower {
     if (topic === TOPIC_BEACON) {
       const b = this.#decoder.decode(beaconValidator, frames[1]);
       if (!b) return;
-      this.#lastContact = Date.now();
+      this.#presence.contact(Date.now());
       this.#run(this.#sync.onBeacon(b));
       return;
     }
@@ -246,7 +247,7 @@ export class Follower {
     }
     const event = this.#decoder.decode(registryEvent, frames[1]);
     if (!event) return;
-    this.#lastContact = Date.now();
+    this.#presence.contact(Date.now());
     this.#run(this.#sync.onEvent(event));
   }
 

@@ -61,12 +61,19 @@ test('a SIGKILLed leader makes the gateway not ready at once (well under the sil
     readyzBecomes(url, 503, 5000),
   ]);
   const notReadyMs = performance.now() - killed;
+  await leader.child.exited; // exitedMs is set (a stale seen before the exit counts as in time)
   t.diagnostic(
     `SIGKILL of the leader → exit seen after ${exitedMs.toFixed(0)} ms, follower stale after ${staleMs.toFixed(0)} ms, ` +
       `/readyz 503 after ${notReadyMs.toFixed(0)} ms`,
   );
-  // Typically a few milliseconds; the bound leaves room for a loaded machine and stays far from the 2 s silence.
-  assert.ok(notReadyMs < 1000, `not ready ${notReadyMs.toFixed(0)} ms after the kill (silence timeout 2000 ms)`);
+  // On a quiet machine a few milliseconds. On a loaded one the kernel alone may take several hundred to reap the
+  // process (the exit is seen late too), so the signal is checked against the exit, and the total stays far from the
+  // 1.5-2 s after the kill at which the silence timeout (2 s since the last pong or beacon) would fire.
+  assert.ok(
+    staleMs - exitedMs < 300,
+    `stale ${(staleMs - exitedMs).toFixed(0)} ms after the exit was seen: the connection's close, not silence`,
+  );
+  assert.ok(notReadyMs < 1200, `not ready ${notReadyMs.toFixed(0)} ms after the kill (silence timeout 2000 ms)`);
   const status = (await http('GET', `${url}/readyz`)).body;
   assert.equal(status.ready, false);
   assert.equal(status.leaderReachable, false);
@@ -79,7 +86,6 @@ test('a SIGKILLed leader makes the gateway not ready at once (well under the sil
   assert.equal(read.body.stale, true);
   assert.equal(read.body.providers.length, 1);
 
-  await leader.child.exited;
   leader = await startLeaderProcess(dir.path, bind);
   children.push(leader.child);
   const recoveredMs = await readyzBecomes(url, 200, 15_000);
