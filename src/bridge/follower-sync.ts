@@ -7,7 +7,8 @@
  * Repair paths:
  * - an event past the next revision (a gap) → ask for the events since our revision;
  * - the leader no longer has them (`complete: false`) → snapshot;
- * - an event, beacon or pong of another epoch, or a beacon/pong behind our revision (the leader lost changes) → snapshot;
+ * - an event, beacon or pong of another epoch, or a beacon behind our revision (the leader lost changes) → snapshot
+ *   (a pong behind us is no proof: it travels on another socket than the events and may be overtaken by them);
  * - an event whose `prev` (the previous revision of its service) is above what we know of that service: a change
  *   below our own revision is missing, which only a snapshot repairs;
  * - a beacon ahead of us (beacons and events share one ordered socket, so events were dropped) → since;
@@ -129,13 +130,17 @@ export class FollowerSync {
       if (!this.#inFlight) this.#start('snapshot', 'start', out);
       return out;
     }
-    const ordering = orderBeacon({ epoch: this.#epoch, rev: this.#rev }, pong);
-    if (ordering === 'reset') {
-      if (this.#inFlight !== 'snapshot') this.#start('snapshot', this.#resetReason(pong), out);
-    } else if (ordering === 'behind' && !this.#inFlight && this.#behindRev && this.#rev < this.#behindRev) {
-      this.#start('since', 'pong-ahead', out);
+    if (pong.epoch !== this.#epoch) {
+      if (this.#inFlight !== 'snapshot') this.#start('snapshot', 'epoch', out);
+      this.#behindRev = 0;
+      return out;
     }
-    this.#behindRev = ordering === 'behind' && !this.#inFlight ? pong.rev : 0;
+    // Behind our revision proves nothing: events sent after the pong may have overtaken it on the other socket.
+    // A revision that really went backwards shows on a beacon, which travels in order with the events.
+    const behind = pong.rev > this.#rev;
+    if (behind && !this.#inFlight && this.#behindRev && this.#rev < this.#behindRev)
+      this.#start('since', 'pong-ahead', out);
+    this.#behindRev = behind && !this.#inFlight ? pong.rev : 0;
     return out;
   }
 

@@ -168,8 +168,15 @@ test('the revision going backwards (the leader lost changes): snapshot, and the 
   s.onSnapshot(snap(40));
   assert.equal(s.rev, 40);
   assert.deepEqual(applied(s.onEvent(ev(41))), [41], 'the new history continues from the lower revision');
-  const p = loadedAt(50);
-  assert.deepEqual(requests(p.onPong({ epoch: 'E1', rev: 49 })), ['snapshot (rev-backwards)']);
+});
+
+test('a pong behind the replica is no reset: events sent after it may have overtaken it', () => {
+  const s = loadedAt(50);
+  assert.deepEqual(applied(s.onEvent(ev(51))), [51]);
+  assert.deepEqual(s.onPong({ epoch: 'E1', rev: 50 }), [], 'answered before event 51 was published');
+  assert.deepEqual(s.onPong({ epoch: 'E1', rev: 49 }), []);
+  assert.equal(s.syncing, null);
+  assert.equal(s.rev, 51);
 });
 
 test('a gap seen by prev: the next revision, but a change of its service is missing below ours → snapshot', () => {
