@@ -164,6 +164,7 @@ export class LeaderLink<S extends TSchema> {
 
   #connectionChanged(up: boolean): void {
     if (this.#closed) return;
+    if (this.#connectionLost === up) this.#log.info({ endpoint: this.endpoint, up }, 'leader connection changed');
     this.#connectionLost = !up;
     if (!up) {
       for (const [, p] of this.#pending) {
