@@ -1,5 +1,6 @@
 /** Errors of the internal plane, with string codes (as zeromq.js does) so callers branch on `code`, not text. */
-export type LinkErrorCode = 'LINK_TIMEOUT' | 'LINK_BUSY' | 'LINK_CLOSED' | 'LINK_SEND_FAILED';
+/** `LINK_LOST`: the connection dropped while the request was out; its answer, if any, died with it. */
+export type LinkErrorCode = 'LINK_TIMEOUT' | 'LINK_BUSY' | 'LINK_CLOSED' | 'LINK_SEND_FAILED' | 'LINK_LOST';
 
 export class LinkError extends Error {
   readonly code: LinkErrorCode;

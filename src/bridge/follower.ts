@@ -1,14 +1,18 @@
 /**
- * Follows the leader: keeps a `Replica` equal to the leader's registry (Clone pattern). Subscribe to events first,
- * take a snapshot, apply the buffered events newer than it, then apply events in order. Any gap is repaired by
- * asking the leader for the missed events (or a snapshot if it no longer has them); a new epoch or a revision
- * that goes backwards throws the copy away. A periodic ping tells whether the leader is there at all.
+ * Follows the leader: keeps a `Replica` equal to the leader's registry (Clone pattern). The decisions (what to
+ * apply, when to ask for missed events or a snapshot) are `FollowerSync`'s; this class wires it to the sockets: a
+ * SUB on the leader's events and beacons, a DEALER for pings and sync requests, and the timers around them.
+ *
+ * The leader is reachable while it answered recently and the connection has not dropped: a killed leader is seen
+ * at once by ZeroMQ's `disconnect` event, a hung one (SIGSTOP) by the silence that follows.
  */
 import { Subscriber } from 'zeromq';
 import { LeaderError, LinkError } from './errors.ts';
+import { DEFAULT_MAX_BUFFERED_EVENTS, FollowerSync, type SyncAction } from './follower-sync.ts';
+import { LeaderPresence } from './leader-presence.ts';
+import { LeaderLink } from './link.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
-import { LeaderLink } from './link.ts';
 import type { ToFollower } from './messages.ts';
 import {
   beacon as beaconValidator,
@@ -16,18 +20,16 @@ import {
   toFollower,
   TOPIC_BEACON,
   TOPIC_EVENT,
-  type MassDownGuardStatus,
   type Reply,
 } from './messages.ts';
 import { Replica } from './replica.ts';
-import { orderBeacon } from './revision.ts';
-import type { RegistryEvent } from './schemas.ts';
 import { baseSocketOptions, FrameDecoder, receiveLoop, resolveAdvertised, SNAPSHOT_MAX_MESSAGE_SIZE } from './zmq.ts';
 
 export const DEFAULT_PING_INTERVAL_MS = 500;
 export const DEFAULT_STALE_AFTER_MS = 2000;
 export const DEFAULT_SNAPSHOT_TIMEOUT_MS = 30_000;
-export const DEFAULT_MAX_BUFFERED_EVENTS = 100_000;
+/** Pause before a failed sync request is sent again. */
+export const SYNC_RETRY_DELAY_MS = 500;
 
 export interface FollowerOptions {
   /** The leader's control endpoint. */
@@ -38,36 +40,46 @@ export interface FollowerOptions {
   metrics: Metrics;
   name?: string;
   pingIntervalMs?: number;
+  /** Silence after which the leader counts as unreachable (a hung leader; a dead one is seen at once). */
   staleAfterMs?: number;
   snapshotTimeoutMs?: number;
   maxBufferedEvents?: number;
   requestTimeoutMs?: number;
 }
 
+/** The leader's answer to a ping, as the follower saw it. */
+export type LeaderPong = Extract<Reply, { type: 'pong' }>;
+
+export interface FollowerStatus {
+  loaded: boolean;
+  stale: boolean;
+  leaderReachable: boolean;
+  epoch: string | null;
+  rev: number;
+  lastContactMs: number | null;
+}
+
 export class Follower {
   readonly replica = new Replica();
-  readonly link: LeaderLink<typeof ToFollower>;
-  readonly #opts: Required<
-    Pick<FollowerOptions, 'pingIntervalMs' | 'staleAfterMs' | 'snapshotTimeoutMs' | 'maxBufferedEvents'>
-  >;
+  readonly #sync: FollowerSync;
+  readonly #link: LeaderLink<typeof ToFollower>;
+  readonly #opts: Required<Pick<FollowerOptions, 'pingIntervalMs' | 'staleAfterMs' | 'snapshotTimeoutMs'>>;
   readonly #log: Logger;
   readonly #metrics: Metrics;
   readonly #sub: Subscriber;
   readonly #decoder: FrameDecoder;
   readonly #subLoop: Promise<void>;
+  readonly #subWatch: Promise<void>;
   readonly #fixedEvents: string | undefined;
   readonly #leader: string;
+  readonly #pongListeners = new Set<(pong: LeaderPong) => void>();
+  /** Requests (and retry pauses) under way, awaited on close. */
+  readonly #requests = new Set<Promise<void>>();
+  readonly #retryTimers = new Set<NodeJS.Timeout>();
   #eventsEndpoint: string | null = null;
   #pingTimer: NodeJS.Timeout | undefined;
-  #lastContact = 0;
+  readonly #presence: LeaderPresence;
   #leaderSession: string | null = null;
-  /** Events that arrived while a snapshot or catch-up was in flight. */
-  #buffer: RegistryEvent[] = [];
-  #syncing: Promise<void> | null = null;
-  #syncWanted: 'since' | 'snapshot' | null = null;
-  #behindRev = 0;
-  /** The leader's mass-down guard as of the last pong (null until a leader that reports it answers). */
-  #guard: MassDownGuardStatus | null = null;
   #closed = false;
 
   constructor(opts: FollowerOptions) {
@@ -80,9 +92,10 @@ export class Follower {
       pingIntervalMs: opts.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
       staleAfterMs: opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS,
       snapshotTimeoutMs: opts.snapshotTimeoutMs ?? DEFAULT_SNAPSHOT_TIMEOUT_MS,
-      maxBufferedEvents: opts.maxBufferedEvents ?? DEFAULT_MAX_BUFFERED_EVENTS,
     };
-    this.link = new LeaderLink({
+    this.#presence = new LeaderPresence({ staleAfterMs: this.#opts.staleAfterMs });
+    this.#sync = new FollowerSync({ maxBufferedEvents: opts.maxBufferedEvents ?? DEFAULT_MAX_BUFFERED_EVENTS });
+    this.#link = new LeaderLink({
       endpoint: opts.leader,
       validator: toFollower,
       name: `${name}-dealer`,
@@ -90,6 +103,11 @@ export class Follower {
       metrics: opts.metrics,
       maxMessageSize: SNAPSHOT_MAX_MESSAGE_SIZE,
       requestTimeoutMs: opts.requestTimeoutMs,
+    });
+    this.#link.onConnection((up) => {
+      if (up) return this.#presence.connected('control');
+      this.#presence.dropped('control');
+      this.#log.warn({ socket: 'dealer' }, 'connection to the leader dropped; replica marked stale');
     });
     this.#sub = new Subscriber(
       baseSocketOptions({
@@ -103,24 +121,12 @@ export class Follower {
     );
     this.#sub.subscribe(TOPIC_EVENT, TOPIC_BEACON);
     this.#decoder = new FrameDecoder(`${name}-sub`, opts.metrics, this.#log);
+    // Watch the SUB's connection before it connects, or a fast handshake is missed.
+    this.#subWatch = this.#watchFeed();
     this.#subLoop = receiveLoop(this.#sub, (frames) => this.#onPublished(frames), this.#log);
-    for (const c of ['switchboard_replica_resyncs_total', 'switchboard_replica_catchups_total']) {
-      opts.metrics.counter(
-        c,
-        c === 'switchboard_replica_resyncs_total' ? 'Full snapshots taken' : 'Gaps repaired by events',
-      );
-    }
+    opts.metrics.counter('switchboard_replica_resyncs_total', 'Full snapshots taken');
+    opts.metrics.counter('switchboard_replica_catchups_total', 'Gaps repaired by events');
     opts.metrics.gauge('switchboard_replica_rev', 'Revision of the local replica', () => this.replica.rev);
-    opts.metrics.gauge(
-      'switchboard_leader_mass_down_guard_active',
-      '1 while the leader holds down transitions (mass-down guard)',
-      () => (this.#guard?.active ? 1 : 0),
-    );
-    opts.metrics.gauge(
-      'switchboard_leader_mass_down_held',
-      'Down transitions the leader holds (mass-down guard)',
-      () => this.#guard?.held ?? 0,
-    );
     opts.metrics.gauge('switchboard_replica_stale', '1 while the replica may be behind the leader', () =>
       this.stale ? 1 : 0,
     );
@@ -128,45 +134,50 @@ export class Follower {
     this.#ping();
   }
 
-  /** The leader answered recently. */
+  /** The leader answered recently and the connection to it has not dropped since. */
   get leaderReachable(): boolean {
-    return this.#lastContact > 0 && Date.now() - this.#lastContact <= this.#opts.staleAfterMs;
+    return this.#presence.reachable(Date.now());
   }
 
-  /** Reads may be behind the leader: never synced, leader unreachable, or a resync under way. */
+  /** Reads may be behind the leader: never synced, leader unreachable, its feed cut, or a resync under way. */
   get stale(): boolean {
-    return !this.replica.loaded || !this.leaderReachable || this.#syncing !== null;
+    return !this.replica.loaded || !this.#presence.following(Date.now()) || this.#sync.syncing !== null;
   }
 
-  status(): {
-    loaded: boolean;
-    stale: boolean;
-    leaderReachable: boolean;
-    epoch: string | null;
-    rev: number;
-    lastContactMs: number | null;
-    massDownGuard: MassDownGuardStatus | null;
-  } {
+  /** The leader's control endpoint this follower talks to. */
+  get leader(): string {
+    return this.#leader;
+  }
+
+  status(): FollowerStatus {
     return {
-      massDownGuard: this.#guard,
       loaded: this.replica.loaded,
       stale: this.stale,
       leaderReachable: this.leaderReachable,
       epoch: this.replica.epoch,
       rev: this.replica.rev,
-      lastContactMs: this.#lastContact ? Date.now() - this.#lastContact : null,
+      lastContactMs: this.#presence.lastContact ? Date.now() - this.#presence.lastContact : null,
     };
+  }
+
+  /** Every pong the leader sends (its session, position and mass-down guard), for whoever reports on the leader. */
+  onPong(listener: (pong: LeaderPong) => void): () => void {
+    this.#pongListeners.add(listener);
+    return () => this.#pongListeners.delete(listener);
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#pingTimer);
+    for (const timer of this.#retryTimers) clearTimeout(timer);
+    this.#retryTimers.clear();
     this.replica.releaseWaiters();
     this.#sub.close();
-    await this.link.close();
+    await this.#link.close();
     await this.#subLoop;
-    await this.#syncing?.catch(() => {});
+    await this.#subWatch;
+    await Promise.all(this.#requests);
   }
 
   #connectEvents(endpoint: string): void {
@@ -177,30 +188,41 @@ export class Follower {
     this.#log.info({ endpoint }, 'following leader events');
   }
 
+  async #watchFeed(): Promise<void> {
+    try {
+      for await (const event of this.#sub.events) {
+        if (event.type === 'end') break;
+        if (event.type === 'disconnect' && event.address === this.#eventsEndpoint && !this.#closed) {
+          if (!this.#presence.isDropped('events'))
+            this.#log.warn({ socket: 'sub' }, 'leader event feed dropped; replica marked stale');
+          this.#presence.dropped('events');
+        } else if (event.type === 'handshake') this.#presence.connected('events');
+      }
+    } catch (err) {
+      if (!this.#closed) this.#log.error({ err }, 'socket event loop ended');
+    }
+  }
+
   #ping(): void {
     if (this.#closed) return;
     const started = Date.now();
-    this.link
+    this.#link
       .request({ type: 'ping' }, Math.max(this.#opts.pingIntervalMs * 2, 1000))
       .then((reply) => {
-        if (reply.type !== 'pong') return;
-        this.#lastContact = Date.now();
-        this.#guard = reply.guard ?? null;
+        if (reply.type !== 'pong' || this.#closed) return;
+        this.#presence.contact(Date.now());
         if (this.#leaderSession !== reply.session) {
           if (this.#leaderSession) this.#log.info({ session: reply.session }, 'leader restarted');
           this.#leaderSession = reply.session;
         }
         if (!this.#fixedEvents) this.#connectEvents(resolveAdvertised(reply.events, this.#leader));
-        if (!this.replica.loaded) return this.#requestSync('snapshot');
-        const ordering = orderBeacon({ epoch: this.replica.epoch, rev: this.replica.rev }, reply);
-        if (ordering === 'reset') return this.#requestSync('snapshot');
-        // A pong may overtake events still in flight on the SUB: act only when still behind one ping later.
-        if (ordering === 'behind' && this.#behindRev && this.replica.rev < this.#behindRev) this.#requestSync('since');
-        this.#behindRev = ordering === 'behind' ? reply.rev : 0;
+        for (const listener of this.#pongListeners) listener(reply);
+        this.#run(this.#sync.onPong(reply));
       })
       .catch((err: unknown) => {
         if (this.#closed) return;
-        if (err instanceof LinkError && err.code === 'LINK_TIMEOUT') this.#log.debug('leader did not answer ping');
+        if (err instanceof LinkError && (err.code === 'LINK_TIMEOUT' || err.code === 'LINK_LOST'))
+          this.#log.debug({ code: err.code }, 'leader did not answer ping');
         else this.#log.warn({ err }, 'ping failed');
       })
       .finally(() => {
@@ -215,11 +237,8 @@ export class Follower {
     if (topic === TOPIC_BEACON) {
       const b = this.#decoder.decode(beaconValidator, frames[1]);
       if (!b) return;
-      this.#lastContact = Date.now();
-      if (!this.replica.loaded || this.#syncing) return;
-      const ordering = orderBeacon({ epoch: this.replica.epoch, rev: this.replica.rev }, b);
-      // Events and beacons share one ordered socket: a beacon ahead of us means events were dropped.
-      if (ordering !== 'in-sync') this.#requestSync(ordering === 'reset' ? 'snapshot' : 'since');
+      this.#presence.contact(Date.now());
+      this.#run(this.#sync.onBeacon(b));
       return;
     }
     if (topic !== TOPIC_EVENT) {
@@ -228,87 +247,70 @@ export class Follower {
     }
     const event = this.#decoder.decode(registryEvent, frames[1]);
     if (!event) return;
-    this.#lastContact = Date.now();
-    if (this.#syncing || !this.replica.loaded) {
-      this.#bufferEvent(event);
-      return;
-    }
-    this.#apply(event);
+    this.#presence.contact(Date.now());
+    this.#run(this.#sync.onEvent(event));
   }
 
-  #bufferEvent(event: RegistryEvent): void {
-    if (this.#buffer.length >= this.#opts.maxBufferedEvents) {
-      // Too much arrived during a sync: drop the buffer; the next beacon shows the gap and triggers a catch-up.
-      this.#buffer = [];
-      this.#syncWanted = 'snapshot';
-    }
-    this.#buffer.push(event);
-  }
-
-  #apply(event: RegistryEvent): void {
-    const result = this.replica.applyEvent(event);
-    if (result === 'gap') {
-      this.#bufferEvent(event);
-      this.#requestSync('since');
-    } else if (result === 'reset') {
-      this.#bufferEvent(event);
-      this.#requestSync('snapshot');
-    }
-  }
-
-  #requestSync(mode: 'since' | 'snapshot'): void {
-    if (this.#closed) return;
-    if (this.#syncing) {
-      if (mode === 'snapshot' || !this.#syncWanted) this.#syncWanted = mode;
-      return;
-    }
-    this.#syncing = this.#sync(mode).finally(() => {
-      this.#syncing = null;
-      const again = this.#syncWanted;
-      this.#syncWanted = null;
-      if (again && !this.#closed) this.#requestSync(again);
-      else this.#drainBuffer();
-    });
-  }
-
-  async #sync(mode: 'since' | 'snapshot'): Promise<void> {
-    try {
-      if (mode === 'since' && this.replica.loaded) {
-        const reply = await this.link.request({ type: 'since', epoch: this.replica.epoch!, since: this.replica.rev });
-        if (reply.type === 'since.reply' && reply.complete) {
-          this.#metrics.inc('switchboard_replica_catchups_total');
-          for (const event of reply.events) this.replica.applyEvent(event);
-          return;
+  /** Carries out what the state machine decided. */
+  #run(actions: SyncAction[]): void {
+    for (const action of actions) {
+      switch (action.type) {
+        case 'apply': {
+          const result = this.replica.applyEvent(action.event);
+          // The machine tracks the same position as the replica; a mismatch would be a bug in one of them.
+          if (result !== 'next') this.#log.error({ rev: action.event.rev, result }, 'replica refused an event');
+          break;
         }
+        case 'load': {
+          const s = action.snapshot;
+          this.#metrics.inc('switchboard_replica_resyncs_total');
+          this.replica.applySnapshot(s);
+          this.#log.info({ epoch: s.epoch, rev: s.rev, providers: s.providers.length }, 'snapshot applied');
+          break;
+        }
+        case 'request-since':
+        case 'request-snapshot':
+          if (this.#closed) break;
+          if (action.reason !== 'start') this.#log.info({ reason: action.reason, request: action.type }, 'resync');
+          if (action.retry) this.#later(() => this.#request(action));
+          else this.#request(action);
+          break;
       }
-      const reply = await this.link.request({ type: 'snapshot' }, this.#opts.snapshotTimeoutMs);
-      this.#takeSnapshot(reply);
-    } catch (err) {
-      if (this.#closed) return;
-      this.#log.warn(
-        { err: err instanceof LeaderError || err instanceof LinkError ? err.message : err },
-        'sync failed; retrying',
-      );
-      await new Promise((r) => setTimeout(r, Math.min(this.#opts.pingIntervalMs, 500)));
-      if (!this.#closed) this.#syncWanted = 'snapshot';
     }
   }
 
-  #takeSnapshot(reply: Reply): void {
-    if (reply.type !== 'snapshot.reply') throw new Error(`unexpected reply ${reply.type} to snapshot`);
-    this.#metrics.inc('switchboard_replica_resyncs_total');
-    this.replica.applySnapshot({ epoch: reply.epoch, rev: reply.rev, providers: reply.providers });
-    this.#log.info({ epoch: reply.epoch, rev: reply.rev, providers: reply.providers.length }, 'snapshot applied');
+  #later(fn: () => void): void {
+    const timer = setTimeout(() => {
+      this.#retryTimers.delete(timer);
+      if (!this.#closed) fn();
+    }, SYNC_RETRY_DELAY_MS);
+    this.#retryTimers.add(timer);
   }
 
-  #drainBuffer(): void {
-    const buffered = this.#buffer;
-    this.#buffer = [];
-    buffered.sort((a, b) => a.rev - b.rev);
-    for (const event of buffered) {
-      if (this.#syncing) this.#bufferEvent(event);
-      else if (event.epoch === this.replica.epoch && event.rev <= this.replica.rev) continue;
-      else this.#apply(event);
-    }
+  #request(action: Extract<SyncAction, { type: 'request-since' | 'request-snapshot' }>): void {
+    const asked =
+      action.type === 'request-since'
+        ? this.#link.request({ type: 'since', epoch: action.epoch, since: action.since })
+        : this.#link.request({ type: 'snapshot' }, this.#opts.snapshotTimeoutMs);
+    const done = asked
+      .then((reply) => {
+        if (this.#closed) return;
+        if (reply.type === 'since.reply') {
+          if (reply.complete) this.#metrics.inc('switchboard_replica_catchups_total');
+          this.#run(this.#sync.onSinceReply(reply));
+        } else if (reply.type === 'snapshot.reply') {
+          this.#run(this.#sync.onSnapshot({ epoch: reply.epoch, rev: reply.rev, providers: reply.providers }));
+        } else throw new Error(`unexpected reply ${reply.type} to ${action.type}`);
+      })
+      .catch((err: unknown) => {
+        if (this.#closed) return;
+        this.#log.warn(
+          { err: err instanceof LeaderError || err instanceof LinkError ? err.message : err },
+          'sync failed; retrying',
+        );
+        this.#run(this.#sync.onRequestFailed());
+      })
+      .finally(() => this.#requests.delete(done));
+    this.#requests.add(done);
   }
 }

@@ -12,6 +12,8 @@ export * from './metrics.ts';
 export * from './zmq.ts';
 export * from './link.ts';
 export * from './replica.ts';
+export * from './follower-sync.ts';
+export * from './leader-presence.ts';
 export * from './follower.ts';
 export * from './config.ts';
 export * from './handle.ts';

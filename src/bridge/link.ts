@@ -1,6 +1,7 @@
 /**
  * A DEALER connected to the leader's ROUTER: fire-and-forget `send`, correlated `request` with a timeout and a
- * bound on requests in flight, and a handler for messages that answer no request.
+ * bound on requests in flight, and a handler for messages that answer no request. It watches its connection
+ * (ZeroMQ socket events): when it drops, requests in flight fail at once, since their answers died with it.
  */
 import { Dealer } from 'zeromq';
 import type { TProperties, TSchema, Static } from 'typebox';
@@ -10,7 +11,7 @@ import { LinkError } from './errors.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 import type { RequestBody, Reply } from './messages.ts';
-import { baseSocketOptions, FrameDecoder, receiveLoop, SendQueue } from './zmq.ts';
+import { baseSocketOptions, DEFAULT_MAX_MESSAGE_SIZE, FrameDecoder, receiveLoop, SendQueue } from './zmq.ts';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
 export const DEFAULT_MAX_PENDING_REQUESTS = 10_000;
@@ -45,7 +46,11 @@ export class LeaderLink<S extends TSchema> {
   readonly #maxPending: number;
   readonly #loop: Promise<void>;
   #nextReqId = 1;
+  readonly #watching: Promise<void>;
+  readonly #log: Logger;
   #handler: (message: Static<S>) => void = () => {};
+  readonly #connectionListeners = new Set<(up: boolean) => void>();
+  #connectionLost = false;
   #closed = false;
 
   constructor(opts: LinkOptions<S>) {
@@ -56,7 +61,7 @@ export class LeaderLink<S extends TSchema> {
     // sendTimeout: a DEALER whose peer is gone blocks once its pipe is full; fail the send instead of hanging.
     this.#socket = new Dealer(
       baseSocketOptions<Dealer>({
-        maxMessageSize: opts.maxMessageSize,
+        maxMessageSize: opts.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
         sendTimeout: 1000,
         sendHighWaterMark: 10_000,
         reconnectInterval: 100,
@@ -65,8 +70,11 @@ export class LeaderLink<S extends TSchema> {
         heartbeatTimeout: 1500,
       }),
     );
-    this.#socket.connect(opts.endpoint);
     const log = opts.log.child({ socket: opts.name });
+    this.#log = log;
+    // The event observer exists from its first access: watch before connecting, or a fast handshake is missed.
+    this.#watching = this.#watchConnection();
+    this.#socket.connect(opts.endpoint);
     opts.metrics.counter('switchboard_send_dropped_total', 'Messages dropped before reaching ZeroMQ', {
       socket: opts.name,
     });
@@ -76,6 +84,20 @@ export class LeaderLink<S extends TSchema> {
     });
     this.#decoder = new FrameDecoder(opts.name, opts.metrics, log);
     this.#loop = receiveLoop(this.#socket, (frames) => this.#receive(frames), log);
+  }
+
+  /**
+   * The connection to the leader dropped (ZeroMQ `disconnect`: the peer closed it, or ZMTP heartbeats timed out) and
+   * no new one has completed its handshake since. False before the first connection: only a drop is news.
+   */
+  get connectionLost(): boolean {
+    return this.#connectionLost;
+  }
+
+  /** Called with false when the connection drops and true when a new one completes its handshake. */
+  onConnection(listener: (up: boolean) => void): () => void {
+    this.#connectionListeners.add(listener);
+    return () => this.#connectionListeners.delete(listener);
   }
 
   /** Messages that answer no pending request (worker tasks, pongs for pings sent with `send`). */
@@ -125,6 +147,33 @@ export class LeaderLink<S extends TSchema> {
     this.#queue.close();
     this.#socket.close();
     await this.#loop;
+    await this.#watching;
+  }
+
+  async #watchConnection(): Promise<void> {
+    try {
+      for await (const event of this.#socket.events) {
+        if (event.type === 'end') break;
+        if (event.type === 'disconnect') this.#connectionChanged(false);
+        else if (event.type === 'handshake') this.#connectionChanged(true);
+      }
+    } catch (err) {
+      if (!this.#closed) this.#log.error({ err }, 'socket event loop ended');
+    }
+  }
+
+  #connectionChanged(up: boolean): void {
+    if (this.#closed) return;
+    if (this.#connectionLost === up) this.#log.info({ endpoint: this.endpoint, up }, 'leader connection changed');
+    this.#connectionLost = !up;
+    if (!up) {
+      for (const [, p] of this.#pending) {
+        clearTimeout(p.timer);
+        p.reject(new LinkError('LINK_LOST', 'the connection to the leader dropped'));
+      }
+      this.#pending.clear();
+    }
+    for (const listener of this.#connectionListeners) listener(up);
   }
 
   #receive(frames: Buffer[]): void {

@@ -1,11 +1,14 @@
 import type { Follower, Metrics } from '../bridge/index.ts';
 import type { ChangeSignal } from './change-signal.ts';
+import type { LeaderChannel } from './leader-channel.ts';
 import type { EventHub } from './subscribers.ts';
 import type { WriteForwarder } from './writes.ts';
 
 /** What the routes need from the running gateway; tests build it the same way. */
 export interface GatewayContext {
   follower: Follower;
+  /** Requests to the leader (writes, admin, its metrics) and its mass-down guard. */
+  leader: LeaderChannel;
   writes: WriteForwarder;
   changes: ChangeSignal;
   metrics: Metrics;

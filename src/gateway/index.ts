@@ -6,6 +6,7 @@ import { ChangeSignal } from './change-signal.ts';
 import { gatewayConfig, GATEWAY_DEFAULTS, type GatewayConfigInput } from './config.ts';
 import type { GatewayContext, PushSettings } from './context.ts';
 import { startNativeFeed, type NativeFeed } from './feed.ts';
+import { LeaderChannel } from './leader-channel.ts';
 import { EventHub } from './subscribers.ts';
 import { WriteForwarder } from './writes.ts';
 
@@ -37,22 +38,31 @@ export interface ContextOptions extends Partial<PushSettings> {
   log?: Logger;
 }
 
-/** Builds the context the routes need around a follower (shared by `start` and tests). */
+/**
+ * Builds the context the routes need around a follower (shared by `start` and tests). The caller closes
+ * `changes`, `hub` and `leader` (the leader channel opens a socket only once a request is sent).
+ */
 export function createContext(follower: Follower, metrics: Metrics, opts: ContextOptions): GatewayContext {
   const d = GATEWAY_DEFAULTS;
+  const log = opts.log ?? createLogger({ level: 'silent' });
   const changes = new ChangeSignal(follower.replica, MAX_BLOCKING_QUERIES);
   metrics.gauge('switchboard_blocking_queries', 'Blocking queries waiting for a change', () => changes.waiting);
+  const leader = new LeaderChannel({ follower, metrics, log });
   return {
     follower,
+    leader,
     metrics,
-    writes: new WriteForwarder(follower, { timeoutMs: opts.writeTimeoutMs, readYourWritesMs: opts.readYourWritesMs }),
+    writes: new WriteForwarder(leader, follower.replica, {
+      timeoutMs: opts.writeTimeoutMs,
+      readYourWritesMs: opts.readYourWritesMs,
+    }),
     changes,
     hub: new EventHub(follower.replica, {
       historySize: opts.historySize ?? d.historySize,
       maxWatchers: opts.maxWatchers ?? d.maxWatchers,
       maxWatchersPerAddress: opts.maxWatchersPerAddress ?? d.maxWatchersPerAddress,
       metrics,
-      log: opts.log ?? createLogger({ level: 'silent' }),
+      log,
     }),
     push: {
       sseHeartbeatMs: opts.sseHeartbeatMs ?? d.sseHeartbeatMs,
@@ -95,6 +105,7 @@ export async function start(
     ctx.changes.close();
     ctx.hub.close();
     await feed?.close();
+    await ctx.leader.close();
     await follower.close();
     throw err;
   }
@@ -115,6 +126,7 @@ export async function start(
     const cut = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS);
     await closing;
     clearTimeout(cut);
+    await ctx.leader.close();
     await follower.close();
     log.info('gateway stopped');
   });

@@ -2,16 +2,16 @@
  * The gateway's `/metrics` carries the leader's metrics too (the leader speaks only ZeroMQ): asked at scrape time,
  * renamed under `switchboard_leader_` so no family appears twice, skipped when the leader does not answer quickly.
  */
-import type { Follower } from '../bridge/index.ts';
+import type { LeaderChannel } from './leader-channel.ts';
 
 export const LEADER_METRICS_TIMEOUT_MS = 500;
 const PREFIX = 'switchboard_';
 const LEADER_PREFIX = 'switchboard_leader_';
 
-export async function leaderMetrics(follower: Follower): Promise<string> {
-  if (!follower.leaderReachable) return '';
+export async function leaderMetrics(leader: LeaderChannel): Promise<string> {
+  if (!leader.reachable) return '';
   try {
-    const reply = await follower.link.request({ type: 'metrics' }, LEADER_METRICS_TIMEOUT_MS);
+    const reply = await leader.request({ type: 'metrics' }, LEADER_METRICS_TIMEOUT_MS);
     return reply.type === 'metrics.reply' ? reply.text : '';
   } catch {
     return '';

@@ -16,6 +16,7 @@ export async function openapiDocument(): Promise<Record<string, unknown>> {
   } finally {
     ctx.changes.close();
     await app.close();
+    await ctx.leader.close();
     await follower.close();
   }
 }

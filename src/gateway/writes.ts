@@ -2,7 +2,8 @@
  * Writes go to the leader and are answered only once durable. The gateway refuses at once while the leader is
  * unreachable, and after an acknowledgement waits (briefly) for its own replica so the client reads its write.
  */
-import { LinkError, type Follower, type Provider, type Reply, type RequestBody } from '../bridge/index.ts';
+import { LinkError, type Provider, type Replica, type Reply, type RequestBody } from '../bridge/index.ts';
+import type { LeaderChannel } from './leader-channel.ts';
 import { errorFromLeader, httpError } from './errors.ts';
 
 export interface Acknowledged {
@@ -12,12 +13,14 @@ export interface Acknowledged {
 }
 
 export class WriteForwarder {
-  readonly #follower: Follower;
+  readonly #leader: LeaderChannel;
+  readonly #replica: Replica;
   readonly #timeoutMs: number;
   readonly #readYourWritesMs: number;
 
-  constructor(follower: Follower, opts: { timeoutMs: number; readYourWritesMs: number }) {
-    this.#follower = follower;
+  constructor(leader: LeaderChannel, replica: Replica, opts: { timeoutMs: number; readYourWritesMs: number }) {
+    this.#leader = leader;
+    this.#replica = replica;
     this.#timeoutMs = opts.timeoutMs;
     this.#readYourWritesMs = opts.readYourWritesMs;
   }
@@ -25,7 +28,7 @@ export class WriteForwarder {
   async write(body: RequestBody): Promise<Acknowledged> {
     const reply = await this.ask(body);
     if (reply.type !== 'ack') throw httpError('SB_LEADER_FAILED', `unexpected reply '${reply.type}' from the leader`);
-    if (this.#readYourWritesMs > 0) await this.#follower.replica.waitForRev(reply.rev, this.#readYourWritesMs);
+    if (this.#readYourWritesMs > 0) await this.#replica.waitForRev(reply.rev, this.#readYourWritesMs);
     return reply.provider
       ? { status: reply.status, rev: reply.rev, provider: reply.provider }
       : { status: reply.status, rev: reply.rev };
@@ -33,14 +36,19 @@ export class WriteForwarder {
 
   /** Any request to the leader; a refusal (`nack`) becomes the matching HTTP error. */
   async ask(body: RequestBody): Promise<Exclude<Reply, { type: 'nack' }>> {
-    if (!this.#follower.leaderReachable) throw httpError('SB_LEADER_UNAVAILABLE');
+    if (!this.#leader.reachable) throw httpError('SB_LEADER_UNAVAILABLE');
     let reply;
     try {
-      reply = await this.#follower.link.request(body, this.#timeoutMs);
+      reply = await this.#leader.request(body, this.#timeoutMs);
     } catch (err) {
       if (err instanceof LinkError) {
         if (err.code === 'LINK_TIMEOUT') throw httpError('SB_LEADER_TIMEOUT', this.#timeoutMs);
         if (err.code === 'LINK_BUSY') throw httpError('SB_BUSY', err.message);
+        if (err.code === 'LINK_LOST')
+          throw httpError(
+            'SB_LEADER_FAILED',
+            'the connection to the leader dropped before it answered; the request may or may not have been applied',
+          );
         throw httpError('SB_LEADER_UNAVAILABLE');
       }
       throw err;

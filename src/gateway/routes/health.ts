@@ -36,7 +36,7 @@ export async function healthRoutes(fastify: FastifyInstance, ctx: GatewayContext
     async (_request, reply) => {
       const status = ctx.follower.status();
       const ready = status.loaded && !status.stale;
-      return reply.code(ready ? 200 : 503).send({ ready, ...status });
+      return reply.code(ready ? 200 : 503).send({ ready, ...status, massDownGuard: ctx.leader.guard });
     },
   );
 
@@ -51,7 +51,7 @@ export async function healthRoutes(fastify: FastifyInstance, ctx: GatewayContext
       },
     },
     async (_request, reply) => {
-      const text = mergeMetrics(ctx.metrics.render(), await leaderMetrics(ctx.follower));
+      const text = mergeMetrics(ctx.metrics.render(), await leaderMetrics(ctx.leader));
       return reply.type('text/plain; version=0.0.4').send(text);
     },
   );
