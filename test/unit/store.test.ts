@@ -101,12 +101,13 @@ test('every returned commit survives SIGKILL of the writer, and a second process
     await writer.stop();
     dir.remove();
   });
-  await writer.waitForLine(/^ACK 10$/);
+  // Generous deadlines: on a busy machine a tsx process alone can take more than 20 s to start.
+  await writer.waitForLine(/^ACK 10$/, 90_000);
 
   // One leader per store: while the writer holds it, opening it here fails once the busy timeout runs out.
   assert.throws(() => new Store(dir.path, log), /locked|SQLITE_BUSY/i);
 
-  const seen = Number((await writer.waitForLine(/^ACK (\d*[05]0)$/))[1]);
+  const seen = Number((await writer.waitForLine(/^ACK (\d*[05]0)$/, 60_000))[1]);
   writer.signal('SIGKILL');
   assert.equal(await writer.exited, 'SIGKILL');
   const acked = Math.max(...writer.lines.map((l) => Number(/^ACK (\d+)$/.exec(l)?.[1] ?? 0)));
