@@ -21,12 +21,23 @@ export interface Child {
   stderr(): string;
 }
 
+/**
+ * Every child still running. A test that fails while starting a cluster (a role that never printed its line) has
+ * not handed that child to its cleanup yet: it is killed when the test process exits instead of living on.
+ */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const proc of running) proc.kill('SIGKILL');
+});
+
 export function spawnTs(script: string, args: string[], env: Record<string, string> = {}): Child {
   const proc = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
     cwd: ROOT,
     env: { ...process.env, SWITCHBOARD_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn', ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
+  running.add(proc);
+  proc.once('exit', () => running.delete(proc));
   const lines: string[] = [];
   const waiters: Array<{ re: RegExp; resolve: (m: RegExpMatchArray) => void }> = [];
   let err = '';
