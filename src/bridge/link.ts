@@ -69,6 +69,7 @@ export class LeaderLink<S extends TSchema> {
     const log = opts.log.child({ socket: opts.name });
     opts.metrics.counter('switchboard_send_dropped_total', 'Messages dropped before reaching ZeroMQ', {
       socket: opts.name,
+      reason: 'queue-full',
     });
     this.#queue = new SendQueue(this.#socket, {
       log,

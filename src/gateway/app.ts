@@ -82,6 +82,22 @@ export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<F
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
+  // How long each request took to answer, by route pattern (never the raw URL: ids would make a series each).
+  // Blocking queries count their wait. A route that hijacks the socket (WebSocket, SSE) is not observed here.
+  ctx.metrics.histogram(
+    'switchboard_http_request_duration_seconds',
+    'HTTP requests answered, by method, route pattern and status code',
+    ['method', 'route', 'status_code'],
+  );
+  app.addHook('onResponse', (request, reply, done) => {
+    ctx.metrics.observe(
+      'switchboard_http_request_duration_seconds',
+      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+    done();
+  });
+
   app.addHook('onSend', async (request, reply, payload) => {
     if (request.url.startsWith('/docs')) return payload;
     reply.header('x-switchboard-index', reply.getHeader('x-switchboard-index') ?? String(ctx.follower.replica.rev));

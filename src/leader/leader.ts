@@ -103,22 +103,34 @@ export class Leader {
     metrics.counter('switchboard_events_published_total', 'Registry events published');
     metrics.counter('switchboard_workers_expired_total', 'Workers declared dead after missing heartbeats');
     metrics.gauge('switchboard_rev', 'Current revision', () => this.registry.committedRev);
-    metrics.gauge('switchboard_store_commits', 'SQLite transactions committed (counter)', () => this.registry.commits);
-    metrics.gauge(
-      'switchboard_store_committed_changes',
-      'Changes written by those transactions (counter)',
+    metrics.collectedCounter(
+      'switchboard_store_commits_total',
+      'Store transactions committed',
+      () => this.registry.commits,
+    );
+    metrics.collectedCounter(
+      'switchboard_store_committed_changes_total',
+      'Changes written by those transactions (changes / commits = group-commit batch size)',
       () => this.registry.committedChanges,
     );
-    metrics.gauge(
-      'switchboard_store_commit_seconds',
-      'Time spent in commits (counter)',
+    metrics.collectedCounter(
+      'switchboard_store_commit_seconds_total',
+      'Time spent in store commits',
       () => this.registry.commitMs / 1000,
     );
-    metrics.gauge('switchboard_providers', 'Registered providers by state', () => {
-      const counts: Record<string, number> = { pending: 0, up: 0, down: 0, maintenance: 0 };
-      for (const p of this.registry.all()) counts[p.state] = (counts[p.state] ?? 0) + 1;
-      return Object.entries(counts).map(([state, n]) => [{ state }, n]);
-    });
+    // One observation per store transaction: the write and fsync of a group commit, not the wait to batch it.
+    metrics.histogram('switchboard_store_commit_duration_seconds', 'Duration of each store commit');
+    this.registry.onCommit = (s) => metrics.observe('switchboard_store_commit_duration_seconds', undefined, s);
+    metrics.gauge(
+      'switchboard_providers',
+      'Registered providers by state',
+      () => {
+        const counts: Record<string, number> = { pending: 0, up: 0, down: 0, maintenance: 0 };
+        for (const p of this.registry.all()) counts[p.state] = (counts[p.state] ?? 0) + 1;
+        return Object.entries(counts).map(([state, n]) => [{ state }, n]);
+      },
+      ['state'],
+    );
     metrics.gauge('switchboard_workers', 'Live workers', () => this.pool.size);
     metrics.gauge('switchboard_tasks_unassigned', 'Watch tasks waiting for a worker', () => this.pool.unassigned.size);
     this.#guard = new MassDownGuard({
@@ -242,7 +254,11 @@ export class Leader {
         });
         return;
       case 'metrics':
-        this.#reply(routing, { type: 'metrics.reply', reqId: m.reqId, text: this.#metrics.render() });
+        // prom-client renders asynchronously (collected families); a closed queue drops a late answer.
+        this.#metrics.render().then(
+          (text) => this.#reply(routing, { type: 'metrics.reply', reqId: m.reqId, text }),
+          (err: unknown) => this.#log.warn({ err }, 'rendering metrics failed'),
+        );
         return;
       case 'cluster':
         this.#reply(routing, {

@@ -57,6 +57,8 @@ export class Registry {
   commits = 0;
   committedChanges = 0;
   commitMs = 0;
+  /** Told the duration of each commit (the leader's commit-duration histogram). */
+  onCommit: ((seconds: number) => void) | undefined;
 
   /** True while more input is already waiting to be read (then a commit is worth delaying for it). */
   readonly #moreWaiting: () => boolean;
@@ -220,7 +222,9 @@ export class Registry {
     this.#committedRev = events[events.length - 1].rev;
     this.commits++;
     this.committedChanges += events.length;
-    this.commitMs += performance.now() - started;
+    const commitMs = performance.now() - started;
+    this.commitMs += commitMs;
+    this.onCommit?.(commitMs / 1000);
     for (const event of events) {
       this.#history.push(event);
       this.#publish(event);

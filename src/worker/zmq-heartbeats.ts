@@ -21,6 +21,7 @@ import {
   type ZmqCheck,
 } from '../bridge/index.ts';
 import { Damper, DEFAULT_ZMQ_SUCCESSES_BEFORE_UP } from './damping.ts';
+import { declareDetection, observeDetection } from './detection.ts';
 import type { CheckRunner, ObservationSink } from './runner.ts';
 
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
@@ -85,6 +86,7 @@ export class ZmqHeartbeatRunner implements CheckRunner {
       'Provider PUB endpoints this worker is connected to',
       () => this.#endpoints.size,
     );
+    declareDetection(opts.metrics);
   }
 
   has(id: string): boolean {
@@ -275,7 +277,10 @@ export class ZmqHeartbeatRunner implements CheckRunner {
     watch.at = Date.now();
     watch.cause = cause;
     if (alive) delete watch.output;
-    else watch.output = describe(cause, watch, silentMs);
+    else {
+      watch.output = describe(cause, watch, silentMs);
+      observeDetection(this.#opts.metrics, 'zmq', cause, watch.lastBeat, watch.at);
+    }
     this.#emit({ id: watch.id, alive, cause, at: watch.at, ...(watch.output ? { output: watch.output } : {}) });
   }
 }
