@@ -100,6 +100,11 @@ export class Leader {
       onDrop: (r) => metrics.inc('switchboard_send_dropped_total', { socket: 'leader-pub', reason: r }),
     });
     this.#decoder = new FrameDecoder('leader-router', metrics, log);
+    for (const socket of ['leader-router', 'leader-pub'])
+      metrics.counter('switchboard_send_dropped_total', 'Messages dropped before reaching ZeroMQ', {
+        socket,
+        reason: 'queue-full',
+      });
     metrics.counter('switchboard_events_published_total', 'Registry events published');
     metrics.counter('switchboard_workers_expired_total', 'Workers declared dead after missing heartbeats');
     metrics.gauge('switchboard_rev', 'Current revision', () => this.registry.committedRev);
