@@ -150,6 +150,7 @@ export class Metrics {
   observe(name: string, labels: Labels | undefined, seconds: number): void {
     const histogram = this.#histograms.get(name);
     if (!histogram) throw new Error(`histogram ${name} is not declared`);
+    if (!Number.isFinite(seconds)) return;
     // Clocks of two machines, or of one across an NTP step, can make a span negative: it is "no time at all".
     const value = Math.max(0, seconds);
     if (labels) histogram.observe(labels, value);

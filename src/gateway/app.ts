@@ -18,6 +18,8 @@ import { ErrorResponse } from './schemas.ts';
 import { validatorCompiler } from './validation.ts';
 
 export const API_VERSION = '1.0.0';
+/** Routes that hold a stream open; left out of the request-duration histogram. */
+const STREAM_ROUTES = new Set(['/v1/events', '/v1/watch']);
 
 function errorCodeTable(): string {
   const rows = Object.entries(ERROR_CODES).map(
@@ -83,13 +85,14 @@ export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<F
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
   // How long each request took to answer, by route pattern (never the raw URL: ids would make a series each).
-  // Blocking queries count their wait. A route that hijacks the socket (WebSocket, SSE) is not observed here.
+  // Blocking queries count their wait. Streams (SSE, WebSocket) last as long as their client: not a latency.
   ctx.metrics.histogram(
     'switchboard_http_request_duration_seconds',
     'HTTP requests answered, by method, route pattern and status code',
     ['method', 'route', 'status_code'],
   );
   app.addHook('onResponse', (request, reply, done) => {
+    if (request.routeOptions.url !== undefined && STREAM_ROUTES.has(request.routeOptions.url)) return done();
     ctx.metrics.observe(
       'switchboard_http_request_duration_seconds',
       { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) },
