@@ -60,7 +60,8 @@ export class Metrics {
   readonly registry = new Registry();
   readonly #counters = new Map<string, Counter>();
   readonly #histograms = new Map<string, Histogram>();
-  readonly #gauges = new Map<string, { collect: () => Collected }>();
+  /** Where each collected family (gauge or collected counter) reads its value. */
+  readonly #sources = new Map<string, { collect: () => Collected }>();
 
   constructor(opts: MetricsOptions = {}) {
     if (opts.process !== false) for (const metric of defaultProcessMetrics()) this.registry.registerMetric(metric);
@@ -81,10 +82,11 @@ export class Metrics {
 
   /**
    * A counter whose running total lives elsewhere and is read at scrape time (it must never go down).
-   * `labelNames` lists the labels `collect` may return.
+   * `labelNames` lists the labels `collect` may return. Declaring it again replaces the function.
    */
   collectedCounter(name: string, help: string, collect: () => Collected, labelNames: readonly string[] = []): void {
-    this.#unique(name);
+    if (this.#replaceSource(name, collect)) return;
+    const source = this.#newSource(name, collect);
     this.registry.registerMetric(
       new Counter({
         name,
@@ -93,7 +95,9 @@ export class Metrics {
         registers: [],
         collect() {
           this.reset();
-          for (const [labels, v] of toSeries(collect())) {
+          for (const [labels, v] of toSeries(source.collect())) {
+            // A total is never negative; prom-client would throw and fail the whole scrape.
+            if (!(v >= 0)) continue;
             if (labels) this.inc(labels, v);
             else this.inc(v);
           }
@@ -107,14 +111,8 @@ export class Metrics {
    * the function (the newest owner of the value answers).
    */
   gauge(name: string, help: string, collect: () => Collected, labelNames: readonly string[] = []): void {
-    const existing = this.#gauges.get(name);
-    if (existing) {
-      existing.collect = collect;
-      return;
-    }
-    this.#unique(name);
-    const source = { collect };
-    this.#gauges.set(name, source);
+    if (this.#replaceSource(name, collect)) return;
+    const source = this.#newSource(name, collect);
     this.registry.registerMetric(
       new Gauge({
         name,
@@ -193,6 +191,19 @@ export class Metrics {
       this.#counters.set(name, counter);
     }
     return counter;
+  }
+
+  #replaceSource(name: string, collect: () => Collected): boolean {
+    const existing = this.#sources.get(name);
+    if (existing) existing.collect = collect;
+    return existing !== undefined;
+  }
+
+  #newSource(name: string, collect: () => Collected): { collect: () => Collected } {
+    this.#unique(name);
+    const source = { collect };
+    this.#sources.set(name, source);
+    return source;
   }
 
   #unique(name: string): void {
