@@ -77,6 +77,7 @@ export class LeaderLink<S extends TSchema> {
     this.#socket.connect(opts.endpoint);
     opts.metrics.counter('switchboard_send_dropped_total', 'Messages dropped before reaching ZeroMQ', {
       socket: opts.name,
+      reason: 'queue-full',
     });
     this.#queue = new SendQueue(this.#socket, {
       log,

@@ -20,6 +20,8 @@ import { httpError } from './errors.ts';
 import { validatorCompiler } from './validation.ts';
 
 export const API_VERSION = '1.0.0';
+/** Routes that hold a stream open; left out of the request-duration histogram. */
+const STREAM_ROUTES = new Set(['/v1/events', '/v1/watch']);
 /**
  * A client has this long to send its request line, headers and body. It bounds what a client that trickles its
  * request can hold; it does not limit answers (a blocking query waits up to 10 minutes for its answer).
@@ -99,6 +101,23 @@ export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<F
     );
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  // How long each request took to answer, by route pattern (never the raw URL: ids would make a series each).
+  // Blocking queries count their wait. Streams (SSE, WebSocket) last as long as their client: not a latency.
+  ctx.metrics.histogram(
+    'switchboard_http_request_duration_seconds',
+    'HTTP requests answered, by method, route pattern and status code',
+    ['method', 'route', 'status_code'],
+  );
+  app.addHook('onResponse', (request, reply, done) => {
+    if (request.routeOptions.url !== undefined && STREAM_ROUTES.has(request.routeOptions.url)) return done();
+    ctx.metrics.observe(
+      'switchboard_http_request_duration_seconds',
+      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+    done();
+  });
 
   app.setNotFoundHandler((request) => {
     throw httpError('SB_ROUTE_NOT_FOUND', `${request.method} ${request.url.split('?')[0]}`);

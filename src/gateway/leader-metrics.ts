@@ -1,6 +1,8 @@
 /**
  * The gateway's `/metrics` carries the leader's metrics too (the leader speaks only ZeroMQ): asked at scrape time,
  * renamed under `switchboard_leader_` so no family appears twice, skipped when the leader does not answer quickly.
+ * The leader's process metrics come along as `switchboard_leader_process_*` and `switchboard_leader_nodejs_*`:
+ * the leader often runs in a process of its own, and its memory and event-loop lag matter most.
  */
 import type { LeaderChannel } from './leader-channel.ts';
 
@@ -19,7 +21,8 @@ export async function leaderMetrics(leader: LeaderChannel): Promise<string> {
 }
 
 function leaderName(name: string): string {
-  return name.startsWith(LEADER_PREFIX) || !name.startsWith(PREFIX) ? name : LEADER_PREFIX + name.slice(PREFIX.length);
+  if (name.startsWith(LEADER_PREFIX)) return name;
+  return LEADER_PREFIX + (name.startsWith(PREFIX) ? name.slice(PREFIX.length) : name);
 }
 
 /** Appends the leader's families, renamed, leaving out any the gateway already has. */
@@ -35,10 +38,11 @@ export function mergeMetrics(local: string, leader: string): string {
     if (!keep) continue;
     out.push(
       line.replace(
-        /^(# (?:HELP|TYPE) )?(switchboard_[a-z0-9_]+)/,
+        /^(# (?:HELP|TYPE) )?([a-zA-Z_:][a-zA-Z0-9_:]*)/,
         (_m, head: string | undefined, name: string) => (head ?? '') + leaderName(name),
       ),
     );
   }
-  return out.length ? `${local}${out.join('\n')}\n` : local;
+  if (!out.length) return local;
+  return `${local.endsWith('\n') ? local : `${local}\n`}${out.join('\n')}\n`;
 }

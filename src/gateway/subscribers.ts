@@ -125,14 +125,19 @@ export class EventHub {
     if (replica.loaded) this.history.reset(replica.epoch!, replica.rev);
     this.#unsubscribe = [replica.onEvent((e) => this.#onEvent(e)), replica.onReset((p) => this.#onReset(p))];
     const m = opts.metrics;
-    m.gauge('switchboard_watchers', 'Connected push subscribers', () => {
-      const counts: Record<Transport, number> = { ws: 0, sse: 0 };
-      for (const w of this.#watchers) counts[w.transport]++;
-      return [
-        [{ transport: 'ws' }, counts.ws],
-        [{ transport: 'sse' }, counts.sse],
-      ];
-    });
+    m.gauge(
+      'switchboard_watchers',
+      'Connected push subscribers',
+      () => {
+        const counts: Record<Transport, number> = { ws: 0, sse: 0 };
+        for (const w of this.#watchers) counts[w.transport]++;
+        return [
+          [{ transport: 'ws' }, counts.ws],
+          [{ transport: 'sse' }, counts.sse],
+        ];
+      },
+      ['transport'],
+    );
     m.gauge('switchboard_history_events', 'Events held for resumes', () => this.history.length);
     for (const transport of ['ws', 'sse']) {
       m.counter('switchboard_watchers_dropped_total', 'Subscribers closed for falling too far behind', {

@@ -61,7 +61,10 @@ export function gatewayHandlers(parts: LeaderParts): Handlers<GatewayRequestType
       }),
 
     metrics: (routing, m) =>
-      control.reply(routing, { type: 'metrics.reply', reqId: m.reqId, text: parts.metrics.render() }),
+      void parts.metrics.render().then(
+        (text) => control.reply(routing, { type: 'metrics.reply', reqId: m.reqId, text }),
+        (err: unknown) => parts.log.error({ err }, 'metrics render failed'),
+      ),
 
     cluster: (routing, m, now) =>
       control.reply(routing, {

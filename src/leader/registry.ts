@@ -56,6 +56,8 @@ export class Registry {
   commits = 0;
   committedChanges = 0;
   commitMs = 0;
+  /** Told the duration of each commit (the leader's commit-duration histogram). */
+  onCommit: ((seconds: number) => void) | undefined;
 
   constructor(
     store: Store,
@@ -92,18 +94,30 @@ export class Registry {
 
   #registerMetrics(metrics: Metrics): void {
     metrics.gauge('switchboard_rev', 'Current revision', () => this.committedRev);
-    metrics.gauge('switchboard_store_commits', 'SQLite transactions committed (counter)', () => this.commits);
-    metrics.gauge(
-      'switchboard_store_committed_changes',
-      'Changes written by those transactions (counter)',
+    metrics.collectedCounter('switchboard_store_commits_total', 'Store transactions committed', () => this.commits);
+    metrics.collectedCounter(
+      'switchboard_store_committed_changes_total',
+      'Changes written by those transactions (changes / commits = group-commit batch size)',
       () => this.committedChanges,
     );
-    metrics.gauge('switchboard_store_commit_seconds', 'Time spent in commits (counter)', () => this.commitMs / 1000);
-    metrics.gauge('switchboard_providers', 'Registered providers by state', () => {
-      const counts: Record<string, number> = { pending: 0, up: 0, down: 0, maintenance: 0 };
-      for (const p of this.all()) counts[p.state] = (counts[p.state] ?? 0) + 1;
-      return Object.entries(counts).map(([state, n]) => [{ state }, n]);
-    });
+    metrics.collectedCounter(
+      'switchboard_store_commit_seconds_total',
+      'Time spent in store commits',
+      () => this.commitMs / 1000,
+    );
+    // One observation per store transaction: the write and fsync of a group commit, not the wait to batch it.
+    metrics.histogram('switchboard_store_commit_duration_seconds', 'Duration of each store commit');
+    this.onCommit = (s) => metrics.observe('switchboard_store_commit_duration_seconds', undefined, s);
+    metrics.gauge(
+      'switchboard_providers',
+      'Registered providers by state',
+      () => {
+        const counts: Record<string, number> = { pending: 0, up: 0, down: 0, maintenance: 0 };
+        for (const p of this.all()) counts[p.state] = (counts[p.state] ?? 0) + 1;
+        return Object.entries(counts).map(([state, n]) => [{ state }, n]);
+      },
+      ['state'],
+    );
   }
 
   get rev(): number {
@@ -244,7 +258,9 @@ export class Registry {
     this.#committedRev = events[events.length - 1].rev;
     this.commits++;
     this.committedChanges += events.length;
-    this.commitMs += performance.now() - started;
+    const commitMs = performance.now() - started;
+    this.commitMs += commitMs;
+    this.onCommit?.(commitMs / 1000);
     for (const event of events) {
       this.#history.push(event);
       this.#publish(event);

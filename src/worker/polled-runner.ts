@@ -6,6 +6,7 @@
  */
 import type { Logger, Metrics, Observation, ObservationCause, Task } from '../bridge/index.ts';
 import { Damper, DEFAULT_POLLED_FAILURES_BEFORE_DOWN, DEFAULT_POLLED_SUCCESSES_BEFORE_UP } from './damping.ts';
+import { declareDetection, observeDetection } from './detection.ts';
 import type { CheckRunner, ObservationSink } from './runner.ts';
 
 export const DEFAULT_POLL_INTERVAL_MS = 2000;
@@ -62,6 +63,8 @@ interface Entry {
   at: number;
   cause: ObservationCause;
   output: string | undefined;
+  /** When a probe last succeeded (0: never), for the detection-latency histogram. */
+  lastOkAt: number;
 }
 
 export interface PolledRunnerOptions {
@@ -103,6 +106,7 @@ export class PolledRunner implements CheckRunner {
       'Check ticks skipped because the previous probe had not finished',
       { type: opts.type },
     );
+    declareDetection(opts.metrics);
   }
 
   has(id: string): boolean {
@@ -146,6 +150,7 @@ export class PolledRunner implements CheckRunner {
       at: Date.now(),
       cause: 'assigned',
       output: undefined,
+      lastOkAt: 0,
     };
     this.#entries.set(task.id, entry);
     // A random first offset spreads many checks of one worker over the interval instead of firing them together.
@@ -214,10 +219,12 @@ export class PolledRunner implements CheckRunner {
     if (this.#closed || this.#entries.get(entry.task.id) !== entry) return;
     this.#metrics.inc('switchboard_checks_total', { type: this.#type, result: result.ok ? 'ok' : 'failed' });
     if (!result.ok) entry.output = result.output;
+    else entry.lastOkAt = Date.now();
     if (!entry.damper.record(result.ok)) return;
     const alive = entry.damper.alive === true;
     entry.at = Date.now();
     entry.cause = 'check';
+    if (!alive) observeDetection(this.#metrics, this.#type, 'check', entry.lastOkAt, entry.at);
     this.#log.debug({ id: entry.task.id, alive, output: result.output }, 'check state changed');
     const o: Observation = {
       id: entry.task.id,

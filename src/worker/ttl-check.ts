@@ -4,8 +4,9 @@
  * default); a pass is a success. The clock starts when the task is assigned, so a provider that never calls goes
  * down too.
  */
-import type { Logger, Observation, ObservationCause, Task, TtlCheck } from '../bridge/index.ts';
+import type { Logger, Metrics, Observation, ObservationCause, Task, TtlCheck } from '../bridge/index.ts';
 import { Damper, DEFAULT_TTL_FAILURES_BEFORE_DOWN, DEFAULT_TTL_SUCCESSES_BEFORE_UP } from './damping.ts';
+import { declareDetection, observeDetection } from './detection.ts';
 import type { CheckRunner, ObservationSink } from './runner.ts';
 
 interface Entry {
@@ -23,11 +24,14 @@ export class TtlRunner implements CheckRunner {
   readonly #entries = new Map<string, Entry>();
   readonly #emit: ObservationSink;
   readonly #log: Logger;
+  readonly #metrics: Metrics;
   #closed = false;
 
-  constructor(deps: { log: Logger }, emit: ObservationSink) {
+  constructor(deps: { log: Logger; metrics: Metrics }, emit: ObservationSink) {
     this.#log = deps.log.child({ check: 'ttl' });
+    this.#metrics = deps.metrics;
     this.#emit = emit;
+    declareDetection(deps.metrics);
   }
 
   has(id: string): boolean {
@@ -110,6 +114,7 @@ export class TtlRunner implements CheckRunner {
     entry.at = Date.now();
     entry.cause = ok ? 'pass' : 'expired';
     const alive = entry.damper.alive === true;
+    if (!alive) observeDetection(this.#metrics, 'ttl', entry.cause, entry.lastPass, entry.at);
     this.#log.debug({ id: entry.id, alive }, 'ttl state changed');
     this.#emit({ id: entry.id, alive, cause: entry.cause, at: entry.at, output });
   }

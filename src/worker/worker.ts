@@ -70,7 +70,7 @@ export class Worker {
     const limiter = new Limiter(config.maxConcurrentChecks);
     this.#runners.set('http', httpCheckRunner({ limiter, log: this.#log, metrics }, sink));
     this.#runners.set('tcp', tcpCheckRunner({ limiter, log: this.#log, metrics }, sink));
-    this.#runners.set('ttl', new TtlRunner({ log: this.#log }, sink));
+    this.#runners.set('ttl', new TtlRunner({ log: this.#log, metrics }, sink));
     metrics.gauge('switchboard_checks_in_flight', 'Polled checks running now', () => limiter.running);
     metrics.gauge('switchboard_checks_waiting', 'Polled checks waiting for a free slot', () => limiter.waiting);
     metrics.gauge('switchboard_worker_tasks', 'Tasks this worker watches', () => this.#taskRunner.size);

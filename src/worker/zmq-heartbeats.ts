@@ -20,6 +20,7 @@ import {
 } from '../bridge/index.ts';
 import { Damper, DEFAULT_ZMQ_SUCCESSES_BEFORE_UP } from './damping.ts';
 import { HeartbeatSockets } from './heartbeat-sockets.ts';
+import { declareDetection, observeDetection } from './detection.ts';
 import type { CheckRunner, ObservationSink } from './runner.ts';
 
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
@@ -78,6 +79,7 @@ export class ZmqHeartbeatRunner implements CheckRunner {
       onBeat: (id) => this.#onBeat(id),
       onDisconnect: (endpoint) => this.#onDisconnect(endpoint),
     });
+    declareDetection(opts.metrics);
   }
 
   has(id: string): boolean {
@@ -227,7 +229,10 @@ export class ZmqHeartbeatRunner implements CheckRunner {
     watch.at = Date.now();
     watch.cause = cause;
     if (alive) delete watch.output;
-    else watch.output = output ?? describe(cause, watch, silentMs);
+    else {
+      watch.output = output ?? describe(cause, watch, silentMs);
+      observeDetection(this.#opts.metrics, 'zmq', cause, watch.lastBeat, watch.at);
+    }
     this.#emit({ id: watch.id, alive, cause, at: watch.at, ...(watch.output ? { output: watch.output } : {}) });
   }
 }

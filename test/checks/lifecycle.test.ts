@@ -118,5 +118,5 @@ test('auto-deregistration: per check, and the leader default; maintenance is nev
     );
   }
   assert.equal((await provider(c.url, 'kept'))?.state, 'maintenance');
-  assert.match(c.leader.metrics.render(), /switchboard_providers_deregistered_auto_total 2/);
+  assert.match(await c.leader.metrics.render(), /switchboard_providers_deregistered_auto_total 2/);
 });

@@ -90,7 +90,7 @@ test('ZeroMQ: garbage frames to the leader, the gateway follower and the worker 
   await dealer.send(pack({ type: 'put', reqId: 1, input: { service: 'x' } }));
   await dealer.send(pack({ type: 'launch-missiles' }));
   await dealer.send(['a', 'b', 'c']);
-  await waitFor(() => dropped(c.leader.metrics.render()) >= 5, { what: 'leader drops counted' });
+  await waitFor(async () => dropped(await c.leader.metrics.render()) >= 5, { what: 'leader drops counted' });
 
   // A follower fed by a hostile publisher: unknown topics, garbage events, events of a bad shape.
   const evil = new Publisher({ linger: 0 });
@@ -107,7 +107,7 @@ test('ZeroMQ: garbage frames to the leader, the gateway follower and the worker 
       await evil.send(['ev', pack({ epoch: 'x', rev: 'one' })]);
       await evil.send(['zz', 'nonsense']);
       await evil.send(['hb', pack([1, 2, 3])]);
-      return dropped(metrics.render()) >= 8;
+      return dropped(await metrics.render()) >= 8;
     },
     { what: 'follower drops counted', intervalMs: 50 },
   );
@@ -128,7 +128,7 @@ test('ZeroMQ: garbage frames to the leader, the gateway follower and the worker 
       await provider.send(['heartbeat']);
       await provider.send(['heartbeat', 'hb-1', 'extra']);
       await provider.send(['heartbeatz', 'hb-1']);
-      return dropped(workerMetrics.render()) >= 3;
+      return dropped(await workerMetrics.render()) >= 3;
     },
     { what: 'worker drops counted', intervalMs: 50 },
   );
@@ -164,7 +164,7 @@ test("GET /metrics: gateway families and the leader's, renamed, each family once
   assert.equal((await http('PUT', `${c.url}/v1/providers/m-1`, good)).status, 201);
   const text = (await http('GET', `${c.url}/metrics`)).body as string;
   assert.match(text, /^switchboard_replica_rev \d+$/m, 'the gateway own');
-  assert.match(text, /^switchboard_leader_store_commits [1-9]\d*$/m, 'the leader store commits');
+  assert.match(text, /^switchboard_leader_store_commits_total [1-9]\d*$/m, 'the leader store commits');
   assert.match(text, /^switchboard_leader_providers\{state="up"\} 1$/m);
   const families = [...text.matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]);
   assert.deepEqual(families, [...new Set(families)], 'no family twice');

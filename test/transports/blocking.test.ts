@@ -6,8 +6,7 @@ import { http } from '../helpers/http.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { register } from './support.ts';
 
-const waiting = (c: Cluster): number =>
-  Number(/^switchboard_blocking_queries (\d+)$/m.exec(c.gateway.metrics.render())?.[1]);
+const waiting = async (c: Cluster): Promise<number> => c.gateway.metrics.get('switchboard_blocking_queries');
 
 test('a blocking query returns on a change to its service, not on another one', async (t) => {
   const c = await startCluster({ workers: 0 });
@@ -23,7 +22,7 @@ test('a blocking query returns on a change to its service, not on another one', 
     answered = true;
     return r;
   });
-  await waitFor(() => waiting(c) === 1, { what: 'query waiting' });
+  await waitFor(async () => (await waiting(c)) === 1, { what: 'query waiting' });
   // A change to another service must not wake it; the later billing change must.
   const other = await register(c.url, 'o1', 'orders', 9101);
   const watchAll = await http('GET', `${c.url}/v1/services?index=${other - 1}&wait=5s`);
@@ -71,8 +70,8 @@ test('a client that gives up frees its blocking query', async (t) => {
   const pending = fetch(`${c.url}/v1/services/billing?index=${rev}&wait=60s`, { signal: abort.signal }).catch(
     () => null,
   );
-  await waitFor(() => waiting(c) === 1, { what: 'query waiting' });
+  await waitFor(async () => (await waiting(c)) === 1, { what: 'query waiting' });
   abort.abort();
   await pending;
-  await waitFor(() => waiting(c) === 0, { what: 'query released' });
+  await waitFor(async () => (await waiting(c)) === 0, { what: 'query released' });
 });

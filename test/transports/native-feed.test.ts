@@ -98,11 +98,11 @@ test('snapshot endpoint: DEALER and REQ get plain msgpack; garbage is dropped, c
   dealer.connect(c.gateway.feed.snapshot!);
   req.connect(c.gateway.feed.snapshot!);
 
-  const droppedCount = (): number =>
+  const droppedCount = async (): Promise<number> =>
     [
-      ...c.gateway.metrics
-        .render()
-        .matchAll(/^switchboard_frames_dropped_total\{[^}]*socket="gateway-feed-snapshot"[^}]*\} (\d+)$/gm),
+      ...(await c.gateway.metrics.render()).matchAll(
+        /^switchboard_frames_dropped_total\{[^}]*socket="gateway-feed-snapshot"[^}]*\} (\d+)$/gm,
+      ),
     ].reduce((n, m) => n + Number(m[1]), 0);
   for (const garbage of [
     ['nonsense'],
@@ -111,7 +111,7 @@ test('snapshot endpoint: DEALER and REQ get plain msgpack; garbage is dropped, c
     ['snapshot', 'billing', 'extra'],
   ])
     await dealer.send(garbage);
-  await waitFor(() => droppedCount() === 4, { what: 'four dropped requests' });
+  await waitFor(async () => (await droppedCount()) === 4, { what: 'four dropped requests' });
 
   await dealer.send(['snapshot', 'billing']);
   const frames = await dealer.receive();

@@ -37,7 +37,7 @@ test('a __proto__ key in untrusted input cannot pollute prototypes', () => {
   assert.equal(Object.getPrototypeOf(value), Object.prototype);
 });
 
-test('FrameDecoder drops and counts garbage, truncated and schema-invalid frames', () => {
+test('FrameDecoder drops and counts garbage, truncated and schema-invalid frames', async () => {
   const metrics = new Metrics();
   const decoder = new FrameDecoder('test', metrics, silent);
   assert.equal(decoder.decode(toLeader, Buffer.from([0x92, 0x01])), undefined, 'truncated array');
@@ -45,7 +45,7 @@ test('FrameDecoder drops and counts garbage, truncated and schema-invalid frames
   assert.equal(decoder.decode(toLeader, pack({ type: 'nope' })), undefined, 'unknown type');
   assert.equal(decoder.decode(toLeader, pack({ type: 'delete', reqId: 1, id: '../etc' })), undefined, 'bad id');
   assert.equal(decoder.decode(toLeader, undefined), undefined);
-  const dropped = metrics.render().match(/switchboard_frames_dropped_total\{[^}]*\} (\d+)/g) ?? [];
+  const dropped = (await metrics.render()).match(/switchboard_frames_dropped_total\{[^}]*\} (\d+)/g) ?? [];
   const total = dropped.map((l) => Number(l.split(' ').pop())).reduce((a, b) => a + b, 0);
   assert.equal(total, 5);
   const ok = decoder.decode(toLeader, pack({ type: 'delete', reqId: 1, id: 'billing-1' }));

@@ -93,8 +93,8 @@ test('beats of every id on a connected endpoint arrive; a closed provider is a d
   assert.equal(sockets.size, 1);
   assert.equal(sockets.has(p.endpoint), true);
   await beats;
-  assert.match(metrics.render(), /switchboard_heartbeats_received_total [1-9]/);
-  assert.match(metrics.render(), /switchboard_heartbeat_endpoints 1/);
+  assert.match(await metrics.render(), /switchboard_heartbeats_received_total [1-9]/);
+  assert.match(await metrics.render(), /switchboard_heartbeat_endpoints 1/);
   const drop = dropped(p.endpoint);
   p.close();
   assert.equal(await drop, p.endpoint);
@@ -108,9 +108,8 @@ test('frames that are not heartbeats are dropped and counted, never reported as 
   t.after(() => p.close());
   sockets.connect(p.endpoint);
   await beat('ok');
-  const droppedAsNotHeartbeat = (): boolean =>
-    metrics
-      .render()
+  const droppedAsNotHeartbeat = async (): Promise<boolean> =>
+    (await metrics.render())
       .split('\n')
       .some(
         (line) =>
@@ -121,7 +120,7 @@ test('frames that are not heartbeats are dropped and counted, never reported as 
       );
   await next<boolean>(
     (f) => {
-      const poll = setInterval(() => f(droppedAsNotHeartbeat()), 20);
+      const poll = setInterval(() => void droppedAsNotHeartbeat().then(f), 20);
       t.after(() => clearInterval(poll));
     },
     (counted) => counted,

@@ -51,8 +51,8 @@ export async function healthRoutes(fastify: FastifyInstance, ctx: GatewayContext
       },
     },
     async (_request, reply) => {
-      const text = mergeMetrics(ctx.metrics.render(), await leaderMetrics(ctx.leader));
-      return reply.type('text/plain; version=0.0.4').send(text);
+      const [local, leader] = await Promise.all([ctx.metrics.render(), leaderMetrics(ctx.leader)]);
+      return reply.type(ctx.metrics.contentType).send(mergeMetrics(local, leader));
     },
   );
 }
