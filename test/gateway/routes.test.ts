@@ -269,16 +269,17 @@ test('without a leader: writes answer 503 SB_LEADER_UNAVAILABLE, reads still wor
   assert.match(metrics.body, /^switchboard_replica_stale 1$/m);
 });
 
-test('before the first snapshot: /readyz says not loaded, lookups answer empty and stale', async (t) => {
+test('before the first snapshot: /readyz says not loaded, lookups answer 503 SB_NOT_READY', async (t) => {
   const g = await gatewayApp();
   t.after(() => g.close());
   const ready = await request(g, 'GET', '/readyz');
   assert.equal(ready.statusCode, 503);
   assert.equal(ready.json().loaded, false);
   assert.equal(ready.json().epoch, null);
+  // An empty answer would look like "no providers": before any snapshot, reads are refused instead.
   const lookup = await request(g, 'GET', '/v1/services/billing');
-  assert.equal(lookup.statusCode, 200);
-  assert.deepEqual(lookup.json(), { rev: 0, stale: true, service: 'billing', providers: [] });
+  assert.equal(lookup.statusCode, 503);
+  assert.equal(lookup.json().code, 'SB_NOT_READY');
 });
 
 test('bodies over the limit answer 413 before any validation', async (t) => {
