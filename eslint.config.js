@@ -31,13 +31,13 @@ export default tseslint.config(
     },
   },
   {
-    // Programs (CLI entry, tests, benchmarks, scripts, examples) may print to the terminal.
-    files: ['src/cli/**', 'test/**', 'bench/**', 'scripts/**', 'examples/**'],
+    // Programs (CLI entry, tests, benchmarks, their shared harness, scripts, examples) may print to the terminal.
+    files: ['src/cli/**', 'test/**', 'bench/**', 'harness/**', 'scripts/**', 'examples/**'],
     rules: { 'no-console': 'off' },
   },
   {
     // Tests and benchmarks read untyped JSON answers on purpose (what a curl user sees); src/ stays strict.
-    files: ['test/**', 'bench/**', 'scripts/**', 'examples/**'],
+    files: ['test/**', 'bench/**', 'harness/**', 'scripts/**', 'examples/**'],
     rules: {
       '@typescript-eslint/no-unsafe-member-access': 'off',
       '@typescript-eslint/no-unsafe-argument': 'off',

@@ -11,25 +11,19 @@
 import { createServer } from 'node:http';
 import { once } from 'node:events';
 import { parseArgs } from 'node:util';
-import { createLogger } from '../src/bridge/index.ts';
-import { start as startGateway } from '../src/gateway/index.ts';
-import { start as startLeader, type LeaderHandle } from '../src/leader/index.ts';
-import { start as startWorker } from '../src/worker/index.ts';
-import { http } from '../test/helpers/http.ts';
-import { startProviderProcess } from '../test/helpers/process.ts';
-import { tempDir } from '../test/helpers/tmp.ts';
-import { waitFor } from '../test/helpers/wait.ts';
+import type { LeaderHandle } from '../src/leader/index.ts';
+import { startCluster } from '../harness/cluster.ts';
+import { http } from '../harness/http.ts';
+import { startProviderProcess } from '../harness/process.ts';
+import { waitFor } from '../harness/wait.ts';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' } } });
 const RUNS = Number(values.runs);
 const INTERVAL_MS = 1000;
 
-const dir = tempDir('switchboard-detect-');
-const log = createLogger({ level: 'silent' });
-const leader = await startLeader({ dataDir: dir.path, bind: 'tcp://127.0.0.1:*', reassignGraceMs: 0 }, { log });
-const worker = await startWorker({ leader: leader.control }, { log });
-const gateway = await startGateway({ leader: leader.control, httpPort: 0 }, { log });
-const url = gateway.url;
+// Leader, one worker and a gateway in this process with their default settings (real sockets between them).
+const cluster = await startCluster({ workers: 1 });
+const { leader, url } = cluster;
 
 /** Time of the leader's event for `id` with `change`, polled from its event history. */
 function eventAt(l: LeaderHandle, id: string, change: string, after: number): number | undefined {
@@ -113,10 +107,7 @@ try {
     }
   }
 } finally {
-  await gateway.close();
-  await worker.close();
-  await leader.close();
-  dir.remove();
+  await cluster.close();
 }
 
 const config: Record<string, string> = {

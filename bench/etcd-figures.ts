@@ -15,6 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { EtcdClient, prefixRangeBody, type EtcdWatchEvent } from './lib/etcd-client.ts';
 import { startEtcd, etcdUnavailableReason } from './lib/etcd.ts';
 import { recorder, type LatencySummary } from './lib/hdr.ts';
+import { sleep, withTimeout } from '../harness/time.ts';
 import { Report, progress, formatNumber, machineInfo } from './lib/report.ts';
 
 /** What the measurements need of an etcd: its client URL (an `EtcdHandle` fits). */
@@ -24,19 +25,6 @@ export interface EtcdTarget {
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const LEASE_HOLDER = fileURLToPath(new URL('./lib/etcd-lease-holder.ts', import.meta.url));
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Run `fn` with a deadline; rejects with `what` on timeout. */
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, rej) => {
-      timer = setTimeout(() => rej(new Error(`${what}: timed out after ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
 
 /**
  * Waits for specific watch events: `expect(match)` returns a promise settled by the first later event that

@@ -13,10 +13,10 @@ import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { Subscriber } from 'zeromq';
 import { Unpackr } from 'msgpackr';
-import { spawnRole } from '../test/helpers/process.ts';
-import { tempDir } from '../test/helpers/tmp.ts';
-import { waitFor } from '../test/helpers/wait.ts';
-import { connectSse, connectWs, register } from '../test/transports/support.ts';
+import { spawnRole } from '../harness/process.ts';
+import { tempDir } from '../harness/tmp.ts';
+import { waitFor } from '../harness/wait.ts';
+import { connectSse, connectWs, register } from '../harness/clients.ts';
 
 const { values } = parseArgs({ options: { n: { type: 'string', default: '200' } } });
 const N = Number(values.n);

@@ -17,7 +17,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Store as DefaultStore } from '../src/leader/store.ts';
 import { createLogger } from '../src/bridge/index.ts';
-import { tempDir } from '../test/helpers/tmp.ts';
+import { tempDir } from '../harness/tmp.ts';
 import { providerRecord } from '../test/helpers/provider-record.ts';
 import { recorder, type LatencySummary } from './lib/hdr.ts';
 

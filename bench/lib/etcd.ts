@@ -10,9 +10,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '../../harness/ports.ts';
+import { sleep } from '../../harness/time.ts';
 
 /** A running etcd started by {@link startEtcd}. */
 export interface EtcdHandle {
@@ -183,23 +184,6 @@ function findEtcdBinary(): string | undefined {
     if (existsSync(p)) return p;
   }
   return undefined;
-}
-
-/**
- * A free TCP port on 127.0.0.1: bind port 0, read the port the kernel chose, close.
- * Racy by nature (the port is free only until someone else binds it); callers retry on a bind failure.
- */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => (port ? resolve(port) : reject(new Error('could not read a free port'))));
-    });
-  });
 }
 
 /**
@@ -387,8 +371,4 @@ function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: nu
 
 function tail(text: string, lines = 4): string {
   return text.trim().split('\n').slice(-lines).join(' | ');
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

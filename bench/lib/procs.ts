@@ -5,38 +5,20 @@
  *
  * Also: CPU and RSS of a process from /proc, sampled over a window.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { ROOT, spawnChild, type Child } from '../../harness/child.ts';
+import { tempDir as plainTempDir } from '../../harness/tmp.ts';
 
-export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export { ROOT };
 export const CLI_DIST = join(ROOT, 'dist/src/cli/main.js');
 
-export interface Proc {
-  readonly proc: ChildProcess;
-  readonly pid: number;
-  readonly name: string;
-  /** Every stdout line so far (bounded: the oldest are dropped past 10,000). */
-  readonly lines: string[];
-  /** First stdout line (past or future) matching `re`; rejects at the deadline or when the process exits. */
-  waitForLine(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
-  /** Called for every stdout line from now on. */
-  onLine(fn: (line: string) => void): void;
-  signal(sig: NodeJS.Signals): void;
-  readonly exited: Promise<number | string>;
-  alive(): boolean;
-  /** SIGCONT + SIGTERM, SIGKILL after `graceMs`. */
-  stop(graceMs?: number): Promise<number | string>;
-  stderrTail(): string;
-  /** Write a line to its stdin (helper scripts take commands this way). */
-  send(line: string): void;
-}
+/** A benchmark child: the harness's child process, killed at exit with every other one. */
+export type Proc = Child;
 
 const live = new Set<Proc>();
-const dirs = new Set<string>();
+const dirs = new Map<string, () => void>();
 let hooks = false;
 
 function killAllSync(): void {
@@ -48,7 +30,7 @@ function killAllSync(): void {
     }
   }
   live.clear();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  for (const remove of dirs.values()) remove();
   dirs.clear();
 }
 
@@ -68,13 +50,13 @@ function installHooks(): void {
 /** A temporary directory removed at exit (or earlier by the returned function). */
 export function tempDir(prefix: string): { path: string; remove: () => void } {
   installHooks();
-  const path = mkdtempSync(join(tmpdir(), prefix));
-  dirs.add(path);
+  const dir = plainTempDir(prefix);
+  dirs.set(dir.path, dir.remove);
   return {
-    path,
+    path: dir.path,
     remove: () => {
-      rmSync(path, { recursive: true, force: true });
-      dirs.delete(path);
+      dir.remove();
+      dirs.delete(dir.path);
     },
   };
 }
@@ -88,97 +70,14 @@ export async function killAll(): Promise<void> {
 
 function track(name: string, command: string, args: string[], env: Record<string, string>): Proc {
   installHooks();
-  const proc = spawn(command, args, {
-    cwd: ROOT,
-    env: { ...process.env, SWITCHBOARD_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn', ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
+  const p = spawnChild(name, command, args, {
+    env: { SWITCHBOARD_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn', ...env },
+    echoStderr: Boolean(process.env.BENCH_SHOW_STDERR),
+    waitTimeoutMs: 30_000,
+    maxLines: 10_000,
   });
-  const lines: string[] = [];
-  const listeners: Array<(line: string) => void> = [];
-  const waiters: Array<{ re: RegExp; resolve: (m: RegExpMatchArray) => void }> = [];
-  let err = '';
-  proc.stderr.setEncoding('utf8');
-  proc.stderr.on('data', (d: string) => {
-    err = (err + d).slice(-20_000);
-    if (process.env.BENCH_SHOW_STDERR) process.stderr.write(`[${name}] ${d}`);
-  });
-  proc.stdin.on('error', () => undefined);
-  createInterface({ input: proc.stdout }).on('line', (line) => {
-    lines.push(line);
-    if (lines.length > 10_000) lines.splice(0, 1_000);
-    for (const fn of listeners) fn(line);
-    for (const w of [...waiters]) {
-      const m = line.match(w.re);
-      if (m) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(m);
-      }
-    }
-  });
-  let done = false;
-  const exited = new Promise<number | string>((resolve) => {
-    proc.once('exit', (code, sig) => {
-      done = true;
-      live.delete(p);
-      resolve(code ?? sig ?? 'unknown');
-    });
-    proc.once('error', (e) => {
-      done = true;
-      live.delete(p);
-      err += `\nspawn error: ${e.message}`;
-      resolve('spawn-error');
-    });
-  });
-  const p: Proc = {
-    proc,
-    pid: proc.pid ?? -1,
-    name,
-    lines,
-    exited,
-    alive: () => !done,
-    stderrTail: () => err.slice(-3_000),
-    onLine: (fn) => void listeners.push(fn),
-    send: (line) => {
-      if (!done) proc.stdin.write(`${line}\n`);
-    },
-    waitForLine(re, timeoutMs = 30_000) {
-      for (const line of lines) {
-        const m = line.match(re);
-        if (m) return Promise.resolve(m);
-      }
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(
-          () =>
-            reject(new Error(`${name}: no line matching ${re} within ${timeoutMs} ms; stderr: ${err.slice(-2000)}`)),
-          timeoutMs,
-        );
-        waiters.push({
-          re,
-          resolve: (m) => {
-            clearTimeout(timer);
-            resolve(m);
-          },
-        });
-        void exited.then((code) => {
-          clearTimeout(timer);
-          reject(new Error(`${name} exited (${code}) before printing ${re}; stderr: ${err.slice(-2000)}`));
-        });
-      });
-    },
-    signal(sig) {
-      if (!done) proc.kill(sig);
-    },
-    async stop(graceMs = 5_000) {
-      if (done) return exited;
-      proc.kill('SIGCONT');
-      proc.kill('SIGTERM');
-      const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs);
-      const code = await exited;
-      clearTimeout(timer);
-      return code;
-    },
-  };
   live.add(p);
+  void p.exited.then(() => live.delete(p));
   return p;
 }
 

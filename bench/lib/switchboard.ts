@@ -8,41 +8,26 @@ import { performance } from 'node:perf_hooks';
 import { Unpackr } from 'msgpackr';
 import { WebSocket } from 'ws';
 import { Subscriber } from 'zeromq';
+import { waitFor } from '../../harness/wait.ts';
 import { spawnCli, tempDir, type Proc } from './procs.ts';
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+import { sleep, withTimeout } from '../../harness/time.ts';
 
-/** `p` with a deadline; rejects naming `what`. */
-export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, rej) => {
-      timer = setTimeout(() => rej(new Error(`${what}: timed out after ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
+export { sleep, withTimeout };
 
 /** Polls `fn` until it returns something truthy, every `everyMs`, at most `timeoutMs`. */
-export async function until<T>(
+export function until<T>(
   fn: () => T | Promise<T>,
   what: string,
   timeoutMs = 30_000,
   everyMs = 20,
 ): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let lastErr: unknown;
-  while (Date.now() < deadline) {
-    try {
+  return waitFor(
+    async () => {
       const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      lastErr = err;
-    }
-    await sleep(everyMs);
-  }
-  throw new Error(
-    `${what}: not within ${timeoutMs} ms${lastErr ? ` (last error: ${(lastErr as Error).message})` : ''}`,
+      return v ? v : undefined;
+    },
+    { what, timeoutMs, intervalMs: everyMs },
   );
 }
 

@@ -1,6 +1,7 @@
 /**
- * The public data model of DESIGN.md: services, providers, checks, events. Defined once as TypeBox schemas, used
- * by the gateway's routes (HTTP validation and OpenAPI) and inside internal messages (frame validation).
+ * The public data model (docs/architecture.md): services, providers, checks, events. Defined once as TypeBox
+ * schemas, used by the gateway's routes (HTTP validation and OpenAPI) and inside internal messages (frame
+ * validation).
  */
 import { Type, type Static } from 'typebox';
 

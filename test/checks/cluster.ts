@@ -1,14 +1,14 @@
 /**
- * An in-process Switchboard for the health-check tests: leader, one worker and a gateway, talking over real
- * ZeroMQ sockets on loopback and serving real HTTP. Short intervals keep the tests fast.
+ * The in-process Switchboard (harness/cluster.ts) as the health-check tests want it: one worker, and short
+ * intervals (leader sweep, worker pings, ZMTP heartbeats) that keep the tests fast.
  */
-import { createLogger, type Provider } from '../../src/bridge/index.ts';
-import { start as startGateway, type GatewayHandle } from '../../src/gateway/index.ts';
-import { start as startLeader, type LeaderConfigInput, type LeaderHandle } from '../../src/leader/index.ts';
-import { start as startWorker, type WorkerConfigInput, type WorkerHandle } from '../../src/worker/index.ts';
-import { http } from '../helpers/http.ts';
-import { tempDir } from '../helpers/tmp.ts';
-import { waitFor } from '../helpers/wait.ts';
+import type { Provider } from '../../src/bridge/index.ts';
+import type { GatewayHandle } from '../../src/gateway/index.ts';
+import type { LeaderConfigInput, LeaderHandle } from '../../src/leader/index.ts';
+import type { WorkerConfigInput, WorkerHandle } from '../../src/worker/index.ts';
+import { startCluster as startWholeCluster } from '../../harness/cluster.ts';
+import { http } from '../../harness/http.ts';
+import { waitFor } from '../../harness/wait.ts';
 
 export interface Cluster {
   url: string;
@@ -21,36 +21,12 @@ export interface Cluster {
 export async function startCluster(
   opts: { leader?: LeaderConfigInput; worker?: WorkerConfigInput } = {},
 ): Promise<Cluster> {
-  const dir = tempDir('switchboard-checks-');
-  const log = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-  const leader = await startLeader(
-    { dataDir: dir.path, bind: 'tcp://127.0.0.1:*', sweepIntervalMs: 50, reassignGraceMs: 0, ...opts.leader },
-    { log },
-  );
-  const worker = await startWorker(
-    {
-      leader: leader.control,
-      pingIntervalMs: 100,
-      zmtpHeartbeatIntervalMs: 100,
-      zmtpHeartbeatTimeoutMs: 300,
-      ...opts.worker,
-    },
-    { log },
-  );
-  const gateway = await startGateway({ leader: leader.control, httpPort: 0 }, { log });
-  await waitFor(async () => (await http('GET', `${gateway.url}/readyz`)).status === 200, { what: 'gateway ready' });
-  return {
-    url: gateway.url,
-    leader,
-    worker,
-    gateway,
-    async close() {
-      await gateway.close();
-      await worker.close();
-      await leader.close();
-      dir.remove();
-    },
-  };
+  const c = await startWholeCluster({
+    workers: 1,
+    leader: { sweepIntervalMs: 50, ...opts.leader },
+    worker: { pingIntervalMs: 100, zmtpHeartbeatIntervalMs: 100, zmtpHeartbeatTimeoutMs: 300, ...opts.worker },
+  });
+  return { url: c.url, leader: c.leader, worker: c.workers[0], gateway: c.gateway, close: () => c.close() };
 }
 
 export async function register(url: string, id: string, body: object): Promise<Provider> {

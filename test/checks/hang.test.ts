@@ -1,7 +1,7 @@
 /** A heartbeating provider process frozen with SIGSTOP is found through ZMTP heartbeats; SIGCONT brings it back. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startProviderProcess } from '../helpers/process.ts';
+import { startProviderProcess } from '../../harness/process.ts';
 import { changes, register, startCluster, waitState } from './cluster.ts';
 
 test('SIGSTOP: a frozen provider goes down although its TCP connection stays open; SIGCONT: up again', async (t) => {

@@ -3,8 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type ServerResponse } from 'node:http';
 import { once } from 'node:events';
-import { http } from '../helpers/http.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { waitFor } from '../../harness/wait.ts';
 import { changes, holds, register, startCluster, waitState } from './cluster.ts';
 
 type Mode = 'ok' | 'fail' | 'hang' | 'flap';
@@ -124,24 +123,4 @@ test('http check: expectStatus, and a flapping target never flaps its provider',
     changes(c, 'flappy-1').map((e) => e.change),
     ['registered', 'up'],
   );
-});
-
-test('check definitions are validated: 400 naming the field', async (t) => {
-  const c = await startCluster();
-  t.after(() => c.close());
-  const base = { service: 'bad', host: '127.0.0.1', port: 1, protocol: 'http' };
-  const cases: Array<[object, RegExp]> = [
-    [{ type: 'http', url: 'ftp://127.0.0.1/x' }, /url/],
-    [{ type: 'http', url: 'http://127.0.0.1/x', intervalMs: 10 }, /intervalMs/],
-    [{ type: 'http', url: 'http://127.0.0.1/x', timeoutMs: 5 }, /timeoutMs/],
-    [{ type: 'http', url: 'http://127.0.0.1/x', expectStatus: 700 }, /expectStatus/],
-    [{ type: 'tcp', failuresBeforeDown: 0 }, /failuresBeforeDown/],
-    [{ type: 'ttl', ttlMs: 50 }, /ttlMs/],
-    [{ type: 'ttl', ttlMs: 500, deregisterAfterMs: 5 }, /deregisterAfterMs/],
-  ];
-  for (const [check, field] of cases) {
-    const res = await http('PUT', `${c.url}/v1/providers/bad-1`, { ...base, check });
-    assert.equal(res.status, 400, JSON.stringify(check));
-    assert.match(res.body.message, field, `${JSON.stringify(check)} → ${res.body.message}`);
-  }
 });

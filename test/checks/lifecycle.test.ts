@@ -3,8 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { once } from 'node:events';
-import { http } from '../helpers/http.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { http } from '../../harness/http.ts';
+import { waitFor } from '../../harness/wait.ts';
 import { changes, holds, provider, register, startCluster, waitState } from './cluster.ts';
 
 test('maintenance: out of up lookups, checks ignored meanwhile, back to what the checks say', async (t) => {

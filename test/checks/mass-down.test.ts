@@ -5,9 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HeartbeatPublisher } from '../../src/client/heartbeat.ts';
-import { http } from '../helpers/http.ts';
-import { startProviderProcess } from '../helpers/process.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { http } from '../../harness/http.ts';
+import { startProviderProcess } from '../../harness/process.ts';
+import { waitFor } from '../../harness/wait.ts';
 import { changes, provider, register, startCluster, waitState } from './cluster.ts';
 
 const IDS = ['m-0', 'm-1', 'm-2', 'm-3', 'm-4', 'm-5'];

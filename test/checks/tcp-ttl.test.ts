@@ -3,8 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
-import { http } from '../helpers/http.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { http } from '../../harness/http.ts';
+import { waitFor } from '../../harness/wait.ts';
 import { changes, holds, register, startCluster, waitState } from './cluster.ts';
 
 async function listen(

@@ -3,8 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
-import { CLI, ROOT } from '../helpers/process.ts';
-import { tempDir } from '../helpers/tmp.ts';
+import { CLI, ROOT } from '../../harness/process.ts';
+import { tempDir } from '../../harness/tmp.ts';
 
 const REJECT_LATER = fileURLToPath(new URL('../fixtures/reject-later.mjs', import.meta.url));
 

@@ -2,8 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SwitchboardClient, SwitchboardError, type WatchUpdate } from '../../src/client/index.ts';
-import { startCluster } from '../helpers/cluster.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { startCluster } from '../../harness/cluster.ts';
+import { waitFor } from '../../harness/wait.ts';
 
 test('announce beats for itself; lookup sees it up; deregister removes it', async (t) => {
   const c = await startCluster();

@@ -7,10 +7,10 @@ import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { heartbeatEndpoints, NoGatewayError, SwitchboardClient, type WatchUpdate } from '../../src/client/index.ts';
 import { retryDelay } from '../../src/client/watch.ts';
-import { startCluster } from '../helpers/cluster.ts';
-import { http } from '../helpers/http.ts';
-import { spawnTs } from '../helpers/process.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { startCluster } from '../../harness/cluster.ts';
+import { http } from '../../harness/http.ts';
+import { spawnTs } from '../../harness/process.ts';
+import { waitFor } from '../../harness/wait.ts';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/announcer.ts', import.meta.url));
 

@@ -11,10 +11,10 @@ import {
   startProviderProcess,
   startWorkerProcess,
   type Child,
-} from '../helpers/process.ts';
-import { http } from '../helpers/http.ts';
-import { tempDir } from '../helpers/tmp.ts';
-import { waitFor } from '../helpers/wait.ts';
+} from '../../harness/process.ts';
+import { http } from '../../harness/http.ts';
+import { tempDir } from '../../harness/tmp.ts';
+import { waitFor } from '../../harness/wait.ts';
 
 /** Blocks on the gateway until the provider's state is `state` (event-driven, via blocking queries). */
 async function waitForState(url: string, service: string, id: string, state: string, timeoutMs = 10_000): Promise<any> {

@@ -6,9 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { HeartbeatPublisher } from '../../src/client/heartbeat.ts';
-import { startCluster } from '../helpers/cluster.ts';
-import { http } from '../helpers/http.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { startCluster } from '../../harness/cluster.ts';
+import { http } from '../../harness/http.ts';
+import { waitFor } from '../../harness/wait.ts';
 
 const PROMTOOL = process.env.PROMTOOL ?? 'promtool';
 

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { after, before, test, type TestContext } from 'node:test';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd-cluster.ts';
-import { spawnTs, type Child } from '../helpers/process.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { spawnTs, type Child } from '../../harness/process.ts';
+import { waitFor } from '../../harness/wait.ts';
 import { freshPrefix, readStore } from './support.ts';
 
 const CANDIDATE = fileURLToPath(new URL('../fixtures/etcd-candidate.ts', import.meta.url));

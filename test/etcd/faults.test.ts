@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import type { Provider } from '../../src/bridge/index.ts';
 import type { StoreError } from '../../src/leader/store-api.ts';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd-cluster.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { waitFor } from '../../harness/wait.ts';
 import { candidate, freshPrefix, provider, readStore, type TestLeader } from './support.ts';
 
 let cluster: EtcdCluster;

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd-cluster.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { waitFor } from '../../harness/wait.ts';
 import type { StoreError } from '../../src/leader/store-api.ts';
 import { connectEtcd } from '../../src/leader/etcd-store.ts';
 import type { Term } from '../../src/leader/election.ts';

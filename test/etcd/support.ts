@@ -3,7 +3,7 @@ import type { Etcd3 } from 'etcd3';
 import { createLogger, type Provider } from '../../src/bridge/index.ts';
 import { Election, type Fence, type Term } from '../../src/leader/election.ts';
 import { connectEtcd, EtcdStore, type EtcdStoreOptions } from '../../src/leader/etcd-store.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { waitFor } from '../../harness/wait.ts';
 
 export const log = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'error' });
 

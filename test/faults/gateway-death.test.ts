@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SwitchboardClient } from '../../src/client/index.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { waitFor } from '../../harness/wait.ts';
 import { record, startFaultCluster, statesOf } from './harness.ts';
 
 test('SIGKILL of the gateway a client watches through: failover without a missed or repeated event', async (t) => {

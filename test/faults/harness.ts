@@ -8,7 +8,7 @@ import { Dealer } from 'zeromq';
 import { pack, unpack, type Provider } from '../../src/bridge/index.ts';
 import type { SwitchboardClient } from '../../src/client/index.ts';
 import { type WatchUpdate, type Watch } from '../../src/client/index.ts';
-import { http } from '../helpers/http.ts';
+import { http } from '../../harness/http.ts';
 import {
   freePort,
   startGatewayProcess,
@@ -16,9 +16,9 @@ import {
   startProviderProcess,
   startWorkerProcess,
   type Child,
-} from '../helpers/process.ts';
-import { tempDir } from '../helpers/tmp.ts';
-import { waitFor } from '../helpers/wait.ts';
+} from '../../harness/process.ts';
+import { tempDir } from '../../harness/tmp.ts';
+import { waitFor } from '../../harness/wait.ts';
 
 export interface FaultCluster {
   bind: string;

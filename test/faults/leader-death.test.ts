@@ -6,9 +6,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SwitchboardClient, SwitchboardError } from '../../src/client/index.ts';
-import { http } from '../helpers/http.ts';
-import { startProviderProcess } from '../helpers/process.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { http } from '../../harness/http.ts';
+import { startProviderProcess } from '../../harness/process.ts';
+import { waitFor } from '../../harness/wait.ts';
 import { allInState, record, startFaultCluster, startProviders, statesOf } from './harness.ts';
 
 test('SIGKILL of the leader during a registration flood loses no acknowledged registration', async (t) => {

@@ -7,10 +7,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLogger } from '../../src/bridge/index.ts';
 import { start as startGateway, GATEWAY_DEFAULTS } from '../../src/gateway/index.ts';
-import { http } from '../helpers/http.ts';
-import { freePort, startLeaderProcess, type Child } from '../helpers/process.ts';
-import { tempDir } from '../helpers/tmp.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { http } from '../../harness/http.ts';
+import { freePort, startLeaderProcess, type Child } from '../../harness/process.ts';
+import { tempDir } from '../../harness/tmp.ts';
+import { waitFor } from '../../harness/wait.ts';
 
 /** Polls /readyz until it answers `status`; returns the milliseconds it took. */
 async function readyzBecomes(url: string, status: number, timeoutMs: number): Promise<number> {

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SwitchboardClient } from '../../src/client/index.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { waitFor } from '../../harness/wait.ts';
 import { allInState, record, startFaultCluster, startProviders } from './harness.ts';
 
 for (const signal of ['SIGKILL', 'SIGSTOP'] as const) {

@@ -5,8 +5,8 @@ import { connect } from 'node:net';
 import { once } from 'node:events';
 import { createLogger } from '../../src/bridge/index.ts';
 import { start as startGateway } from '../../src/gateway/index.ts';
-import { startCluster } from '../helpers/cluster.ts';
-import { http } from '../helpers/http.ts';
+import { startCluster } from '../../harness/cluster.ts';
+import { http } from '../../harness/http.ts';
 
 test('ids up to 128 characters work on every route (no 414 below the schema limit)', async (t) => {
   const c = await startCluster({ workers: 0 });

@@ -3,8 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { startCluster } from '../helpers/cluster.ts';
-import { http } from '../helpers/http.ts';
+import { startCluster } from '../../harness/cluster.ts';
+import { http } from '../../harness/http.ts';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;

@@ -10,8 +10,8 @@ import { once } from 'node:events';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Dealer } from 'zeromq';
-import { startCluster, type Cluster } from '../helpers/cluster.ts';
-import { http } from '../helpers/http.ts';
+import { startCluster, type Cluster } from '../../harness/cluster.ts';
+import { http } from '../../harness/http.ts';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;

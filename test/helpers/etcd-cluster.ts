@@ -10,8 +10,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureEtcdInstalled, freePort, waitHealthy } from '../../bench/lib/etcd.ts';
-import { waitFor } from './wait.ts';
+import { ensureEtcdInstalled, waitHealthy } from '../../bench/lib/etcd.ts';
+import { freePort } from '../../harness/ports.ts';
+import { waitFor } from '../../harness/wait.ts';
 
 export interface EtcdMember {
   readonly name: string;

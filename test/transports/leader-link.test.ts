@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Router } from 'zeromq';
 import { createLogger, LeaderLink, LinkError, Metrics, pack, toFollower, unpack } from '../../src/bridge/index.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { waitFor } from '../../harness/wait.ts';
 
 test('a dropped connection fails requests in flight at once; a new handshake clears connectionLost', async (t) => {
   let router = new Router({ linger: 0 });

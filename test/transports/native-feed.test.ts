@@ -7,12 +7,12 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { Dealer, Request } from 'zeromq';
 import { Unpackr } from 'msgpackr';
-import { startCluster, type Cluster } from '../helpers/cluster.ts';
-import { http } from '../helpers/http.ts';
-import { spawnRole, spawnTs, startLeaderProcess, type Child } from '../helpers/process.ts';
-import { tempDir } from '../helpers/tmp.ts';
-import { waitFor } from '../helpers/wait.ts';
-import { register } from './support.ts';
+import { startCluster, type Cluster } from '../../harness/cluster.ts';
+import { http } from '../../harness/http.ts';
+import { spawnRole, spawnTs, startLeaderProcess, type Child } from '../../harness/process.ts';
+import { tempDir } from '../../harness/tmp.ts';
+import { waitFor } from '../../harness/wait.ts';
+import { register } from '../../harness/clients.ts';
 
 const SUBSCRIBER = fileURLToPath(new URL('../fixtures/zmq-subscriber.ts', import.meta.url));
 const plain = new Unpackr({ useRecords: false, mapsAsObjects: true });
@@ -158,5 +158,5 @@ test('CLI: --zmq-pub / SWITCHBOARD_ZMQ_SNAPSHOT choose the endpoints, off switch
   assert.match(feed[2], /^tcp:\/\/127\.0\.0\.1:\d+$/);
   const bad = spawnRole('gateway', ['--leader', leader.control, '--http-port', '0', '--zmq-pub', 'nonsense']);
   assert.equal(await bad.exited, 1);
-  assert.match(bad.stderr(), /zmqPub/);
+  assert.match(bad.stderrTail(), /zmqPub/);
 });

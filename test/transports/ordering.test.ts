@@ -2,10 +2,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { startCluster } from '../helpers/cluster.ts';
-import { spawnTs } from '../helpers/process.ts';
-import { waitFor } from '../helpers/wait.ts';
-import { assertContiguous, connectSse, connectWs, register, revs } from './support.ts';
+import { startCluster } from '../../harness/cluster.ts';
+import { spawnTs } from '../../harness/process.ts';
+import { waitFor } from '../../harness/wait.ts';
+import { assertContiguous, connectSse, connectWs, register, revs } from '../../harness/clients.ts';
 
 const SUBSCRIBER = fileURLToPath(new URL('../fixtures/zmq-subscriber.ts', import.meta.url));
 const CHANGES = 1000;

@@ -1,11 +1,11 @@
-/** Server-Sent Events `GET /v1/events` over a real HTTP connection (fetch), read as EventSource would. */
+/**
+ * Server-Sent Events `GET /v1/events` over a real HTTP connection (fetch), read as EventSource would, through a real
+ * leader. Slow consumers and shutdown are in test/gateway/push.test.ts.
+ */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { request, type IncomingMessage } from 'node:http';
-import { startCluster } from '../helpers/cluster.ts';
-import { http } from '../helpers/http.ts';
-import { waitFor } from '../helpers/wait.ts';
-import { connectSse, register } from './support.ts';
+import { startCluster } from '../../harness/cluster.ts';
+import { connectSse, register } from '../../harness/clients.ts';
 
 const changeRevs = (messages: Array<{ id?: string; event?: string }>): number[] =>
   messages.filter((m) => m.id !== undefined && m.event !== 'hello' && m.event !== 'snapshot').map((m) => Number(m.id));
@@ -55,52 +55,4 @@ test('SSE: hello, then one event per change with id = rev; filters; Last-Event-I
   const snap = await other.next((m) => m.event === 'snapshot');
   assert.equal(snap.id, String(r3));
   assert.equal(snap.data.providers.length, 4);
-});
-
-test('SSE: bad since, service, Last-Event-ID and too many filters answer 400', async (t) => {
-  const c = await startCluster({ workers: 0 });
-  t.after(() => c.close());
-  for (const path of [
-    '/v1/events?since=-1',
-    '/v1/events?since=abc',
-    '/v1/events?service=Bad!',
-    `/v1/events?${Array.from({ length: 65 }, (_, i) => `service=s${i}`).join('&')}`,
-  ]) {
-    const res = await http('GET', `${c.url}${path}`);
-    assert.equal(res.status, 400, path);
-    assert.equal(res.body.statusCode, 400);
-  }
-  const res = await http('GET', `${c.url}/v1/events`, undefined, { 'last-event-id': 'yesterday' });
-  assert.equal(res.status, 400);
-  assert.match(res.body.message, /last-event-id/);
-});
-
-test('SSE: a client that stops reading is disconnected; the gateway closes open streams on shutdown', async (t) => {
-  const c = await startCluster({ workers: 0, gateway: { clientBufferBytes: 64 * 1024 } });
-  t.after(() => c.close());
-  // A raw HTTP client that never reads its response.
-  const url = new URL(`${c.url}/v1/events`);
-  const req = request({ host: url.hostname, port: url.port, path: url.pathname });
-  const response = new Promise<IncomingMessage>((resolve) => req.once('response', resolve));
-  req.on('error', () => {});
-  req.end();
-  const res = await response;
-  res.pause();
-  res.on('error', () => {});
-  const fast = await connectSse(c.url, '/v1/events');
-  t.after(() => fast.close());
-  await fast.next((m) => m.event === 'hello');
-  const meta = Object.fromEntries(Array.from({ length: 48 }, (_, i) => [`k${i}`, 'x'.repeat(500)]));
-  const dropped = async (): Promise<boolean> =>
-    (await c.gateway.metrics.get('switchboard_watchers_dropped_total', { transport: 'sse', reason: 'slow' })) === 1;
-  let last = 0;
-  for (let i = 0; i < 2000 && !(await dropped()); i++)
-    last = await register(c.url, `p${i}`, 'billing', 10_000 + i, { meta });
-  assert.ok(await dropped(), 'the slow SSE client was dropped');
-  await fast.next((m) => m.id === String(last), 'fast client got the last event', 20_000);
-  res.destroy();
-  await c.gateway.close();
-  await fast.ended;
-  assert.equal(fast.messages.at(-1)?.event, 'shutdown');
-  await waitFor(() => c.gateway.closed.then(() => true), { what: 'gateway closed' });
 });

@@ -1,13 +1,16 @@
-/** WebSocket `GET /v1/watch` with a real `ws` client over real HTTP. */
+/**
+ * WebSocket `GET /v1/watch` with a real `ws` client over real HTTP, through a real leader. The transport's own
+ * limits (per-address cap, slow consumers) are in test/gateway/push.test.ts.
+ */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLogger } from '../../src/bridge/index.ts';
 import { start as startLeader } from '../../src/leader/index.ts';
-import { startCluster } from '../helpers/cluster.ts';
-import { http } from '../helpers/http.ts';
-import { tempDir } from '../helpers/tmp.ts';
-import { waitFor } from '../helpers/wait.ts';
-import { assertContiguous, connectSse, connectWs, register, revs } from './support.ts';
+import { startCluster } from '../../harness/cluster.ts';
+import { http } from '../../harness/http.ts';
+import { tempDir } from '../../harness/tmp.ts';
+import { waitFor } from '../../harness/wait.ts';
+import { assertContiguous, connectSse, connectWs, register, revs } from '../../harness/clients.ts';
 
 test('snapshot first, then one event per change in revision order; filters; bad messages keep the connection', async (t) => {
   const c = await startCluster({ workers: 0 });
@@ -54,14 +57,8 @@ test('snapshot first, then one event per change in revision order; filters; bad 
   const r4 = await register(c.url, 'b3', 'billing', 9003);
   await all.next((m) => m.type === 'event' && m.rev === r4);
 
-  // Invalid filters are refused before the upgrade.
+  // An invalid filter is refused before the upgrade (every refusal is in test/gateway/routes.test.ts).
   await assert.rejects(connectWs(c.url, '?service=Not%20A%20Name'), /HTTP 400/);
-  const many = Array.from({ length: 65 }, (_, i) => `service=s${i}`).join('&');
-  await assert.rejects(connectWs(c.url, `?${many}`), /HTTP 400/);
-  await assert.rejects(connectWs(c.url, '?rev=abc'), /HTTP 400/);
-  const plain = await http('GET', `${c.url}/v1/watch`);
-  assert.equal(plain.status, 400);
-  assert.match(plain.body.message, /WebSocket/);
 });
 
 test('resume: the events after rev from history, else a fresh snapshot (old rev, other epoch)', async (t) => {
@@ -138,51 +135,4 @@ test('a replica reset (leader replaced by a new store) sends every subscriber a 
   const answered = await blocked;
   assert.equal(answered.headers.get('x-switchboard-index'), '0');
   assert.deepEqual(answered.body.providers, []);
-});
-
-test('per-address connection cap: refused clearly, a slot frees on close', async (t) => {
-  const c = await startCluster({ workers: 0, gateway: { maxWatchersPerAddress: 2 } });
-  t.after(() => c.close());
-  const a = await connectWs(c.url);
-  const b = await connectSse(c.url, '/v1/events');
-  t.after(() => b.close());
-  await assert.rejects(connectWs(c.url), /HTTP 503/);
-  const refused = await http('GET', `${c.url}/v1/events`);
-  assert.equal(refused.status, 503);
-  assert.match(refused.body.message, /too many subscriptions from/);
-  await a.close();
-  await waitFor(async () => (await c.gateway.metrics.get('switchboard_watchers', { transport: 'ws' })) === 0, {
-    what: 'slot freed',
-  });
-  const again = await connectWs(c.url);
-  await again.close();
-});
-
-test('a slow client is closed with 4008 while a fast one receives every event', async (t) => {
-  const c = await startCluster({ workers: 0, gateway: { clientBufferBytes: 64 * 1024 } });
-  t.after(() => c.close());
-  const fast = await connectWs(c.url);
-  const slow = await connectWs(c.url);
-  t.after(() => fast.close());
-  t.after(() => slow.close());
-  const start = (await fast.next((m) => m.type === 'snapshot')).rev;
-  await slow.next((m) => m.type === 'snapshot');
-  // Stop reading: the kernel buffers fill, then the gateway's per-client buffer does.
-  slow.ws.pause();
-  // Big provider records (~24 KB each) fill the socket buffers in a few hundred changes.
-  const meta = Object.fromEntries(Array.from({ length: 48 }, (_, i) => [`k${i}`, 'x'.repeat(500)]));
-  const dropped = async (): Promise<boolean> =>
-    (await c.gateway.metrics.get('switchboard_watchers_dropped_total', { transport: 'ws', reason: 'slow' })) === 1;
-  let last = start;
-  for (let i = 0; i < 2000 && !(await dropped()); i++)
-    last = await register(c.url, `p${i}`, 'billing', 10_000 + i, { meta });
-  assert.ok(await dropped(), 'the slow client was dropped');
-  for (let i = 0; i < 20; i++) last = await register(c.url, `q${i}`, 'billing', 20_000 + i);
-  await fast.next((m) => m.type === 'event' && m.rev === last, 'fast client caught up', 20_000);
-  assertContiguous(revs(fast.messages), start + 1, last);
-  assert.equal(fast.ws.readyState, fast.ws.OPEN);
-  slow.ws.resume();
-  const closed = await slow.closed;
-  assert.equal(closed.code, 4008);
-  assert.match(closed.reason, /slow consumer/);
 });

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Unpackr } from 'msgpackr';
 import { pack, unpack, toLeader, registryEvent, FrameDecoder, Metrics, createLogger } from '../../src/bridge/index.ts';
+import { providerRecord } from '../helpers/records.ts';
 
 const silent = createLogger({ level: 'silent' });
 
@@ -53,20 +54,7 @@ test('FrameDecoder drops and counts garbage, truncated and schema-invalid frames
 });
 
 test('registry events validate against the schema', () => {
-  const provider = {
-    id: 'p1',
-    service: 'billing',
-    host: '127.0.0.1',
-    port: 80,
-    protocol: 'http',
-    tags: [],
-    meta: {},
-    state: 'up',
-    stateSince: 1,
-    registeredAt: 1,
-    updatedAt: 1,
-    rev: 3,
-  };
+  const provider = providerRecord('p1', 3, { stateSince: 1, registeredAt: 1, updatedAt: 1 });
   assert.ok(registryEvent.Check({ epoch: 'e', rev: 3, change: 'up', service: 'billing', provider, at: 5 }));
   assert.ok(!registryEvent.Check({ epoch: 'e', rev: 3, change: 'exploded', service: 'billing', provider, at: 5 }));
 });

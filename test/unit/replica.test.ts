@@ -1,27 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Replica, orderBeacon, type Provider, type RegistryEvent } from '../../src/bridge/index.ts';
-
-function provider(id: string, rev: number, over: Partial<Provider> = {}): Provider {
-  return {
-    id,
-    service: 'billing',
-    host: '127.0.0.1',
-    port: 80,
-    protocol: 'http',
-    tags: [],
-    meta: {},
-    state: 'up',
-    stateSince: 0,
-    registeredAt: 0,
-    updatedAt: 0,
-    rev,
-    ...over,
-  };
-}
-function event(rev: number, change: RegistryEvent['change'], p: Provider, epoch = 'E1'): RegistryEvent {
-  return { epoch, rev, change, service: p.service, provider: p, at: rev };
-}
+import { Replica, orderBeacon } from '../../src/bridge/index.ts';
+import { eventOf as event, providerRecord as provider } from '../helpers/records.ts';
 
 test('applies a snapshot then consecutive events', () => {
   const r = new Replica();

@@ -5,7 +5,7 @@ import { createLogger, type Provider } from '../../src/bridge/index.ts';
 import { Store } from '../../src/leader/store.ts';
 import type { StoreError } from '../../src/leader/store-api.ts';
 import { parseStoreSpec, sqliteStore } from '../../src/leader/store-api.ts';
-import { tempDir } from '../helpers/tmp.ts';
+import { tempDir } from '../../harness/tmp.ts';
 
 test('--store: absent is SQLite; etcd:// lists endpoints; mistakes are named', () => {
   assert.deepEqual(parseStoreSpec(undefined), { kind: 'sqlite' });

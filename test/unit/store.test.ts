@@ -10,8 +10,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Store, STORE_FILE } from '../../src/leader/store.ts';
 import { createLogger, type Provider } from '../../src/bridge/index.ts';
-import { tempDir } from '../helpers/tmp.ts';
-import { spawnTs } from '../helpers/process.ts';
+import { tempDir } from '../../harness/tmp.ts';
+import { spawnTs } from '../../harness/process.ts';
 import { providerRecord } from '../helpers/provider-record.ts';
 
 const log = createLogger({ name: 'store-test', level: 'warn' });

@@ -1,7 +1,7 @@
 /** Real clients for the push transports: a WebSocket (the `ws` package), an SSE reader over fetch, registrations. */
 import { WebSocket } from 'ws';
-import { http } from '../helpers/http.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { http } from './http.ts';
+import { waitFor } from './wait.ts';
 
 export function provider(service: string, port: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { service, host: '127.0.0.1', port, protocol: 'http', ...extra };

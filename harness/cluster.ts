@@ -1,11 +1,11 @@
 /**
  * A whole Switchboard in this process (leader, workers, gateway), talking over real ZeroMQ sockets on loopback
- * and real HTTP. For tests that need no process to die; fault tests use test/helpers/process.ts instead.
+ * and real HTTP. For tests that need no process to die; fault tests use harness/process.ts instead.
  */
-import { createLogger } from '../../src/bridge/index.ts';
-import { start as startLeader, type LeaderHandle, type LeaderConfigInput } from '../../src/leader/index.ts';
-import { start as startWorker, type WorkerHandle, type WorkerConfigInput } from '../../src/worker/index.ts';
-import { start as startGateway, type GatewayHandle, type GatewayConfigInput } from '../../src/gateway/index.ts';
+import { createLogger } from '../src/bridge/index.ts';
+import { start as startLeader, type LeaderHandle, type LeaderConfigInput } from '../src/leader/index.ts';
+import { start as startWorker, type WorkerHandle, type WorkerConfigInput } from '../src/worker/index.ts';
+import { start as startGateway, type GatewayHandle, type GatewayConfigInput } from '../src/gateway/index.ts';
 import { http } from './http.ts';
 import { tempDir } from './tmp.ts';
 import { waitFor } from './wait.ts';
