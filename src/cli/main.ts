@@ -37,8 +37,22 @@ function feedConfig(v: Partial<Record<FlagKey, string | number | boolean>>): {
   zmqPub?: string;
   zmqSnapshot?: string;
   historySize?: number;
+  dns?: string;
+  dnsTtlS?: number;
 } {
-  return { zmqPub: str(v.zmqPub), zmqSnapshot: str(v.zmqSnapshot), historySize: int(v.historySize) };
+  return {
+    zmqPub: str(v.zmqPub),
+    zmqSnapshot: str(v.zmqSnapshot),
+    historySize: int(v.historySize),
+    dns: str(v.dns),
+    dnsTtlS: int(v.dnsTtl),
+  };
+}
+
+/** Only when DNS is on, so scripts that parse the other lines see nothing new otherwise. */
+function dnsLine(app: { switchboardDns: { address: string | null } }): string | null {
+  const address = app.switchboardDns.address;
+  return address ? `switchboard gateway dns: ${address} (udp, tcp)` : null;
 }
 
 /** A line of its own after `switchboard gateway: url=`, so that line keeps the format scripts parse. */
@@ -78,6 +92,8 @@ const COMMANDS: Record<string, Command> = {
       'zmqPub',
       'zmqSnapshot',
       'historySize',
+      'dns',
+      'dnsTtl',
       'logLevel',
     ],
     async run(v, log) {
@@ -112,6 +128,8 @@ const COMMANDS: Record<string, Command> = {
         say(`switchboard worker: id=${worker.id}`);
         say(`switchboard gateway: url=${gateway.url}`);
         say(feedLine(gateway.feed));
+        const dns = dnsLine(gateway.app);
+        if (dns) say(dns);
         say('');
         say(`  REST API     ${gateway.url}/v1/services`);
         say(`  API docs     ${gateway.url}/docs`);
@@ -164,6 +182,8 @@ const COMMANDS: Record<string, Command> = {
       'zmqPub',
       'zmqSnapshot',
       'historySize',
+      'dns',
+      'dnsTtl',
       'logLevel',
     ],
     async run(v, log) {
@@ -180,6 +200,8 @@ const COMMANDS: Record<string, Command> = {
       );
       say(`switchboard gateway: url=${gateway.url}`);
       say(feedLine(gateway.feed));
+      const dns = dnsLine(gateway.app);
+      if (dns) say(dns);
       return [gateway];
     },
   },
