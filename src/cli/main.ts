@@ -164,10 +164,19 @@ const COMMANDS: Record<string, Command> = {
   },
   worker: {
     summary: 'Run a worker: watches the providers the leader assigns and reports their presence.',
-    flags: ['leader', 'workerId', 'logLevel'],
+    flags: ['leader', 'workerId', 'metricsPort', 'metricsHost', 'logLevel'],
     async run(v, log) {
-      const worker = await startWorker({ leader: str(v.leader), workerId: str(v.workerId) }, { log });
+      const worker = await startWorker(
+        {
+          leader: str(v.leader),
+          workerId: str(v.workerId),
+          metricsPort: int(v.metricsPort),
+          metricsHost: str(v.metricsHost),
+        },
+        { log },
+      );
       say(`switchboard worker: id=${worker.id}`);
+      if (worker.metricsUrl) say(`switchboard worker metrics: url=${worker.metricsUrl}/metrics`);
       return [worker];
     },
   },

@@ -1,5 +1,5 @@
 /** The leader role: `start(config)` binds its sockets and returns a handle whose `close()` stops it cleanly. */
-import { createLogger, makeHandle, Metrics, type Handle, type Logger } from '../bridge/index.ts';
+import { buildInfoLabels, createLogger, makeHandle, Metrics, type Handle, type Logger } from '../bridge/index.ts';
 import { leaderConfig, type LeaderConfigInput } from './config.ts';
 import { Leader } from './leader.ts';
 
@@ -23,6 +23,7 @@ export async function start(
   const cfg = leaderConfig(config);
   const log = (deps.log ?? createLogger()).child({ role: 'leader' });
   const metrics = deps.metrics ?? new Metrics();
+  metrics.gauge('switchboard_build_info', 'Build of this process (value 1)', () => [[buildInfoLabels('leader'), 1]]);
   const leader = new Leader(cfg, log, metrics);
   await leader.start();
   return makeHandle(

@@ -71,6 +71,8 @@ test('the npm consul client reads catalog and health, with passing and tags, and
 
   // A blocking watch: the first answer, then a wake-up when billing-2 passes its TTL and becomes passing.
   const watch = consul.watch({
+    // The library calls the method with its own context, as its docs show.
+    // eslint-disable-next-line @typescript-eslint/unbound-method
     method: consul.health.service,
     options: { service: 'billing', passing: 'true', wait: '10s' },
   });
