@@ -4,12 +4,13 @@
  * go to stderr; stdout carries only the lines that say where each role listens.
  */
 import { pino } from 'pino';
-import { createLogger, makeHandle, type Handle, type Logger } from '../bridge/index.ts';
+import { createLogger, makeHandle, VERSION, type Handle, type Logger } from '../bridge/index.ts';
 import { HeartbeatPublisher } from '../client/heartbeat.ts';
 import { start as startGateway } from '../gateway/index.ts';
 import { start as startLeader } from '../leader/index.ts';
 import { start as startWorker } from '../worker/index.ts';
 import { FLAGS, helpText, parseFlags, UsageError, type FlagKey } from './flags.ts';
+import { HUMAN_COMMANDS, runHuman } from './human.ts';
 
 interface Command {
   summary: string;
@@ -217,9 +218,11 @@ const COMMANDS: Record<string, Command> = {
 };
 
 function usage(): string {
-  const lines = ['Usage: switchboard <command> [flags]', '', 'Commands:'];
-  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(9)} ${c.summary}`);
-  lines.push('', "Run 'switchboard <command> --help' for its flags.");
+  const lines = ['Usage: switchboard <command> [flags]', '', 'Run a role:'];
+  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)} ${c.summary}`);
+  lines.push('', 'Operate (talk to a gateway; --gateway URL or SWITCHBOARD_GATEWAY):');
+  for (const [name, c] of Object.entries(HUMAN_COMMANDS)) lines.push(`  ${name.padEnd(10)} ${c.summary}`);
+  lines.push('', "Run 'switchboard <command> --help' for its flags, 'switchboard --version' for the version.");
   return lines.join('\n') + '\n';
 }
 
@@ -229,6 +232,16 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(usage());
     return name ? 0 : 2;
   }
+  // --version works alone and on every command.
+  if (name === '--version' || name === '-v' || name === 'version' || rest.includes('--version')) {
+    process.stdout.write(`switchboard ${VERSION}\n`);
+    return 0;
+  }
+  if (Object.hasOwn(HUMAN_COMMANDS, name))
+    return runHuman(name, rest, {
+      out: (text) => process.stdout.write(text),
+      err: (text) => process.stderr.write(text),
+    });
   const command = COMMANDS[name];
   if (!command) {
     process.stderr.write(`switchboard: unknown command '${name}'\n\n${usage()}`);
