@@ -6,7 +6,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { Provider } from '../bridge/index.ts';
-import { SwitchboardClient } from '../client/index.ts';
 import { ago, fields, table } from './table.ts';
 
 export const EXIT = {
@@ -359,6 +358,7 @@ export const HUMAN_COMMANDS: Record<string, HumanCommand> = {
     help: [],
     async run(ctx, _v, positionals) {
       // The Node client's watch: WebSocket, resumes from its last revision after a reconnect.
+      const { SwitchboardClient } = await import('../client/index.ts');
       const client = new SwitchboardClient({ gateways: [ctx.gateway], requestTimeoutMs: ctx.timeoutMs });
       const watch = client.watch({ services: positionals, retryDelayMs: 1000 });
       const stop = (): void => watch.close();

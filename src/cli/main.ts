@@ -3,12 +3,11 @@
  * The `switchboard` binary: one role per subcommand, or all of them in one process (`start`). Logs (pino JSON)
  * go to stderr; stdout carries only the lines that say where each role listens.
  */
-import { pino } from 'pino';
-import { createLogger, makeHandle, VERSION, type Handle, type Logger } from '../bridge/index.ts';
-import { HeartbeatPublisher } from '../client/heartbeat.ts';
-import { start as startGateway } from '../gateway/index.ts';
-import { start as startLeader } from '../leader/index.ts';
-import { start as startWorker } from '../worker/index.ts';
+import type { Handle, Logger } from '../bridge/index.ts';
+import type { start as StartGateway } from '../gateway/index.ts';
+import type { start as StartLeader } from '../leader/index.ts';
+import type { start as StartWorker } from '../worker/index.ts';
+import { VERSION } from '../bridge/version.ts';
 import { FLAGS, helpText, parseFlags, UsageError, type FlagKey } from './flags.ts';
 import { HUMAN_COMMANDS, runHuman } from './human.ts';
 
@@ -24,6 +23,11 @@ interface Command {
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 const int = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
+
+// The roles (Fastify, SQLite, ZeroMQ, …) load only when a role runs, so `ls`, `get` or `--version` start quickly.
+const startLeader: typeof StartLeader = async (...args) => (await import('../leader/index.ts')).start(...args);
+const startWorker: typeof StartWorker = async (...args) => (await import('../worker/index.ts')).start(...args);
+const startGateway: typeof StartGateway = async (...args) => (await import('../gateway/index.ts')).start(...args);
 
 /** Health-check policy of the leader: auto-deregistration and the mass-down guard. */
 function leaderHealthFlags(v: Partial<Record<FlagKey, string | number | boolean>>): {
@@ -72,6 +76,8 @@ const COMMANDS: Record<string, Command> = {
     flags: ['heartbeatBind', 'logLevel'],
     async run(v, _log, positionals) {
       if (positionals.length === 0) throw new UsageError('give at least one provider id to beat for');
+      const { HeartbeatPublisher } = await import('../client/heartbeat.ts');
+      const { makeHandle } = await import('../bridge/handle.ts');
       const publisher = new HeartbeatPublisher({ bind: str(v.heartbeatBind) ?? 'tcp://127.0.0.1:*', ids: positionals });
       const endpoint = await publisher.start();
       say(`switchboard heartbeat: endpoint=${endpoint} ids=${positionals.join(',')}`);
@@ -259,6 +265,8 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(helpText(name, command.summary, command.flags));
     return 0;
   }
+  const { createLogger } = await import('../bridge/log.ts');
+  const { pino } = await import('pino');
   const log = createLogger({ level: str(parsed.values.logLevel) ?? 'info', destination: pino.destination(2) });
   let handles: Handle[];
   try {
