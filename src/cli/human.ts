@@ -37,7 +37,7 @@ const COMMON_HELP = [
   `  --gateway URL     Gateway to talk to (default ${DEFAULT_GATEWAY}) [SWITCHBOARD_GATEWAY]`,
   '  --token TOKEN     Access token, sent as Authorization: Bearer (for gateways with ACLs) [SWITCHBOARD_TOKEN]',
   '  --json            Machine-readable output (one JSON document; NDJSON for watch)',
-  `  --timeout MS      Request timeout (default ${DEFAULT_CLI_TIMEOUT_MS})`,
+  `  --timeout MS      Request timeout (default ${DEFAULT_CLI_TIMEOUT_MS}) [SWITCHBOARD_TIMEOUT_MS]`,
   '  --version         Print the version',
   '  --help            Show this help',
 ];
@@ -434,7 +434,8 @@ export async function runHuman(name: string, argv: string[], io: Io): Promise<nu
   try {
     if (!/^https?:\/\/[^\s]+$/.test(ctx.gateway))
       throw new UsageError(`--gateway must be an http(s) URL, got '${gateway}'`);
-    ctx.timeoutMs = intFlag(v.timeout, 'timeout') ?? DEFAULT_CLI_TIMEOUT_MS;
+    ctx.timeoutMs =
+      intFlag(v.timeout ?? (process.env.SWITCHBOARD_TIMEOUT_MS || undefined), 'timeout') ?? DEFAULT_CLI_TIMEOUT_MS;
     return await command.run(ctx, v, parsed.positionals);
   } catch (err) {
     if (err instanceof UsageError) {

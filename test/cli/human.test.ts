@@ -25,7 +25,11 @@ function sb(args: string[], env: Record<string, string> = {}): Promise<Run> {
     execFile(
       process.execPath,
       ['--import', 'tsx', CLI, ...args],
-      { cwd: ROOT, env: { ...process.env, SWITCHBOARD_GATEWAY: '', ...env }, timeout: 240_000 },
+      {
+        cwd: ROOT,
+        env: { ...process.env, SWITCHBOARD_GATEWAY: '', SWITCHBOARD_TIMEOUT_MS: '60000', ...env },
+        timeout: 240_000,
+      },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
         resolve({ code, stdout, stderr });
