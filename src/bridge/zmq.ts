@@ -28,6 +28,12 @@ export function baseSocketOptions(overrides: Record<string, unknown> = {}): Reco
 
 type Frames = Array<Buffer | string | Uint8Array>;
 
+function sizeOf(frames: Frames): number {
+  let n = 0;
+  for (const f of frames) n += f.length;
+  return n;
+}
+
 /**
  * A bounded FIFO in front of a socket's single send slot. `push` never blocks: when the queue is full the message
  * is dropped and counted, because a stuck peer must not grow memory without bound.
@@ -37,15 +43,23 @@ export class SendQueue {
   readonly #limit: number;
   readonly #log: Logger;
   readonly #onDrop: (reason: string) => void;
-  #queue: Frames[] = [];
+  readonly #limitBytes: number;
+  /** Bytes of the messages waiting (shared buffers counted once per message: an upper bound). */
+  #bytes = 0;
+  /** Sent slots are cleared at once: a drained queue must not keep its messages' buffers alive. */
+  #queue: Array<Frames | undefined> = [];
   #head = 0;
   #running = false;
   #closed = false;
   #idle: Array<() => void> = [];
 
-  constructor(socket: Socket & Writable, opts: { limit?: number; log: Logger; onDrop?: (reason: string) => void }) {
+  constructor(
+    socket: Socket & Writable,
+    opts: { limit?: number; limitBytes?: number; log: Logger; onDrop?: (reason: string) => void },
+  ) {
     this.#socket = socket;
     this.#limit = opts.limit ?? DEFAULT_SEND_QUEUE_LIMIT;
+    this.#limitBytes = opts.limitBytes ?? Infinity;
     this.#log = opts.log;
     this.#onDrop = opts.onDrop ?? (() => {});
   }
@@ -60,6 +74,13 @@ export class SendQueue {
       this.#onDrop('queue-full');
       return false;
     }
+    const size = sizeOf(frames);
+    // One message larger than the whole budget still goes when nothing else waits.
+    if (this.length > 0 && this.#bytes + size > this.#limitBytes) {
+      this.#onDrop('queue-bytes');
+      return false;
+    }
+    this.#bytes += size;
     this.#queue.push(frames);
     if (!this.#running) void this.#drain();
     return true;
@@ -75,14 +96,19 @@ export class SendQueue {
     this.#closed = true;
     this.#queue = [];
     this.#head = 0;
+    this.#bytes = 0;
   }
 
   async #drain(): Promise<void> {
     this.#running = true;
     while (!this.#closed && this.#head < this.#queue.length) {
-      const frames = this.#queue[this.#head];
+      const frames = this.#queue[this.#head]!;
+      this.#queue[this.#head] = undefined;
       this.#head++;
-      if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      if (this.#head === this.#queue.length) {
+        this.#queue = [];
+        this.#head = 0;
+      } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
         this.#queue = this.#queue.slice(this.#head);
         this.#head = 0;
       }
@@ -93,6 +119,8 @@ export class SendQueue {
         const code = (err as { code?: string }).code ?? 'unknown';
         this.#onDrop(code);
         this.#log.debug({ err }, 'send failed, message dropped');
+      } finally {
+        this.#bytes -= sizeOf(frames);
       }
     }
     this.#running = false;
