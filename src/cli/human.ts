@@ -391,7 +391,7 @@ export const HUMAN_COMMANDS: Record<string, HumanCommand> = {
       } finally {
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
-        client.close();
+        await client.close();
       }
       return EXIT.OK;
     },
