@@ -36,6 +36,12 @@ export const ERROR_CODES = {
     message: '%s',
     description: 'A TTL pass was sent for a provider whose check is not `ttl`.',
   },
+  SB_READ_ONLY: {
+    statusCode: 405,
+    message: '%s',
+    description:
+      "A write to a Consul-compatible path: that API is read-only; the message names Switchboard's own route for the write.",
+  },
   SB_LEADER_UNAVAILABLE: {
     statusCode: 503,
     message: 'the leader is not reachable; writes are refused until it returns (reads still work, marked stale)',

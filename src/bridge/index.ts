@@ -18,3 +18,5 @@ export * from './follower.ts';
 export * from './config.ts';
 export * from './handle.ts';
 export * from './error-codes.ts';
+export * from './version.ts';
+export * from './reachability.ts';

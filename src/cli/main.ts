@@ -3,13 +3,13 @@
  * The `switchboard` binary: one role per subcommand, or all of them in one process (`start`). Logs (pino JSON)
  * go to stderr; stdout carries only the lines that say where each role listens.
  */
-import { pino } from 'pino';
-import { createLogger, makeHandle, type Handle, type Logger } from '../bridge/index.ts';
-import { HeartbeatPublisher } from '../client/heartbeat.ts';
-import { start as startGateway } from '../gateway/index.ts';
-import { start as startLeader } from '../leader/index.ts';
-import { start as startWorker } from '../worker/index.ts';
+import type { Handle, Logger } from '../bridge/index.ts';
+import type { start as StartGateway } from '../gateway/index.ts';
+import type { start as StartLeader } from '../leader/index.ts';
+import type { start as StartWorker } from '../worker/index.ts';
+import { VERSION } from '../bridge/version.ts';
 import { FLAGS, helpText, parseFlags, UsageError, type FlagKey } from './flags.ts';
+import { HUMAN_COMMANDS, runHuman } from './human.ts';
 
 interface Command {
   summary: string;
@@ -24,6 +24,11 @@ interface Command {
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 const int = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
 
+// The roles (Fastify, SQLite, ZeroMQ, …) load only when a role runs, so `ls`, `get` or `--version` start quickly.
+const startLeader: typeof StartLeader = async (...args) => (await import('../leader/index.ts')).start(...args);
+const startWorker: typeof StartWorker = async (...args) => (await import('../worker/index.ts')).start(...args);
+const startGateway: typeof StartGateway = async (...args) => (await import('../gateway/index.ts')).start(...args);
+
 /** Health-check policy of the leader: auto-deregistration and the mass-down guard. */
 function leaderHealthFlags(v: Partial<Record<FlagKey, string | number | boolean>>): {
   deregisterAfterMs?: number;
@@ -37,8 +42,22 @@ function feedConfig(v: Partial<Record<FlagKey, string | number | boolean>>): {
   zmqPub?: string;
   zmqSnapshot?: string;
   historySize?: number;
+  dns?: string;
+  dnsTtlS?: number;
 } {
-  return { zmqPub: str(v.zmqPub), zmqSnapshot: str(v.zmqSnapshot), historySize: int(v.historySize) };
+  return {
+    zmqPub: str(v.zmqPub),
+    zmqSnapshot: str(v.zmqSnapshot),
+    historySize: int(v.historySize),
+    dns: str(v.dns),
+    dnsTtlS: int(v.dnsTtl),
+  };
+}
+
+/** Only when DNS is on, so scripts that parse the other lines see nothing new otherwise. */
+function dnsLine(app: { switchboardDns: { address: string | null } }): string | null {
+  const address = app.switchboardDns.address;
+  return address ? `switchboard gateway dns: ${address} (udp, tcp)` : null;
 }
 
 /** A line of its own after `switchboard gateway: url=`, so that line keeps the format scripts parse. */
@@ -57,6 +76,8 @@ const COMMANDS: Record<string, Command> = {
     flags: ['heartbeatBind', 'logLevel'],
     async run(v, _log, positionals) {
       if (positionals.length === 0) throw new UsageError('give at least one provider id to beat for');
+      const { HeartbeatPublisher } = await import('../client/heartbeat.ts');
+      const { makeHandle } = await import('../bridge/handle.ts');
       const publisher = new HeartbeatPublisher({ bind: str(v.heartbeatBind) ?? 'tcp://127.0.0.1:*', ids: positionals });
       const endpoint = await publisher.start();
       say(`switchboard heartbeat: endpoint=${endpoint} ids=${positionals.join(',')}`);
@@ -78,6 +99,8 @@ const COMMANDS: Record<string, Command> = {
       'zmqPub',
       'zmqSnapshot',
       'historySize',
+      'dns',
+      'dnsTtl',
       'logLevel',
     ],
     async run(v, log) {
@@ -112,6 +135,8 @@ const COMMANDS: Record<string, Command> = {
         say(`switchboard worker: id=${worker.id}`);
         say(`switchboard gateway: url=${gateway.url}`);
         say(feedLine(gateway.feed));
+        const dns = dnsLine(gateway.app);
+        if (dns) say(dns);
         say('');
         say(`  REST API     ${gateway.url}/v1/services`);
         say(`  API docs     ${gateway.url}/docs`);
@@ -146,10 +171,19 @@ const COMMANDS: Record<string, Command> = {
   },
   worker: {
     summary: 'Run a worker: watches the providers the leader assigns and reports their presence.',
-    flags: ['leader', 'workerId', 'logLevel'],
+    flags: ['leader', 'workerId', 'metricsPort', 'metricsHost', 'logLevel'],
     async run(v, log) {
-      const worker = await startWorker({ leader: str(v.leader), workerId: str(v.workerId) }, { log });
+      const worker = await startWorker(
+        {
+          leader: str(v.leader),
+          workerId: str(v.workerId),
+          metricsPort: int(v.metricsPort),
+          metricsHost: str(v.metricsHost),
+        },
+        { log },
+      );
       say(`switchboard worker: id=${worker.id}`);
+      if (worker.metricsUrl) say(`switchboard worker metrics: url=${worker.metricsUrl}/metrics`);
       return [worker];
     },
   },
@@ -164,6 +198,8 @@ const COMMANDS: Record<string, Command> = {
       'zmqPub',
       'zmqSnapshot',
       'historySize',
+      'dns',
+      'dnsTtl',
       'logLevel',
     ],
     async run(v, log) {
@@ -180,15 +216,19 @@ const COMMANDS: Record<string, Command> = {
       );
       say(`switchboard gateway: url=${gateway.url}`);
       say(feedLine(gateway.feed));
+      const dns = dnsLine(gateway.app);
+      if (dns) say(dns);
       return [gateway];
     },
   },
 };
 
 function usage(): string {
-  const lines = ['Usage: switchboard <command> [flags]', '', 'Commands:'];
-  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(9)} ${c.summary}`);
-  lines.push('', "Run 'switchboard <command> --help' for its flags.");
+  const lines = ['Usage: switchboard <command> [flags]', '', 'Run a role:'];
+  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)} ${c.summary}`);
+  lines.push('', 'Operate (talk to a gateway; --gateway URL or SWITCHBOARD_GATEWAY):');
+  for (const [name, c] of Object.entries(HUMAN_COMMANDS)) lines.push(`  ${name.padEnd(10)} ${c.summary}`);
+  lines.push('', "Run 'switchboard <command> --help' for its flags, 'switchboard --version' for the version.");
   return lines.join('\n') + '\n';
 }
 
@@ -198,6 +238,16 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(usage());
     return name ? 0 : 2;
   }
+  // --version works alone and on every command.
+  if (name === '--version' || name === '-v' || name === 'version' || rest.includes('--version')) {
+    process.stdout.write(`switchboard ${VERSION}\n`);
+    return 0;
+  }
+  if (Object.hasOwn(HUMAN_COMMANDS, name))
+    return runHuman(name, rest, {
+      out: (text) => process.stdout.write(text),
+      err: (text) => process.stderr.write(text),
+    });
   const command = COMMANDS[name];
   if (!command) {
     process.stderr.write(`switchboard: unknown command '${name}'\n\n${usage()}`);
@@ -216,6 +266,8 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(helpText(name, command.summary, command.flags));
     return 0;
   }
+  const { createLogger } = await import('../bridge/log.ts');
+  const { pino } = await import('pino');
   const log = createLogger({ level: str(parsed.values.logLevel) ?? 'info', destination: pino.destination(2) });
   let handles: Handle[];
   try {

@@ -15,6 +15,9 @@ import { providerRoutes } from './routes/providers.ts';
 import { serviceRoutes } from './routes/services.ts';
 import { eventRoutes } from './routes/events.ts';
 import { watchRoutes } from './routes/watch.ts';
+import { consulRoutes } from './routes/consul.ts';
+import { prometheusSdRoutes } from './routes/prometheus-sd.ts';
+import { attachSidecars, type SidecarOptions } from './sidecars.ts';
 import { ErrorResponse } from './schemas.ts';
 import { httpError } from './errors.ts';
 import { validatorCompiler } from './validation.ts';
@@ -39,7 +42,7 @@ function errorCodeTable(): string {
   return ['| code | status | meaning |', '|---|---|---|', ...rows].join('\n');
 }
 
-export interface AppOptions {
+export interface AppOptions extends Omit<SidecarOptions, 'log'> {
   log: Logger | false;
   bodyLimit: number;
 }
@@ -84,6 +87,8 @@ export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<F
           description: 'Follow changes: WebSocket and Server-Sent Events (blocking queries live under services)',
         },
         { name: 'operations', description: 'Health, readiness and metrics of the gateway' },
+        { name: 'integrations', description: "Other tools' formats: Prometheus HTTP service discovery" },
+        { name: 'consul', description: "Consul's HTTP API, read-only: catalog and health reads, blocking queries" },
       ],
       components: {},
     },
@@ -149,5 +154,8 @@ export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<F
   });
   await app.register(async (scope) => watchRoutes(scope, ctx));
   await app.register(async (scope) => eventRoutes(scope, ctx));
+  await app.register(async (scope) => prometheusSdRoutes(scope, ctx));
+  await app.register(async (scope) => consulRoutes(scope, ctx));
+  attachSidecars(app, ctx, { log: opts.log, dns: opts.dns, dnsTtlS: opts.dnsTtlS, leader: opts.leader });
   return app;
 }

@@ -19,6 +19,10 @@ export const DEFAULT_WS_PING_INTERVAL_MS = 30_000;
 export const DEFAULT_CLIENT_BUFFER_BYTES = 8 * 1024 * 1024;
 export const DEFAULT_MAX_WATCHERS = 10_000;
 export const DEFAULT_MAX_WATCHERS_PER_ADDRESS = 256;
+/** The DNS interface is off unless asked for (`--dns 127.0.0.1:8600`). */
+export const DEFAULT_DNS = 'off';
+/** Seconds resolvers may cache an answer: short, since providers come and go in milliseconds. */
+export const DEFAULT_DNS_TTL_S = 5;
 const FEED_ENDPOINT = Type.String({ pattern: '^(?:off|(?:tcp|ipc|inproc)://[^\\s]+)$' });
 
 export const GatewayConfigSchema = Type.Object(
@@ -43,6 +47,9 @@ export const GatewayConfigSchema = Type.Object(
     clientBufferBytes: Type.Integer({ minimum: 1024, maximum: 1024 * 1024 * 1024 }),
     maxWatchers: Type.Integer({ minimum: 1, maximum: 10_000_000 }),
     maxWatchersPerAddress: Type.Integer({ minimum: 1, maximum: 10_000_000 }),
+    /** `host:port` (IPv6 as `[::1]:8600`) for the DNS server on UDP and TCP, or `off`; port 0 picks a free one. */
+    dns: Type.String({ pattern: '^(?:off|(?:[A-Za-z0-9.-]+|\\[[0-9A-Fa-f:.]+\\]):[0-9]{1,5})$' }),
+    dnsTtlS: Type.Integer({ minimum: 0, maximum: 86_400 }),
   },
   { additionalProperties: false },
 );
@@ -66,6 +73,8 @@ export const GATEWAY_DEFAULTS = {
   clientBufferBytes: DEFAULT_CLIENT_BUFFER_BYTES,
   maxWatchers: DEFAULT_MAX_WATCHERS,
   maxWatchersPerAddress: DEFAULT_MAX_WATCHERS_PER_ADDRESS,
+  dns: DEFAULT_DNS,
+  dnsTtlS: DEFAULT_DNS_TTL_S,
 };
 
 export function gatewayConfig(input: GatewayConfigInput): Readonly<GatewayConfig> {

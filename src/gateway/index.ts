@@ -1,6 +1,14 @@
 /** The gateway role: follows the leader, serves REST on Fastify, forwards writes. */
 import type { FastifyInstance } from 'fastify';
-import { createLogger, Follower, makeHandle, Metrics, type Handle, type Logger } from '../bridge/index.ts';
+import {
+  buildInfoLabels,
+  createLogger,
+  Follower,
+  makeHandle,
+  Metrics,
+  type Handle,
+  type Logger,
+} from '../bridge/index.ts';
 import { buildApp } from './app.ts';
 import { ChangeSignal } from './change-signal.ts';
 import { gatewayConfig, GATEWAY_DEFAULTS, type GatewayConfigInput } from './config.ts';
@@ -88,6 +96,11 @@ export async function start(
   const cfg = gatewayConfig(config);
   const log = (deps.log ?? createLogger()).child({ role: 'gateway' });
   const metrics = deps.metrics ?? new Metrics();
+  metrics.gauge('switchboard_build_info', 'Build of this process (value 1)', () => [[buildInfoLabels('gateway'), 1]], [
+    'version',
+    'role',
+    'node',
+  ]);
   const follower = new Follower({
     leader: cfg.leader,
     ...(cfg.leaderEvents ? { events: cfg.leaderEvents } : {}),
@@ -108,7 +121,13 @@ export async function start(
       metrics,
       log,
     });
-    app = await buildApp(ctx, { log, bodyLimit: cfg.bodyLimit });
+    app = await buildApp(ctx, {
+      log,
+      bodyLimit: cfg.bodyLimit,
+      dns: cfg.dns,
+      dnsTtlS: cfg.dnsTtlS,
+      leader: cfg.leader,
+    });
     await app.listen({ host: cfg.httpHost, port: cfg.httpPort });
   } catch (err) {
     ctx.changes.close();

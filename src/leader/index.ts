@@ -1,5 +1,13 @@
 /** The leader role: `start(config)` binds its sockets and returns a handle whose `close()` stops it cleanly. */
-import { createLogger, makeHandle, Metrics, type Handle, type Logger, type RegistryEvent } from '../bridge/index.ts';
+import {
+  buildInfoLabels,
+  createLogger,
+  makeHandle,
+  Metrics,
+  type Handle,
+  type Logger,
+  type RegistryEvent,
+} from '../bridge/index.ts';
 import { leaderConfig, type LeaderConfigInput } from './config.ts';
 import { Leader, type LeaderStatus } from './leader.ts';
 
@@ -30,6 +38,11 @@ export async function start(
   const cfg = leaderConfig(config);
   const log = (deps.log ?? createLogger()).child({ role: 'leader' });
   const metrics = deps.metrics ?? new Metrics();
+  metrics.gauge('switchboard_build_info', 'Build of this process (value 1)', () => [[buildInfoLabels('leader'), 1]], [
+    'version',
+    'role',
+    'node',
+  ]);
   const leader = new Leader(cfg, log, metrics);
   await leader.start();
   return makeHandle(

@@ -26,6 +26,9 @@ export const WorkerConfigSchema = Type.Object(
     zmtpHeartbeatIntervalMs: Type.Integer({ minimum: 10, maximum: 600_000 }),
     zmtpHeartbeatTimeoutMs: Type.Integer({ minimum: 10, maximum: 600_000 }),
     maxConcurrentChecks: Type.Integer({ minimum: 1, maximum: 10_000 }),
+    /** Serve the worker's metrics on http://metricsHost:metricsPort/metrics; off when absent, 0 picks a port. */
+    metricsPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+    metricsHost: Type.String({ minLength: 1 }),
   },
   { additionalProperties: false },
 );
@@ -40,6 +43,7 @@ export const WORKER_DEFAULTS = {
   zmtpHeartbeatIntervalMs: DEFAULT_ZMTP_HEARTBEAT_INTERVAL_MS,
   zmtpHeartbeatTimeoutMs: DEFAULT_ZMTP_HEARTBEAT_TIMEOUT_MS,
   maxConcurrentChecks: DEFAULT_MAX_CONCURRENT_CHECKS,
+  metricsHost: '127.0.0.1',
 };
 
 export function workerConfig(input: WorkerConfigInput): Readonly<WorkerConfig> {

@@ -1,6 +1,15 @@
 /** The worker role: `start(config)` connects to the leader and watches what it is assigned. */
-import { createLogger, makeHandle, Metrics, type Handle, type Logger } from '../bridge/index.ts';
+import {
+  buildInfoLabels,
+  createLogger,
+  makeHandle,
+  Metrics,
+  warnWhileLeaderUnreachable,
+  type Handle,
+  type Logger,
+} from '../bridge/index.ts';
 import { workerConfig, type WorkerConfigInput } from './config.ts';
+import { startMetricsServer } from './metrics-server.ts';
 import { Worker } from './worker.ts';
 
 export { workerConfig, WORKER_DEFAULTS } from './config.ts';
@@ -10,6 +19,8 @@ export interface WorkerHandle extends Handle {
   readonly id: string;
   readonly metrics: Metrics;
   readonly worker: Worker;
+  /** http://host:port serving /metrics, or null when `metricsPort` is not set. */
+  readonly metricsUrl: string | null;
 }
 
 export async function start(
@@ -19,7 +30,25 @@ export async function start(
   const cfg = workerConfig(config);
   const log = (deps.log ?? createLogger()).child({ role: 'worker' });
   const metrics = deps.metrics ?? new Metrics();
+  metrics.gauge('switchboard_build_info', 'Build of this process (value 1)', () => [[buildInfoLabels('worker'), 1]], [
+    'version',
+    'role',
+    'node',
+  ]);
+  const server =
+    cfg.metricsPort === undefined
+      ? null
+      : await startMetricsServer({ host: cfg.metricsHost, port: cfg.metricsPort, metrics, log });
   const worker = new Worker(cfg, log, metrics);
   worker.start();
-  return makeHandle({ id: worker.id, metrics, worker }, () => worker.close());
+  const stopWarning = warnWhileLeaderUnreachable({
+    reachable: () => worker.leaderReachable,
+    log,
+    leader: cfg.leader,
+  });
+  return makeHandle({ id: worker.id, metrics, worker, metricsUrl: server?.url ?? null }, async () => {
+    stopWarning();
+    await worker.close();
+    await server?.close();
+  });
 }

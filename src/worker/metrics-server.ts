@@ -1,0 +1,54 @@
+/**
+ * The worker's own metrics over HTTP (`--metrics-port`, off by default): a worker has no HTTP API, so without
+ * this its documented metrics (checks in flight, tasks, heartbeat counts) could not be scraped.
+ */
+import { createServer, type Server } from 'node:http';
+import type { Logger, Metrics } from '../bridge/index.ts';
+
+export interface MetricsServer {
+  /** http://host:port (the bound port when 0 was asked). */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export async function startMetricsServer(opts: {
+  host: string;
+  port: number;
+  metrics: Metrics;
+  log: Logger;
+}): Promise<MetricsServer> {
+  const server: Server = createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url !== '/metrics' && !req.url?.startsWith('/metrics?'))) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('only GET /metrics here\n');
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(opts.metrics.render());
+  });
+  // A scraper that never finishes its request must not hold a socket forever.
+  server.requestTimeout = 10_000;
+  server.headersTimeout = 10_000;
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : opts.port;
+  const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+  const url = `http://${host}:${port}`;
+  opts.log.info({ url: `${url}/metrics` }, 'worker metrics listening');
+  let closing: Promise<void> | null = null;
+  return {
+    url,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+}
