@@ -113,6 +113,7 @@ const COMMANDS: Record<string, Command> = {
         say(`switchboard gateway: url=${gateway.url}`);
         say(feedLine(gateway.feed));
         say('');
+        say(`  dashboard    ${gateway.url}/ui/`);
         say(`  REST API     ${gateway.url}/v1/services`);
         say(`  API docs     ${gateway.url}/docs`);
         say(`  health       ${gateway.url}/healthz  ${gateway.url}/readyz  ${gateway.url}/metrics`);
@@ -180,6 +181,7 @@ const COMMANDS: Record<string, Command> = {
       );
       say(`switchboard gateway: url=${gateway.url}`);
       say(feedLine(gateway.feed));
+      say(`switchboard gateway dashboard: ${gateway.url}/ui/`);
       return [gateway];
     },
   },

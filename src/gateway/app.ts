@@ -14,6 +14,7 @@ import { providerRoutes } from './routes/providers.ts';
 import { serviceRoutes } from './routes/services.ts';
 import { eventRoutes } from './routes/events.ts';
 import { watchRoutes } from './routes/watch.ts';
+import { dashboardRoutes } from './ui/plugin.ts';
 import { ErrorResponse } from './schemas.ts';
 import { validatorCompiler } from './validation.ts';
 
@@ -104,5 +105,6 @@ export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<F
   });
   await app.register(async (scope) => watchRoutes(scope, ctx));
   await app.register(async (scope) => eventRoutes(scope, ctx));
+  await app.register(dashboardRoutes);
   return app;
 }
