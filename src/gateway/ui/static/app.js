@@ -4,7 +4,7 @@
 import { h, render } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import htm from 'htm';
-import { Feed, FLASH_MS, HISTORY_SECONDS, LOG_LIMIT, serviceSummaries } from './feed.js';
+import { Feed, FLASH_MS, HISTORY_SECONDS, LOG_LIMIT } from './feed.js';
 import { drawDelays, drawRate, percentiles } from './charts.js';
 
 const html = htm.bind(h);
@@ -201,7 +201,7 @@ function Banners({ ready }) {
 
 function ServicesView({ service, selected, onSelect }) {
   const [search, setSearch] = useState('');
-  const summaries = serviceSummaries(feed.providers);
+  const summaries = feed.serviceList();
   const q = search.trim().toLowerCase();
   const matching = q ? summaries.filter((s) => s.name.includes(q)) : summaries;
   const total = { up: 0, down: 0, pending: 0, maintenance: 0, total: feed.providers.size };
@@ -291,16 +291,20 @@ function derive(service, f, sort) {
 
 /** derive(), at most every DERIVE_MS while the registry keeps changing; at once when the filters change. */
 function useDerived(service, filters, sort) {
-  const cache = useRef({ key: null, version: -1, at: 0, result: null, timer: 0 });
+  const cache = useRef({ key: null, version: -1, structure: -1, at: 0, result: null, timer: 0 });
   const [, force] = useState(0);
   useEffect(() => () => clearTimeout(cache.current.timer), []);
   const c = cache.current;
   const key = JSON.stringify([service, filters, sort]);
   const now = performance.now();
+  // Only states changed, and neither the filters nor the order look at states: the list stands as it is.
+  if (c.key === key && c.structure === feed.structure && !filters.state && sort.key !== 'state' && sort.key !== 'since')
+    c.version = feed.version;
   if (c.key !== key || (c.version !== feed.version && now - c.at >= DERIVE_MS)) {
     c.result = derive(service, filters, sort);
     c.key = key;
     c.version = feed.version;
+    c.structure = feed.structure;
     c.at = now;
   } else if (c.version !== feed.version && !c.timer) {
     c.timer = setTimeout(
@@ -360,11 +364,7 @@ function ProvidersPanel({ service, selected, onSelect }) {
   </div>`;
 }
 
-function serviceSize(service) {
-  let n = 0;
-  for (const p of feed.providers.values()) if (p.service === service) n++;
-  return n;
-}
+const serviceSize = (service) => feed.services.get(service)?.total ?? 0;
 
 const COLUMNS = [
   { key: 'id', label: 'id', sort: 'id' },

@@ -36,6 +36,14 @@ export class Feed {
   delays = [];
   /** Bumped each time the registry changes; views recompute what they derive from it. */
   version = 0;
+  /**
+   * Bumped when providers come, go or change anything but their state: a view sorted and filtered by fields other
+   * than the state keeps its order across pure state changes (the rows themselves always show the live record).
+   */
+  structure = 0;
+  /** Service name → { name, total, up, down, pending, maintenance }, kept up to date event by event. */
+  services = new Map();
+  #sortedServices = { structure: -1, list: [] };
 
   #url;
   #ws = null;
@@ -136,6 +144,9 @@ export class Feed {
       if (this.snapshots > 0 && before.get(p.id)?.rev !== p.rev) this.changedAt.set(p.id, now);
     }
     this.providers = next;
+    this.services = new Map();
+    for (const p of next.values()) this.#count(p, 1);
+    this.structure++;
     this.epoch = m.epoch;
     this.rev = m.rev;
     this.status = 'live';
@@ -146,8 +157,14 @@ export class Feed {
     if (e.epoch !== this.epoch || e.rev <= this.rev) return false; // a new epoch comes with its own snapshot
     const now = Date.now();
     const p = e.provider;
+    const old = this.providers.get(p.id);
+    if (old) this.#count(old, -1);
     if (e.change === 'deregistered') this.providers.delete(p.id);
-    else this.providers.set(p.id, p);
+    else {
+      this.providers.set(p.id, p);
+      this.#count(p, 1);
+    }
+    if (!old || e.change === 'deregistered' || e.change === 'registered' || e.change === 'updated') this.structure++;
     this.changedAt.set(p.id, now);
     if (this.changedAt.size > 50_000) this.changedAt.clear();
     this.rev = e.rev;
@@ -172,19 +189,25 @@ export class Feed {
     return true;
   }
 
+  #count(p, n) {
+    let s = this.services.get(p.service);
+    if (!s)
+      this.services.set(p.service, (s = { name: p.service, total: 0, up: 0, down: 0, pending: 0, maintenance: 0 }));
+    s.total += n;
+    s[p.state] += n;
+    if (s.total === 0) this.services.delete(p.service);
+  }
+
+  /** Every service with its counts, sorted by name (re-sorted only when services come or go). */
+  serviceList() {
+    if (this.#sortedServices.structure !== this.structure) {
+      const list = [...this.services.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      this.#sortedServices = { structure: this.structure, list };
+    }
+    return this.#sortedServices.list;
+  }
+
   #notify() {
     for (const fn of this.#listeners) fn();
   }
-}
-
-/** Per-service counts of the states, sorted by name. */
-export function serviceSummaries(providers) {
-  const byName = new Map();
-  for (const p of providers.values()) {
-    let s = byName.get(p.service);
-    if (!s) byName.set(p.service, (s = { name: p.service, total: 0, up: 0, down: 0, pending: 0, maintenance: 0 }));
-    s.total++;
-    s[p.state]++;
-  }
-  return [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
