@@ -191,11 +191,16 @@ export class Feed {
 
   #count(p, n) {
     let s = this.services.get(p.service);
-    if (!s)
+    if (!s) {
       this.services.set(p.service, (s = { name: p.service, total: 0, up: 0, down: 0, pending: 0, maintenance: 0 }));
+      this.structure++;
+    }
     s.total += n;
     s[p.state] += n;
-    if (s.total === 0) this.services.delete(p.service);
+    if (s.total === 0) {
+      this.services.delete(p.service);
+      this.structure++;
+    }
   }
 
   /** Every service with its counts, sorted by name (re-sorted only when services come or go). */
