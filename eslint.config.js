@@ -1,5 +1,6 @@
 // Lint gate: typescript-eslint's type-checked rules over the whole tree. Formatting is Prettier's job.
 import js from '@eslint/js';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
@@ -49,7 +50,7 @@ export default tseslint.config(
   {
     files: ['**/*.js', '**/*.mjs'],
     extends: [tseslint.configs.disableTypeChecked],
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', import: 'readonly' } },
+    languageOptions: { globals: globals.node },
   },
   {
     // The dashboard's modules run in the browser (plain JS served as is, see src/gateway/ui/plugin.ts).

@@ -37,7 +37,8 @@ export class SendQueue {
   readonly #limit: number;
   readonly #log: Logger;
   readonly #onDrop: (reason: string) => void;
-  #queue: Frames[] = [];
+  /** Sent slots are cleared at once: a drained queue must not keep its messages' buffers alive. */
+  #queue: Array<Frames | undefined> = [];
   #head = 0;
   #running = false;
   #closed = false;
@@ -80,9 +81,13 @@ export class SendQueue {
   async #drain(): Promise<void> {
     this.#running = true;
     while (!this.#closed && this.#head < this.#queue.length) {
-      const frames = this.#queue[this.#head];
+      const frames = this.#queue[this.#head]!;
+      this.#queue[this.#head] = undefined;
       this.#head++;
-      if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      if (this.#head === this.#queue.length) {
+        this.#queue = [];
+        this.#head = 0;
+      } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
         this.#queue = this.#queue.slice(this.#head);
         this.#head = 0;
       }

@@ -11,6 +11,8 @@ export interface Flag {
   help: string;
   /** Shown in --help; the role's config holds the real default. */
   default?: string;
+  /** The only values a string flag takes. */
+  choices?: readonly string[];
 }
 
 export const FLAGS = {
@@ -132,6 +134,7 @@ export const FLAGS = {
     kind: 'string',
     help: 'trace, debug, info, warn, error, fatal or silent',
     default: 'info',
+    choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
   },
 } as const satisfies Record<string, Flag>;
 
@@ -163,6 +166,8 @@ export function parseFlags(
       if (!Number.isInteger(n))
         throw new UsageError(`--${flag.name} (or ${flag.env}) must be an integer, got '${raw}'`);
       values[key] = n;
+    } else if (typeof raw === 'string' && flag.choices && !flag.choices.includes(raw)) {
+      throw new UsageError(`--${flag.name} (or ${flag.env}) must be one of ${flag.choices.join(', ')}, got '${raw}'`);
     } else values[key] = raw;
   }
   return { values, help: parsed.values.help === true, positionals: parsed.positionals };

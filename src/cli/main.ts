@@ -210,7 +210,8 @@ async function main(argv: string[]): Promise<number> {
     parsed = parseFlags(rest, command.flags, name === 'heartbeat');
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(`switchboard ${name}: ${err.message}\n\n${helpText(name, command.summary, command.flags)}`);
+    // One line naming the flag at fault; the full help is one --help away.
+    process.stderr.write(`switchboard ${name}: ${err.message} (see switchboard ${name} --help)\n`);
     return 2;
   }
   if (parsed.help) {
@@ -259,8 +260,11 @@ async function main(argv: string[]): Promise<number> {
   });
 }
 
+// A rejection nobody handled means some piece is in a state nobody planned for: say so and exit non-zero, so a
+// supervisor restarts a clean process instead of one that limps on.
 process.on('unhandledRejection', (reason) => {
   process.stderr.write(`switchboard: unhandled rejection: ${String((reason as Error)?.stack ?? reason)}\n`);
+  process.exit(70);
 });
 
 main(process.argv.slice(2)).then(

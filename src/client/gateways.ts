@@ -4,6 +4,9 @@
  */
 import { NoGatewayError, SwitchboardError } from './errors.ts';
 
+/** Statuses that say "not this gateway, not now" rather than "not this request". */
+const RETRY_ELSEWHERE = new Set([502, 503, 504]);
+
 export interface GatewayAddress {
   /** Base URL of the REST API, e.g. http://127.0.0.1:7700 */
   url: string;
@@ -58,12 +61,26 @@ export class GatewayPool {
         continue;
       }
       const text = await res.text();
-      const parsed = text ? (JSON.parse(text) as unknown) : undefined;
+      let parsed: unknown;
+      try {
+        parsed = text ? (JSON.parse(text) as unknown) : undefined;
+      } catch {
+        // Not a gateway's answer (an HTML 502 from a proxy, a half-written body): this gateway cannot serve it now.
+        causes.push(
+          new SwitchboardError(
+            res.status,
+            'SB_BAD_RESPONSE',
+            `${gateway.url} answered ${res.status} with a body that is not JSON`,
+          ),
+        );
+        this.advance(gateway);
+        continue;
+      }
       if (res.status >= 400) {
         const e = (parsed ?? {}) as { code?: string; message?: string };
         const error = new SwitchboardError(res.status, e.code ?? 'SB_HTTP_ERROR', e.message ?? res.statusText);
-        // 503: this gateway cannot serve it now (leader unreachable from it, busy); another may.
-        if (res.status === 503 && attempt < this.gateways.length - 1) {
+        // 502/503/504: this gateway (or the proxy before it) cannot serve it now; another may.
+        if (RETRY_ELSEWHERE.has(res.status) && attempt < this.gateways.length - 1) {
           causes.push(error);
           this.advance(gateway);
           continue;

@@ -29,6 +29,33 @@ export interface ClientOptions {
   requestTimeoutMs?: number;
   /** How long a lookup answered over HTTP is reused. A watched service is always served from the watch. */
   lookupCacheMs?: number;
+  /**
+   * Deregister every provider this client announced when it closes, and close on SIGTERM/SIGINT (then let the
+   * signal end the process as it would have): a clean shutdown leaves the service at once instead of after its
+   * heartbeat is missed. Off by default.
+   */
+  deregisterOnClose?: boolean;
+}
+
+/** How long `close()` waits for the deregistrations of `deregisterOnClose`. */
+export const DEREGISTER_ON_CLOSE_TIMEOUT_MS = 2000;
+
+const LOOPBACK = /^(127\.|::1$|localhost$)/i;
+
+/**
+ * Where the heartbeat socket binds and the endpoint workers are told to connect to. A provider registered under a
+ * routable host must be reachable there by workers on other machines, so it binds every interface and advertises
+ * that host; a loopback provider stays on loopback.
+ */
+export function heartbeatEndpoints(
+  host: string,
+  bind?: string,
+  advertise?: string,
+): { bind: string; advertise?: string } {
+  if (bind) return { bind, advertise };
+  if (LOOPBACK.test(host)) return { bind: 'tcp://127.0.0.1:*', advertise };
+  const wildcard = host.includes(':') ? 'tcp://[::]:*' : 'tcp://0.0.0.0:*';
+  return { bind: wildcard, advertise: advertise ?? `tcp://${host.includes(':') ? `[${host}]` : host}:*` };
 }
 
 export interface LookupOptions {
@@ -49,10 +76,21 @@ export class SwitchboardClient {
   readonly #cache = new Map<string, CacheEntry>();
   readonly #watches = new Set<Watch>();
   readonly #heartbeats = new Set<HeartbeatPublisher>();
+  /** Providers announced by this client, deregistered on close when `deregisterOnClose`. */
+  readonly #announced = new Set<string>();
+  readonly #deregisterOnClose: boolean;
+  readonly #onSignal = (signal: NodeJS.Signals): void => {
+    process.removeListener('SIGTERM', this.#onSignal);
+    process.removeListener('SIGINT', this.#onSignal);
+    // Deregister, then end the process the way the signal would have without us.
+    void this.close().finally(() => process.kill(process.pid, signal));
+  };
+  #closing: Promise<void> | null = null;
 
   constructor(opts: ClientOptions) {
     this.pool = new GatewayPool(opts.gateways, opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
     this.#cacheMs = opts.lookupCacheMs ?? DEFAULT_LOOKUP_CACHE_MS;
+    this.#deregisterOnClose = opts.deregisterOnClose ?? false;
   }
 
   /** Registers or updates a provider; resolves once durable. With `id`, under that id; without, the server's stable id. */
@@ -65,6 +103,7 @@ export class SwitchboardClient {
 
   async deregister(id: string): Promise<void> {
     await this.pool.request('DELETE', `/v1/providers/${encodeURIComponent(id)}`);
+    this.#announced.delete(id);
   }
 
   async get(id: string): Promise<Provider> {
@@ -77,25 +116,28 @@ export class SwitchboardClient {
   }
 
   /**
-   * Registers this process as a provider watched by ZeroMQ heartbeats: binds a PUB socket (`heartbeatBind`, any
-   * free port on 127.0.0.1 by default), starts beating, and registers with a `zmq` check on that endpoint. The
-   * publisher stops on `close()`; a crash of this process is seen by the worker within milliseconds.
+   * Registers this process as a provider watched by ZeroMQ heartbeats: binds a PUB socket, starts beating, and
+   * registers with a `zmq` check on that endpoint. The socket binds every interface and is advertised as
+   * `tcp://<input.host>:<port>` (loopback only when `input.host` is loopback); `heartbeatBind` and
+   * `heartbeatAdvertise` (`*` as the port means the bound one) override that. The publisher stops on `close()`; a
+   * crash of this process is seen by the worker within milliseconds.
    */
   async announce(
     input: Omit<ProviderInput, 'check'>,
     opts: {
       id?: string;
       heartbeatBind?: string;
+      heartbeatAdvertise?: string;
       beatIntervalMs?: number;
       checkIntervalMs?: number;
       misses?: number;
     } = {},
   ): Promise<Provider & { heartbeat: HeartbeatPublisher }> {
-    const heartbeat = new HeartbeatPublisher({
-      bind: opts.heartbeatBind ?? 'tcp://127.0.0.1:*',
-      intervalMs: opts.beatIntervalMs ?? 250,
-    });
-    const endpoint = await heartbeat.start();
+    const where = heartbeatEndpoints(input.host, opts.heartbeatBind, opts.heartbeatAdvertise);
+    const heartbeat = new HeartbeatPublisher({ bind: where.bind, intervalMs: opts.beatIntervalMs ?? 250 });
+    const bound = await heartbeat.start();
+    const port = bound.slice(bound.lastIndexOf(':') + 1);
+    const endpoint = where.advertise ? where.advertise.replace(/:\*$/, `:${port}`) : bound;
     this.#heartbeats.add(heartbeat);
     try {
       const check = {
@@ -106,6 +148,11 @@ export class SwitchboardClient {
       };
       const provider = await this.register({ ...input, check }, opts.id);
       heartbeat.add(provider.id);
+      this.#announced.add(provider.id);
+      if (this.#deregisterOnClose && this.#announced.size === 1) {
+        process.once('SIGTERM', this.#onSignal);
+        process.once('SIGINT', this.#onSignal);
+      }
       return { ...provider, heartbeat };
     } catch (err) {
       heartbeat.close();
@@ -156,9 +203,28 @@ export class SwitchboardClient {
     return watch;
   }
 
-  /** Stops every watch and heartbeat publisher this client started. */
-  close(): void {
+  /**
+   * Stops every watch and heartbeat publisher this client started; with `deregisterOnClose`, deregisters the
+   * providers it announced first (bounded by `DEREGISTER_ON_CLOSE_TIMEOUT_MS`). Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    process.removeListener('SIGTERM', this.#onSignal);
+    process.removeListener('SIGINT', this.#onSignal);
     for (const w of [...this.#watches]) w.close();
+    if (this.#deregisterOnClose && this.#announced.size > 0) {
+      const ids = [...this.#announced];
+      const done = Promise.allSettled(ids.map((id) => this.deregister(id)));
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, DEREGISTER_ON_CLOSE_TIMEOUT_MS)));
+      await Promise.race([done, timeout]);
+      clearTimeout(timer);
+    }
+    this.#announced.clear();
     for (const h of this.#heartbeats) h.close();
     this.#heartbeats.clear();
   }

@@ -15,8 +15,8 @@ export type WatchUpdate =
   | { type: 'event'; event: RegistryEvent }
   /** The view was replaced by a snapshot (first sync, a new epoch, or a resume the gateway could not serve). */
   | { type: 'snapshot'; epoch: string; rev: number; providers: Provider[] }
-  /** Moved to another gateway (or reconnected to the same one). */
-  | { type: 'failover'; gateway: string };
+  /** Moved to another gateway (or reconnected to the same one); `reason` says what ended the previous connection. */
+  | { type: 'failover'; gateway: string; reason: string; delayMs: number };
 
 export interface WatchOptions {
   /** Only these services; all when absent. */
@@ -24,8 +24,27 @@ export interface WatchOptions {
   transport?: 'websocket' | 'zmq';
   /** Updates waiting for the consumer before the watch stops with an error (it never buffers without bound). */
   maxQueued?: number;
-  /** Pause before trying the next gateway after all have failed in a row. */
+  /**
+   * First pause before trying again once every gateway has failed in a row; it doubles with each further round
+   * (with jitter, so many clients do not reconnect in step), up to `maxRetryDelayMs`.
+   */
   retryDelayMs?: number;
+  maxRetryDelayMs?: number;
+}
+
+export const DEFAULT_RETRY_DELAY_MS = 200;
+export const DEFAULT_MAX_RETRY_DELAY_MS = 5000;
+
+/** Exponential backoff with jitter (as nats.js reconnects): 0 in the first round over the gateways, then growing. */
+export function retryDelay(failures: number, gateways: number, baseMs: number, maxMs: number): number {
+  const rounds = Math.floor(failures / gateways);
+  if (rounds === 0) return 0;
+  const ceiling = Math.min(maxMs, baseMs * 2 ** (rounds - 1));
+  return Math.round(ceiling * (0.5 + Math.random() / 2));
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 const plain = new Unpackr({ useRecords: false, mapsAsObjects: true });
@@ -45,6 +64,8 @@ export class Watch implements AsyncIterable<WatchUpdate> {
   /** Resolves once the first snapshot has been applied. */
   readonly ready: Promise<void>;
   #failures = 0;
+  /** Why the last connection ended, for `failover` updates and debugging. */
+  lastError: string | null = null;
   #timer: NodeJS.Timeout | undefined;
   /** Which gateway serves the watch now. */
   gateway: GatewayAddress;
@@ -59,7 +80,8 @@ export class Watch implements AsyncIterable<WatchUpdate> {
       services: opts.services ?? [],
       transport: opts.transport ?? 'websocket',
       maxQueued: opts.maxQueued ?? 100_000,
-      retryDelayMs: opts.retryDelayMs ?? 200,
+      retryDelayMs: opts.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS,
+      maxRetryDelayMs: opts.maxRetryDelayMs ?? DEFAULT_MAX_RETRY_DELAY_MS,
     };
     this.ready = new Promise((resolve) => (this.#ready = resolve));
     this.gateway = pool.current;
@@ -125,18 +147,24 @@ export class Watch implements AsyncIterable<WatchUpdate> {
     }
   }
 
-  /** After a failure: the next gateway, at once the first time round, then with a pause. */
-  #failover(from: GatewayAddress): void {
+  /** After a failure: the next gateway, at once the first time round, then with a growing pause. */
+  #failover(from: GatewayAddress, reason: string): void {
     if (this.#closed) return;
     this.#ws = null;
+    this.lastError = `${from.url}: ${reason}`;
     const next = this.#pool.advance(from);
     this.#failures++;
-    const delay = this.#failures >= this.#pool.gateways.length ? this.#opts.retryDelayMs : 0;
+    const delay = retryDelay(
+      this.#failures,
+      this.#pool.gateways.length,
+      this.#opts.retryDelayMs,
+      this.#opts.maxRetryDelayMs,
+    );
     clearTimeout(this.#timer);
     this.#timer = setTimeout(() => {
       if (this.#closed) return;
       this.gateway = next;
-      this.#emit({ type: 'failover', gateway: next.url });
+      this.#emit({ type: 'failover', gateway: next.url, reason: this.lastError ?? reason, delayMs: delay });
       this.#connect(next);
     }, delay);
   }
@@ -179,12 +207,14 @@ export class Watch implements AsyncIterable<WatchUpdate> {
         this.#onEvent(event as unknown as RegistryEvent);
       } else if (m.type === 'resumed') this.#failures = 0;
     });
-    ws.on('error', () => {
-      /* 'close' follows and fails over */
+    let failure = 'connection closed';
+    ws.on('error', (err) => {
+      failure = describe(err); // 'close' follows and fails over
     });
-    ws.on('close', () => {
+    ws.on('close', (code, why) => {
       clearInterval(ping);
-      if (this.#ws === ws) this.#failover(gateway);
+      if (code !== 1006 && code !== 1005) failure = `closed with ${code}${why.length ? ` ${why.toString()}` : ''}`;
+      if (this.#ws === ws) this.#failover(gateway, failure);
     });
   }
 
@@ -212,15 +242,17 @@ export class Watch implements AsyncIterable<WatchUpdate> {
     sub.connect(gateway.pub);
     dealer.connect(gateway.snapshot);
     let failed = false;
-    const fail = (): void => {
+    const fail = (err: unknown): void => {
       if (failed || this.#closed) return;
       failed = true;
       sub.close();
       dealer.close();
-      this.#failover(gateway);
+      this.#failover(gateway, describe(err));
     };
     void (async () => {
-      for await (const ev of sub.events) if (ev.type === 'disconnect') return fail();
+      for await (const ev of sub.events) {
+        if (ev.type === 'disconnect') return fail(`feed ${gateway.pub} disconnected`);
+      }
     })().catch(fail);
     // Subscribe first, then snapshot; events not newer than the snapshot are skipped (Clone pattern). `prev` on
     // each event tells a drop from a jump over other services' changes: then snapshot again.
@@ -259,7 +291,7 @@ export class Watch implements AsyncIterable<WatchUpdate> {
     };
     void (async () => {
       for await (const [, body] of sub) take(plain.unpack(body) as RegistryEvent);
-    })().catch(fail);
-    sync().catch(fail);
+    })().catch((err: unknown) => fail(`feed ${gateway.pub}: ${describe(err)}`));
+    sync().catch((err: unknown) => fail(`snapshot from ${gateway.snapshot}: ${describe(err)}`));
   }
 }

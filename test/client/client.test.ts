@@ -9,7 +9,7 @@ test('announce beats for itself; lookup sees it up; deregister removes it', asyn
   const c = await startCluster();
   const client = new SwitchboardClient({ gateways: [c.url], lookupCacheMs: 0 });
   t.after(async () => {
-    client.close();
+    await client.close();
     await c.close();
   });
   const me = await client.announce(
@@ -52,7 +52,7 @@ for (const transport of ['websocket', 'zmq'] as const) {
       gateways: [{ url: c.url, pub: feed.pub ?? undefined, snapshot: feed.snapshot ?? undefined }],
     });
     t.after(async () => {
-      client.close();
+      await client.close();
       await c.close();
     });
     await client.register({ service: 'a', host: '10.0.0.1', port: 1, protocol: 'http' }, 'a-0');

@@ -14,8 +14,8 @@ test('SIGKILL of the gateway a client watches through: failover without a missed
   const watcher = new SwitchboardClient({ gateways: [first.url, second.url] });
   const writer = new SwitchboardClient({ gateways: [second.url] });
   t.after(() => {
-    watcher.close();
-    writer.close();
+    void watcher.close();
+    void writer.close();
   });
   const watch = watcher.watch();
   const seen = record(watch);
