@@ -17,7 +17,13 @@ export const HTTP_URL_PATTERN = '^https?://[^\\s]{1,2000}$';
 
 export const ServiceName = Type.String({ pattern: SERVICE_NAME_PATTERN, description: 'Service name' });
 export const ProviderId = Type.String({ pattern: PROVIDER_ID_PATTERN, description: 'Provider id' });
-export const Protocol = Type.Union([Type.Literal('http'), Type.Literal('rpc-server'), Type.Literal('rpc-publisher')]);
+/** The protocols of the design, named in the docs; any other lowercase token (`grpc`, `amqp`...) is accepted too. */
+export const KNOWN_PROTOCOLS = ['http', 'rpc-server', 'rpc-publisher'] as const;
+export const Protocol = Type.String({
+  pattern: '^[a-z][a-z0-9+.-]{0,31}$',
+  examples: [...KNOWN_PROTOCOLS, 'grpc'],
+  description: `How to talk to the provider: ${KNOWN_PROTOCOLS.join(', ')}, or any other lowercase token (grpc, amqp...)`,
+});
 export type Protocol = Static<typeof Protocol>;
 export const ProviderState = Type.Union([
   Type.Literal('pending'),

@@ -28,6 +28,12 @@ export function baseSocketOptions(overrides: Record<string, unknown> = {}): Reco
 
 type Frames = Array<Buffer | string | Uint8Array>;
 
+function sizeOf(frames: Frames): number {
+  let n = 0;
+  for (const f of frames) n += f.length;
+  return n;
+}
+
 /**
  * A bounded FIFO in front of a socket's single send slot. `push` never blocks: when the queue is full the message
  * is dropped and counted, because a stuck peer must not grow memory without bound.
@@ -37,6 +43,9 @@ export class SendQueue {
   readonly #limit: number;
   readonly #log: Logger;
   readonly #onDrop: (reason: string) => void;
+  readonly #limitBytes: number;
+  /** Bytes of the messages waiting (shared buffers counted once per message: an upper bound). */
+  #bytes = 0;
   /** Sent slots are cleared at once: a drained queue must not keep its messages' buffers alive. */
   #queue: Array<Frames | undefined> = [];
   #head = 0;
@@ -44,9 +53,13 @@ export class SendQueue {
   #closed = false;
   #idle: Array<() => void> = [];
 
-  constructor(socket: Socket & Writable, opts: { limit?: number; log: Logger; onDrop?: (reason: string) => void }) {
+  constructor(
+    socket: Socket & Writable,
+    opts: { limit?: number; limitBytes?: number; log: Logger; onDrop?: (reason: string) => void },
+  ) {
     this.#socket = socket;
     this.#limit = opts.limit ?? DEFAULT_SEND_QUEUE_LIMIT;
+    this.#limitBytes = opts.limitBytes ?? Infinity;
     this.#log = opts.log;
     this.#onDrop = opts.onDrop ?? (() => {});
   }
@@ -61,6 +74,13 @@ export class SendQueue {
       this.#onDrop('queue-full');
       return false;
     }
+    const size = sizeOf(frames);
+    // One message larger than the whole budget still goes when nothing else waits.
+    if (this.length > 0 && this.#bytes + size > this.#limitBytes) {
+      this.#onDrop('queue-bytes');
+      return false;
+    }
+    this.#bytes += size;
     this.#queue.push(frames);
     if (!this.#running) void this.#drain();
     return true;
@@ -76,6 +96,7 @@ export class SendQueue {
     this.#closed = true;
     this.#queue = [];
     this.#head = 0;
+    this.#bytes = 0;
   }
 
   async #drain(): Promise<void> {
@@ -98,6 +119,8 @@ export class SendQueue {
         const code = (err as { code?: string }).code ?? 'unknown';
         this.#onDrop(code);
         this.#log.debug({ err }, 'send failed, message dropped');
+      } finally {
+        this.#bytes -= sizeOf(frames);
       }
     }
     this.#running = false;

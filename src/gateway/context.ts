@@ -12,6 +12,8 @@ export interface GatewayContext {
   /** Push subscribers (WebSocket, SSE) and the history they resume from. */
   hub: EventHub;
   push: PushSettings;
+  /** Budget of the lookup answer cache in bytes (default `DEFAULT_LOOKUP_CACHE_BYTES`). */
+  lookupCacheBytes?: number;
 }
 
 /** How the push transports treat each subscriber. */

@@ -23,6 +23,13 @@ import { snapshotOf } from './subscribers.ts';
 
 const SERVICE = new RegExp(SERVICE_NAME_PATTERN);
 const EMPTY = Buffer.alloc(0);
+/**
+ * Replies waiting to be sent may hold at most this many bytes (a reply is one shared encoding, counted per reply:
+ * an upper bound). A request beyond it is dropped and counted; the client's receive timeout makes it retry.
+ */
+export const SNAPSHOT_REPLY_BUDGET_BYTES = 256 * 1024 * 1024;
+/** Distinct services whose encoded snapshot is kept for the current revision. */
+const MAX_ENCODED = 64;
 
 export interface SnapshotEndpointOptions {
   endpoint: string;
@@ -37,6 +44,9 @@ export class SnapshotEndpoint {
   readonly #decoder: FrameDecoder;
   readonly #follower: Follower;
   readonly #metrics: Metrics;
+  /** Encoded replies for the current revision and staleness, by service ('' = all): one encoding per revision. */
+  readonly #encoded = new Map<string, Buffer>();
+  #encodedAt = '';
   #loop: Promise<void> = Promise.resolve();
   #endpoint = '';
 
@@ -57,6 +67,7 @@ export class SnapshotEndpoint {
     this.#queue = new SendQueue(this.#socket, {
       log,
       limit: 1000,
+      limitBytes: SNAPSHOT_REPLY_BUDGET_BYTES,
       onDrop: (reason) =>
         opts.metrics.inc('switchboard_send_dropped_total', { socket: 'gateway-feed-snapshot', reason }),
     });
@@ -100,9 +111,24 @@ export class SnapshotEndpoint {
     if (rest[0].toString() !== 'snapshot') return void this.#decoder.drop('unknown-command', rest[0].length);
     const service = rest[1].toString();
     if (service !== '' && !SERVICE.test(service)) return void this.#decoder.drop('invalid-service', rest[1].length);
-    const replica = this.#follower.replica;
-    const body = { ...snapshotOf(replica, service === '' ? null : [service]), stale: this.#follower.stale };
     this.#metrics.inc('switchboard_feed_snapshots_total');
-    this.#queue.push([...envelope, pack(body)]);
+    this.#queue.push([...envelope, this.#encode(service)]);
+  }
+
+  #encode(service: string): Buffer {
+    const replica = this.#follower.replica;
+    const stale = this.#follower.stale;
+    const at = `${replica.epoch}/${replica.rev}/${stale}`;
+    if (at !== this.#encodedAt) {
+      this.#encoded.clear();
+      this.#encodedAt = at;
+    }
+    let bytes = this.#encoded.get(service);
+    if (!bytes) {
+      if (this.#encoded.size >= MAX_ENCODED) this.#encoded.clear();
+      bytes = pack({ ...snapshotOf(replica, service === '' ? null : [service]), stale });
+      this.#encoded.set(service, bytes);
+    }
+    return bytes;
   }
 }

@@ -20,15 +20,35 @@ const Blocking = {
   ),
 };
 
+/** Query keys of meta filters on lookups: `meta.version=1.4.2`. */
+export const META_FILTER_PATTERN = '^meta\\.[A-Za-z0-9_.-]{1,64}$';
+/** The meta filters of a lookup's query, as [key, value] pairs. */
+export function metaFilters(query: object): Array<[string, string]> {
+  const filters: Array<[string, string]> = [];
+  for (const [k, v] of Object.entries(query))
+    if (k.startsWith('meta.') && typeof v === 'string') filters.push([k.slice(5), v]);
+  return filters;
+}
+
 export const ServiceQuery = Type.Object(
   {
     state: Type.Optional(ProviderState),
     protocol: Type.Optional(Protocol),
-    tag: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Only providers carrying this tag' })),
+    tag: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 64 }), {
+        maxItems: 32,
+        description: 'Only providers carrying this tag; repeat it (`tag=a&tag=b`) for providers carrying all of them',
+      }),
+    ),
     ...Blocking,
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    // `meta.<key>=<value>`: only providers whose meta has that value for that key (every such filter must match).
+    patternProperties: { [META_FILTER_PATTERN]: { type: 'string', maxLength: 512 } },
+  },
 );
+
 export type ServiceQuery = Static<typeof ServiceQuery>;
 export const ServicesQuery = Type.Object({ ...Blocking }, { additionalProperties: false });
 

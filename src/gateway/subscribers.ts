@@ -22,17 +22,53 @@ export interface SnapshotBody {
   providers: Provider[];
 }
 
-/** A message encoded at most once per wire format, however many subscribers receive it. */
+/**
+ * A message encoded at most once per wire format, however many subscribers receive it. The bytes are a Buffer so
+ * every socket queues the same memory (a string would be copied into each socket's own buffer).
+ */
 export class Outgoing<T> {
-  readonly #cache = new Map<string, string>();
+  readonly #cache = new Map<string, Buffer>();
   constructor(readonly value: T) {}
-  encoded(format: string, encode: (value: T) => string): string {
-    let text = this.#cache.get(format);
-    if (text === undefined) {
-      text = encode(this.value);
-      this.#cache.set(format, text);
+  encoded(format: string, encode: (value: T) => string): Buffer {
+    let bytes = this.#cache.get(format);
+    if (bytes === undefined) {
+      bytes = Buffer.from(encode(this.value));
+      this.#cache.set(format, bytes);
     }
-    return text;
+    return bytes;
+  }
+}
+
+/** Distinct service filters whose snapshot is kept for the current revision. */
+export const MAX_SHARED_SNAPSHOTS = 64;
+
+/**
+ * One snapshot per (service filter, revision): built and encoded once, however many subscribers start or resync
+ * at that revision, so N clients asking for a large registry cost one copy of it, not N.
+ */
+export class SnapshotCache {
+  readonly #replica: Replica;
+  readonly #entries = new Map<string, Outgoing<SnapshotBody>>();
+  #position = '';
+
+  constructor(replica: Replica) {
+    this.#replica = replica;
+  }
+
+  get(services: ReadonlySet<string> | null): Outgoing<SnapshotBody> {
+    const position = `${this.#replica.epoch}/${this.#replica.rev}`;
+    if (position !== this.#position) {
+      this.#entries.clear();
+      this.#position = position;
+    }
+    const key = services === null ? '*' : [...services].sort().join(',');
+    let message = this.#entries.get(key);
+    if (!message) {
+      if (this.#entries.size >= MAX_SHARED_SNAPSHOTS) this.#entries.clear();
+      message = new Outgoing(snapshotOf(this.#replica, services));
+      this.#entries.set(key, message);
+    }
+    return message;
   }
 }
 
@@ -74,6 +110,7 @@ export function snapshotOf(replica: Replica, services: ReadonlySet<string> | Ite
 export class EventHub {
   readonly history: EventHistory;
   readonly #replica: Replica;
+  readonly #snapshots: SnapshotCache;
   readonly #opts: HubOptions;
   readonly #watchers = new Set<Watcher>();
   readonly #perAddress = new Map<string, number>();
@@ -84,6 +121,7 @@ export class EventHub {
     this.#replica = replica;
     this.#opts = opts;
     this.history = new EventHistory(opts.historySize);
+    this.#snapshots = new SnapshotCache(replica);
     if (replica.loaded) this.history.reset(replica.epoch!, replica.rev);
     this.#unsubscribe = [replica.onEvent((e) => this.#onEvent(e)), replica.onReset((p) => this.#onReset(p))];
     const m = opts.metrics;
@@ -177,7 +215,7 @@ export class EventHub {
       }
     }
     if (from === 'live') watcher.hello(position);
-    else watcher.snapshot(new Outgoing(snapshotOf(this.#replica, watcher.services)));
+    else watcher.snapshot(this.#snapshots.get(watcher.services));
   }
 
   #onEvent(event: RegistryEvent): void {
@@ -190,16 +228,7 @@ export class EventHub {
   #onReset(position: { epoch: string; rev: number }): void {
     this.history.reset(position.epoch, position.rev);
     // Watchers with the same filter share one snapshot (and so one encoding of it).
-    const shared = new Map<string, Outgoing<SnapshotBody>>();
-    for (const w of [...this.#watchers]) {
-      const key = w.services === null ? '*' : [...w.services].sort().join(',');
-      let message = shared.get(key);
-      if (!message) {
-        message = new Outgoing(snapshotOf(this.#replica, w.services));
-        shared.set(key, message);
-      }
-      w.snapshot(message);
-    }
+    for (const w of [...this.#watchers]) w.snapshot(this.#snapshots.get(w.services));
   }
 }
 

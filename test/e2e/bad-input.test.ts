@@ -27,7 +27,7 @@ test('REST: invalid bodies, params and queries answer 400 naming the field; unkn
     ['PUT', '/v1/providers/p1', { ...good, host: 'not a host!' }, /body\/host/],
     ['PUT', '/v1/providers/p1', { ...good, port: 0 }, /body\/port/],
     ['PUT', '/v1/providers/p1', { ...good, port: 70000 }, /body\/port/],
-    ['PUT', '/v1/providers/p1', { ...good, protocol: 'gopher' }, /body\/protocol/],
+    ['PUT', '/v1/providers/p1', { ...good, protocol: 'Gopher' }, /body\/protocol/],
     ['PUT', '/v1/providers/p1', { ...good, check: { type: 'zmq', endpoint: 'nonsense' } }, /body\/check/],
     ['PUT', '/v1/providers/p1', { ...good, check: { type: 'ttl', ttlMs: 5 } }, /body\/check/],
     ['PUT', '/v1/providers/p1', { ...good, tags: 'blue' }, /body\/tags/],

@@ -49,9 +49,10 @@ class SseWatcher implements Watcher {
   }
 
   snapshot(message: Outgoing<SnapshotBody>): void {
-    const text = message.encoded('sse', encodeSnapshot);
-    this.#allowance = Buffer.byteLength(text);
-    this.#write(text);
+    const bytes = message.encoded('sse', encodeSnapshot);
+    // One snapshot may exceed the budget; anything queued on top of it counts as lag.
+    this.#allowance = bytes.length;
+    this.#write(bytes);
   }
 
   event(message: Outgoing<RegistryEvent>): void {
@@ -72,7 +73,7 @@ class SseWatcher implements Watcher {
     this.#end();
   }
 
-  #write(text: string): void {
+  #write(text: string | Buffer): void {
     if (this.#closed) return;
     this.#res.write(text);
     if (this.#res.writableLength > this.#settings.clientBufferBytes + this.#allowance) {

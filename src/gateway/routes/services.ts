@@ -4,8 +4,10 @@ import type { Provider } from '../../bridge/index.ts';
 import { parseWait } from '../change-signal.ts';
 import { DEFAULT_WAIT_MS, MAX_WAIT_MS, type GatewayContext } from '../context.ts';
 import { httpError } from '../errors.ts';
+import { AnswerCache, DEFAULT_LOOKUP_CACHE_BYTES } from '../answer-cache.ts';
 import {
   errorResponses,
+  metaFilters,
   ServiceParams,
   ServiceQuery,
   ServiceResponse,
@@ -19,9 +21,9 @@ export async function serviceRoutes(fastify: FastifyInstance, ctx: GatewayContex
   const tags = ['services'];
   // Lookups far outnumber changes: the serialized answer of GET /v1/services/:name (per service, filters and
   // stale flag) is kept until the next change of any kind, so a repeated lookup skips filter, sort and
-  // serialization (most of its cost at 100 providers). Cleared on every event and resync; bounded in size.
-  const answers = new Map<string, string>();
-  const MAX_CACHED_ANSWERS = 1024;
+  // serialization (most of its cost at 100 providers). Cleared on every event and resync; bounded in bytes, since
+  // distinct filters over a large service would otherwise each pin a copy of it.
+  const answers = new AnswerCache(ctx.lookupCacheBytes ?? DEFAULT_LOOKUP_CACHE_BYTES);
   replica.onEvent(() => answers.clear());
   replica.onReset(() => answers.clear());
 
@@ -76,7 +78,7 @@ export async function serviceRoutes(fastify: FastifyInstance, ctx: GatewayContex
         tags,
         summary: 'Providers of one service',
         description:
-          'Filters: state, protocol, tag. Blocking query: with `index` (from X-Switchboard-Index) the answer waits until this service changes past it, or `wait` passes.',
+          'Filters: state, protocol, tag (repeatable: all must match), meta.<key>=<value> (repeatable). Blocking query: with `index` (from X-Switchboard-Index) the answer waits until this service changes past it, or `wait` passes.',
         params: ServiceParams,
         querystring: ServiceQuery,
         response: { 200: ServiceResponse, ...errorResponses(400, 503) },
@@ -84,11 +86,12 @@ export async function serviceRoutes(fastify: FastifyInstance, ctx: GatewayContex
     },
     async (request, reply) => {
       const { name } = request.params;
-      const { state, protocol, tag, index, wait } = request.query;
+      const { state, protocol, tag: tags = [], index, wait } = request.query;
+      const meta = metaFilters(request.query);
       await block(request, name, index, wait);
       reply.header('x-switchboard-index', String(ctx.changes.indexOf(name)));
       const stale = ctx.follower.stale;
-      const key = JSON.stringify([name, state, protocol, tag, stale]);
+      const key = JSON.stringify([name, state, protocol, tags, meta, stale]);
       let body = answers.get(key);
       if (body === undefined) {
         const providers = replica
@@ -97,12 +100,12 @@ export async function serviceRoutes(fastify: FastifyInstance, ctx: GatewayContex
             (p: Provider) =>
               (state === undefined || p.state === state) &&
               (protocol === undefined || p.protocol === protocol) &&
-              (tag === undefined || p.tags.includes(tag)),
+              tags.every((t) => p.tags.includes(t)) &&
+              meta.every(([k, v]) => p.meta[k] === v),
           )
           .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
         // The route's own response serializer, so the cached text is exactly what Fastify would have sent.
         body = reply.serialize({ rev: replica.rev, stale, service: name, providers }) as string;
-        if (answers.size >= MAX_CACHED_ANSWERS) answers.clear();
         answers.set(key, body);
       }
       // A string with a JSON content type is sent as is (Fastify skips serialization for it).

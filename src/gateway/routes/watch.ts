@@ -48,9 +48,10 @@ class WsWatcher implements Watcher {
   }
 
   snapshot(message: Outgoing<SnapshotBody>): void {
-    const text = message.encoded('ws', encodeSnapshot);
-    this.#allowance = Buffer.byteLength(text);
-    this.#send(text);
+    const bytes = message.encoded('ws', encodeSnapshot);
+    // One snapshot may exceed the budget; a second one queued on top of it (resumes in a loop) counts as lag.
+    this.#allowance = bytes.length;
+    this.#send(bytes);
   }
 
   event(message: Outgoing<RegistryEvent>): void {
@@ -77,9 +78,10 @@ class WsWatcher implements Watcher {
     setTimeout(() => this.#socket.terminate(), CLOSE_GRACE_MS).unref();
   }
 
-  #send(text: string): void {
+  #send(data: string | Buffer): void {
     if (this.#closed) return;
-    this.#socket.send(text);
+    // A shared Buffer is queued by reference (ws does not mask server frames), sent as a text frame.
+    this.#socket.send(data, { binary: false });
     // bufferedAmount: bytes queued in ws and Node's socket, i.e. what the client has not taken yet.
     if (this.#socket.bufferedAmount > this.#settings.clientBufferBytes + this.#allowance) {
       this.#log.warn(
