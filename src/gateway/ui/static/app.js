@@ -10,6 +10,7 @@ import { drawDelays, drawRate, percentiles } from './charts.js';
 const html = htm.bind(h);
 
 const STATES = ['up', 'down', 'pending', 'maintenance'];
+/** Always offered in the protocol filter; any other protocol seen in the registry is added. */
 const PROTOCOLS = ['http', 'rpc-server', 'rpc-publisher'];
 const CHANGES = ['registered', 'updated', 'up', 'down', 'maintenance', 'deregistered'];
 /** Row height of the providers table, in CSS pixels (the virtual scroller's unit). */
@@ -270,15 +271,17 @@ function matchText(p, text) {
   return false;
 }
 
-/** The ids to show, filtered and sorted, plus the tags seen in the service (for the tag filter's suggestions). */
+/** The ids to show, filtered and sorted, plus the tags and protocols seen (for the filters' options). */
 function derive(service, f, sort) {
   const text = f.text.trim().toLowerCase();
   const tags = new Set();
+  const protocols = new Set(PROTOCOLS);
   const out = [];
   const key = SORT_KEYS[sort.key];
   for (const p of feed.providers.values()) {
     if (service && p.service !== service) continue;
     if (tags.size < 200) for (const t of p.tags) tags.add(t);
+    if (protocols.size < 50) protocols.add(p.protocol);
     if (f.state && p.state !== f.state) continue;
     if (f.protocol && p.protocol !== f.protocol) continue;
     if (f.tag && !p.tags.includes(f.tag)) continue;
@@ -286,7 +289,7 @@ function derive(service, f, sort) {
     out.push([key(p), p.id]);
   }
   out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0) * sort.dir);
-  return { ids: out.map((x) => x[1]), tags: [...tags].sort() };
+  return { ids: out.map((x) => x[1]), tags: [...tags].sort(), protocols: [...protocols].sort() };
 }
 
 /** derive(), at most every DERIVE_MS while the registry keeps changing; at once when the filters change. */
@@ -321,7 +324,7 @@ function useDerived(service, filters, sort) {
 function ProvidersPanel({ service, selected, onSelect }) {
   const [filters, setFilters] = useState({ text: '', state: '', protocol: '', tag: '' });
   const [sort, setSort] = useState({ key: 'id', dir: 1 });
-  const { ids, tags } = useDerived(service, filters, sort);
+  const { ids, tags, protocols } = useDerived(service, filters, sort);
   const set = (k) => (e) => setFilters({ ...filters, [k]: e.currentTarget.value });
   const onSort = (k) => setSort(sort.key === k ? { key: k, dir: -sort.dir } : { key: k, dir: 1 });
 
@@ -346,7 +349,7 @@ function ProvidersPanel({ service, selected, onSelect }) {
       </select>
       <select aria-label="Protocol" value=${filters.protocol} onChange=${set('protocol')}>
         <option value="">any protocol</option>
-        ${PROTOCOLS.map((s) => html`<option value=${s}>${s}</option>`)}
+        ${protocols.map((s) => html`<option value=${s}>${s}</option>`)}
       </select>
       <select aria-label="Tag" value=${filters.tag} onChange=${set('tag')}>
         <option value="">any tag</option>
