@@ -213,7 +213,10 @@ test('the dashboard, live in a real browser against a real switchboard start', a
         .locator('[data-testid=provider-count]', { hasText: `${listed} of ${listed}` })
         .waitFor({ timeout: 2000 });
       // While the gateway was down the browser itself logs the refused connections; nothing else is allowed.
-      const unexpected = errors.filter((e) => !/ERR_CONNECTION_REFUSED|WebSocket connection|status of 503/.test(e));
+      const unexpected = errors.filter(
+        (e) =>
+          !/net::ERR_CONNECTION_(REFUSED|RESET)|net::ERR_EMPTY_RESPONSE|WebSocket connection|status of 503/.test(e),
+      );
       assert.deepEqual(unexpected, []);
     },
   );
@@ -305,7 +308,9 @@ test('the dashboard, live in a real browser against a real switchboard start', a
     await row(page, 'billing-1').waitFor();
     const overflow = Number(await page.evaluate('document.documentElement.scrollWidth - window.innerWidth'));
     assert.ok(overflow <= 0, `no sideways scroll of the page at phone width (${overflow} px too wide)`);
-    const unexpected = errors.filter((e) => !/ERR_CONNECTION_REFUSED|WebSocket connection|status of 503/.test(e));
+    const unexpected = errors.filter(
+      (e) => !/net::ERR_CONNECTION_(REFUSED|RESET)|net::ERR_EMPTY_RESPONSE|WebSocket connection|status of 503/.test(e),
+    );
     assert.deepEqual(unexpected, []);
   });
 });
