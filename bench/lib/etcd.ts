@@ -325,7 +325,11 @@ async function twoDistinctPorts(): Promise<[number, number]> {
 }
 
 /** Poll `/health` until etcd says it is healthy, then read `/version`. Bounded by timeoutMs. */
-async function waitHealthy(clientUrl: string, timeoutMs: number, exited: () => string | undefined): Promise<string> {
+export async function waitHealthy(
+  clientUrl: string,
+  timeoutMs: number,
+  exited: () => string | undefined,
+): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer';
   while (Date.now() < deadline) {

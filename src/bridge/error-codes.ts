@@ -58,6 +58,11 @@ export const ERROR_CODES = {
     description: 'The leader could not write its store and refuses writes.',
   },
   SB_LEADER_FAILED: { statusCode: 503, message: '%s', description: 'The leader failed while handling the request.' },
+  SB_ROUTE_NOT_FOUND: {
+    statusCode: 404,
+    message: 'no route %s; the API is listed at /docs',
+    description: 'No route answers this method and path.',
+  },
   SB_NOT_READY: {
     statusCode: 503,
     message: '%s',

@@ -4,6 +4,7 @@ export * from './messages.ts';
 export * from './codec.ts';
 export * from './revision.ts';
 export * from './ids.ts';
+export * from './host.ts';
 export * from './errors.ts';
 export * from './log.ts';
 export * from './metrics.ts';

@@ -2,6 +2,7 @@
  * Builds the gateway's Fastify application without listening, so tests can `inject()` and the OpenAPI document
  * can be generated from the very same route schemas.
  */
+import { createServer } from 'node:http';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -16,9 +17,19 @@ import { eventRoutes } from './routes/events.ts';
 import { watchRoutes } from './routes/watch.ts';
 import { dashboardRoutes } from './ui/plugin.ts';
 import { ErrorResponse } from './schemas.ts';
+import { httpError } from './errors.ts';
 import { validatorCompiler } from './validation.ts';
 
 export const API_VERSION = '1.0.0';
+/**
+ * A client has this long to send its request line, headers and body. It bounds what a client that trickles its
+ * request can hold; it does not limit answers (a blocking query waits up to 10 minutes for its answer).
+ */
+export const REQUEST_TIMEOUT_MS = 10_000;
+/** Provider ids are up to 128 characters; Fastify's default (100) would answer 414 below that. */
+const MAX_PARAM_LENGTH = 256;
+/** Reads that need a synced replica: before the first snapshot they would answer empty lists that look real. */
+const NEEDS_REPLICA = /^\/v1\/(services|providers\/)/;
 
 function errorCodeTable(): string {
   const rows = Object.entries(ERROR_CODES).map(
@@ -36,6 +47,13 @@ export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<F
   const app = Fastify({
     ...(opts.log ? { loggerInstance: opts.log } : { logger: false }),
     bodyLimit: opts.bodyLimit,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // Node checks these timeouts every connectionsCheckingInterval (30 s by default): check often enough to matter.
+    serverFactory: (handler) =>
+      createServer(
+        { requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: REQUEST_TIMEOUT_MS, connectionsCheckingInterval: 1000 },
+        handler,
+      ),
     // Like Fastify's own message, but an unknown field is named too: "body must NOT have additional properties ('chek')".
     schemaErrorFormatter: (errors, dataVar) => {
       const first = errors[0];
@@ -82,6 +100,14 @@ export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<F
     );
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  app.setNotFoundHandler((request) => {
+    throw httpError('SB_ROUTE_NOT_FOUND', `${request.method} ${request.url.split('?')[0]}`);
+  });
+  app.addHook('onRequest', async (request) => {
+    if (request.method === 'GET' && !ctx.follower.replica.loaded && NEEDS_REPLICA.test(request.url))
+      throw httpError('SB_NOT_READY', 'the gateway has not received the registry from a leader yet; retry shortly');
+  });
 
   app.addHook('onSend', async (request, reply, payload) => {
     if (request.url.startsWith('/docs')) return payload;

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { Compile } from 'typebox/compile';
-import { HttpCheck, Provider, ProviderInput, TcpCheck, TtlCheck, ZmqCheck } from '../../bridge/index.ts';
+import { HttpCheck, normalizeHost, Provider, ProviderInput, TcpCheck, TtlCheck, ZmqCheck } from '../../bridge/index.ts';
 import type { GatewayContext } from '../context.ts';
 import { httpError } from '../errors.ts';
 import { errorResponses, MaintenanceBody, ProviderParams } from '../schemas.ts';
@@ -37,6 +37,15 @@ async function validateCheck(request: { body: unknown }): Promise<void> {
   }
 }
 
+/** preHandler: one spelling per address (`127.1` is `127.0.0.1`), and no port or garbage in `host`. */
+async function canonicalHost(request: { body: unknown }): Promise<void> {
+  const body = request.body as ProviderInput;
+  const host = normalizeHost(body.host);
+  if (host === null)
+    throw httpError('FST_ERR_VALIDATION', 'body/host must be a hostname or an IP address, without a port');
+  body.host = host;
+}
+
 export async function providerRoutes(fastify: FastifyInstance, ctx: GatewayContext): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const tags = ['providers'];
@@ -53,6 +62,7 @@ export async function providerRoutes(fastify: FastifyInstance, ctx: GatewayConte
         response: { 200: Provider, 201: Provider, ...errorResponses(400, 409, 503) },
       },
       preValidation: validateCheck,
+      preHandler: canonicalHost,
     },
     async (request, reply) => {
       const ack = await ctx.writes.writeProvider({ type: 'put', id: request.params.id, input: request.body });
@@ -72,6 +82,7 @@ export async function providerRoutes(fastify: FastifyInstance, ctx: GatewayConte
         response: { 200: Provider, 201: Provider, ...errorResponses(400, 409, 503) },
       },
       preValidation: validateCheck,
+      preHandler: canonicalHost,
     },
     async (request, reply) => {
       const ack = await ctx.writes.writeProvider({ type: 'put', input: request.body });
@@ -86,7 +97,7 @@ export async function providerRoutes(fastify: FastifyInstance, ctx: GatewayConte
         tags,
         summary: 'One provider',
         params: ProviderParams,
-        response: { 200: Provider, ...errorResponses(400, 404) },
+        response: { 200: Provider, ...errorResponses(400, 404, 503) },
       },
     },
     async (request) => {
