@@ -52,4 +52,33 @@ export default tseslint.config(
     extends: [tseslint.configs.disableTypeChecked],
     languageOptions: { globals: globals.node },
   },
+  {
+    // The dashboard's modules run in the browser (plain JS served as is, see src/gateway/ui/plugin.ts).
+    files: ['src/gateway/ui/static/**/*.js'],
+    languageOptions: {
+      globals: Object.fromEntries(
+        [
+          'window',
+          'document',
+          'location',
+          'WebSocket',
+          'fetch',
+          'AbortSignal',
+          'performance',
+          'ResizeObserver',
+          'requestAnimationFrame',
+          'cancelAnimationFrame',
+          'setTimeout',
+          'clearTimeout',
+          'setInterval',
+          'clearInterval',
+          'addEventListener',
+          'removeEventListener',
+          'getComputedStyle',
+          'console',
+        ].map((name) => [name, 'readonly']),
+      ),
+    },
+    rules: { 'no-console': ['error', { allow: ['warn'] }] },
+  },
 );

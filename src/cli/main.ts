@@ -138,6 +138,7 @@ const COMMANDS: Record<string, Command> = {
         const dns = dnsLine(gateway.app);
         if (dns) say(dns);
         say('');
+        say(`  dashboard    ${gateway.url}/ui/`);
         say(`  REST API     ${gateway.url}/v1/services`);
         say(`  API docs     ${gateway.url}/docs`);
         say(`  health       ${gateway.url}/healthz  ${gateway.url}/readyz  ${gateway.url}/metrics`);
@@ -216,6 +217,7 @@ const COMMANDS: Record<string, Command> = {
       );
       say(`switchboard gateway: url=${gateway.url}`);
       say(feedLine(gateway.feed));
+      say(`switchboard gateway dashboard: ${gateway.url}/ui/`);
       const dns = dnsLine(gateway.app);
       if (dns) say(dns);
       return [gateway];

@@ -18,6 +18,7 @@ import { watchRoutes } from './routes/watch.ts';
 import { consulRoutes } from './routes/consul.ts';
 import { prometheusSdRoutes } from './routes/prometheus-sd.ts';
 import { attachSidecars, type SidecarOptions } from './sidecars.ts';
+import { dashboardRoutes } from './ui/plugin.ts';
 import { ErrorResponse } from './schemas.ts';
 import { httpError } from './errors.ts';
 import { validatorCompiler } from './validation.ts';
@@ -157,5 +158,6 @@ export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<F
   await app.register(async (scope) => prometheusSdRoutes(scope, ctx));
   await app.register(async (scope) => consulRoutes(scope, ctx));
   attachSidecars(app, ctx, { log: opts.log, dns: opts.dns, dnsTtlS: opts.dnsTtlS, leader: opts.leader });
+  await app.register(dashboardRoutes);
   return app;
 }
