@@ -24,5 +24,5 @@ export const VERSION: string = readVersion();
 
 /** Labels of `switchboard_build_info` (value 1), as Prometheus exporters conventionally expose their build. */
 export function buildInfoLabels(role: string): Record<string, string> {
-  return { version: VERSION, role, node: process.version };
+  return { node: process.version, role, version: VERSION };
 }

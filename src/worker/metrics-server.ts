@@ -22,7 +22,13 @@ export async function startMetricsServer(opts: {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('only GET /metrics here\n');
       return;
     }
-    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(opts.metrics.render());
+    opts.metrics.render().then(
+      (text) => res.writeHead(200, { 'content-type': opts.metrics.contentType }).end(text),
+      (err: unknown) => {
+        opts.log.error({ err }, 'metrics render failed');
+        res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics render failed\n');
+      },
+    );
   });
   // A scraper that never finishes its request must not hold a socket forever.
   server.requestTimeout = 10_000;

@@ -48,7 +48,11 @@ test('worker and gateway processes warn at once without a leader, and say when i
   const env = { SWITCHBOARD_LOG_LEVEL: 'info' };
   const worker = spawnRole('worker', ['--leader', bind, '--metrics-port', '0'], env);
   children.push(worker);
-  const gateway = spawnRole('gateway', ['--leader', bind, '--http-port', '0'], env);
+  const gateway = spawnRole(
+    'gateway',
+    ['--leader', bind, '--http-port', '0', '--zmq-pub', 'off', '--zmq-snapshot', 'off'],
+    env,
+  );
   children.push(gateway);
   const metricsUrl = (await worker.waitForLine(/^switchboard worker metrics: url=(\S+)/, 60_000))[1];
   await gateway.waitForLine(/^switchboard gateway: url=/, 60_000);
