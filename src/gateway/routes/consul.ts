@@ -10,8 +10,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import { ServiceName, VERSION, type Provider } from '../../bridge/index.ts';
-import { parseWait } from '../change-signal.ts';
-import { MAX_WAIT_MS, type GatewayContext } from '../context.ts';
+import { waitForChange } from '../blocking-query.ts';
+import type { GatewayContext } from '../context.ts';
 import { httpError } from '../errors.ts';
 import { bareHost, byId, consulStatus, uuidFrom } from '../integrations.ts';
 import { errorResponses, WAIT_PATTERN } from '../schemas.ts';
@@ -228,18 +228,7 @@ export async function consulRoutes(fastify: FastifyInstance, ctx: GatewayContext
   async function block(request: FastifyRequest, service: string | null, query: ConsulQuery): Promise<void> {
     const { index } = query;
     if (index === undefined || index === 0 || index > ctx.changes.indexOf(service)) return;
-    if (ctx.changes.waiting >= ctx.changes.limit)
-      throw httpError('SB_BUSY', 'too many blocking queries are waiting; retry later');
-    const waitMs = parseWait(query.wait, CONSUL_DEFAULT_WAIT_MS, MAX_WAIT_MS);
-    const jittered = waitMs + Math.floor(Math.random() * (waitMs / 16));
-    const abort = new AbortController();
-    const onClose = (): void => abort.abort();
-    request.raw.once('close', onClose);
-    try {
-      await ctx.changes.wait(service, index, jittered, abort.signal);
-    } finally {
-      request.raw.off('close', onClose);
-    }
+    await waitForChange(ctx.changes, request, service, index, query.wait, CONSUL_DEFAULT_WAIT_MS);
   }
 
   /** X-Consul-Index (Consul indexes start at 1), whether a leader is known, and how long since we heard it. */

@@ -1,9 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Provider } from '../../bridge/index.ts';
-import { parseWait } from '../change-signal.ts';
-import { DEFAULT_WAIT_MS, MAX_WAIT_MS, type GatewayContext } from '../context.ts';
-import { httpError } from '../errors.ts';
+import { waitForChange } from '../blocking-query.ts';
+import { DEFAULT_WAIT_MS, type GatewayContext } from '../context.ts';
 import { AnswerCache, DEFAULT_LOOKUP_CACHE_BYTES } from '../answer-cache.ts';
 import {
   errorResponses,
@@ -34,20 +33,7 @@ export async function serviceRoutes(fastify: FastifyInstance, ctx: GatewayContex
     index: number | undefined,
     wait: string | undefined,
   ): Promise<void> {
-    if (index === undefined) return;
-    if (ctx.changes.waiting >= ctx.changes.limit)
-      throw httpError('SB_BUSY', 'too many blocking queries are waiting; retry later');
-    const waitMs = parseWait(wait, DEFAULT_WAIT_MS, MAX_WAIT_MS);
-    // Jitter (up to 1/16 of the wait) keeps many watchers from returning and re-asking in lockstep.
-    const jittered = waitMs + Math.floor(Math.random() * (waitMs / 16));
-    const abort = new AbortController();
-    const onClose = (): void => abort.abort();
-    request.raw.once('close', onClose);
-    try {
-      await ctx.changes.wait(service, index, jittered, abort.signal);
-    } finally {
-      request.raw.off('close', onClose);
-    }
+    if (index !== undefined) await waitForChange(ctx.changes, request, service, index, wait, DEFAULT_WAIT_MS);
   }
 
   app.get(
