@@ -23,11 +23,22 @@ export function spawnRole(
   return spawnTs(CLI, [role, ...args], env);
 }
 
+/**
+ * A leader process. With a fixed `bind` port, give `publish` too: the default event port (bind port + 1) may be
+ * taken by anything else on a busy machine, and a restarted leader must get both ports back.
+ */
 export async function startLeaderProcess(
   dataDir: string,
   bind = 'tcp://127.0.0.1:*',
+  publish?: string,
 ): Promise<{ child: Child; control: string; events: string }> {
-  const child = spawnRole('leader', ['--data-dir', dataDir, '--bind', bind]);
+  const child = spawnRole('leader', [
+    '--data-dir',
+    dataDir,
+    '--bind',
+    bind,
+    ...(publish ? ['--publish', publish] : []),
+  ]);
   const m = await child.waitForLine(/^switchboard leader: control=(\S+) events=(\S+)/);
   return { child, control: m[1], events: m[2] };
 }

@@ -4,37 +4,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { VERSION } from '../../src/bridge/index.ts';
 import { startCluster } from '../../harness/cluster.ts';
-import { CLI, ROOT } from '../../harness/process.ts';
+import { runCli, type CliRun } from '../helpers/cli.ts';
 import { tempDir } from '../../harness/tmp.ts';
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function sb(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', CLI, ...args],
-      {
-        cwd: ROOT,
-        env: { ...process.env, SWITCHBOARD_GATEWAY: '', SWITCHBOARD_TIMEOUT_MS: '60000', ...env },
-        timeout: 240_000,
-      },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+const sb = (args: string[], env: Record<string, string> = {}): Promise<CliRun> => runCli(args, { env });
 
 test('ls, get, register, deregister, maint, watch: output and exit codes', { timeout: 600_000 }, async (t) => {
   // Twelve CLI processes start at once below: on a loaded machine the in-process leader may answer pings late.

@@ -4,36 +4,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { startCluster } from '../../harness/cluster.ts';
 import { CLI, ROOT } from '../../harness/process.ts';
+import { runCli, type CliRun } from '../helpers/cli.ts';
 import { http } from '../../harness/http.ts';
 import { waitFor } from '../../harness/wait.ts';
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function sb(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', CLI, ...args],
-      {
-        cwd: ROOT,
-        env: { ...process.env, SWITCHBOARD_GATEWAY: '', SWITCHBOARD_TIMEOUT_MS: '60000', ...env },
-        timeout: 240_000,
-      },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+const sb = (args: string[], env: Record<string, string> = {}): Promise<CliRun> => runCli(args, { env });
 
 test('watch follows maint and deregister live; exit codes of maint and deregister', { timeout: 600_000 }, async (t) => {
   const cluster = await startCluster();

@@ -40,9 +40,10 @@ test('register, come alive by heartbeat, die by SIGKILL, survive a leader restar
     for (const c of children.reverse()) await c.stop();
     dir.remove();
   });
-  // A fixed port (events on the next one), so the restarted leader is where workers and gateways look for it.
+  // Fixed ports, both asked for, so the restarted leader is where workers and gateways look for it.
   const bind = `tcp://127.0.0.1:${await freePort()}`;
-  let leader = await startLeaderProcess(dir.path, bind);
+  const publish = `tcp://127.0.0.1:${await freePort()}`;
+  let leader = await startLeaderProcess(dir.path, bind, publish);
   children.push(leader.child);
   const worker = await startWorkerProcess(leader.control);
   children.push(worker.child);
@@ -106,7 +107,7 @@ test('register, come alive by heartbeat, die by SIGKILL, survive a leader restar
   assert.equal(refused.body.code, 'SB_LEADER_UNAVAILABLE');
 
   // Restarted on the same store and port: same epoch, same rev, the registration is still there.
-  leader = await startLeaderProcess(dir.path, bind);
+  leader = await startLeaderProcess(dir.path, bind, publish);
   children.push(leader.child);
   await waitFor(async () => (await http('GET', `${url}/readyz`)).status === 200, { what: 'gateway ready again' });
   const after = await http('GET', `${url}/readyz`);

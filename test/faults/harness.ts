@@ -51,6 +51,7 @@ export async function startFaultCluster(
     return c;
   };
   const bind = `tcp://127.0.0.1:${await freePort()}`;
+  const publish = `tcp://127.0.0.1:${await freePort()}`;
   const fc: FaultCluster = {
     bind,
     dataDir: dir.path,
@@ -59,7 +60,7 @@ export async function startFaultCluster(
     gateways: [],
     track,
     async startLeader() {
-      const leader = await startLeaderProcess(dir.path, bind);
+      const leader = await startLeaderProcess(dir.path, bind, publish);
       fc.leader = track(leader.child);
     },
     async startWorker() {

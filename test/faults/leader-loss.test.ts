@@ -32,7 +32,8 @@ test('a SIGKILLed leader makes the gateway not ready at once (well under the sil
   });
   // A fixed port, so the restarted leader is where the gateway looks for it.
   const bind = `tcp://127.0.0.1:${await freePort()}`;
-  let leader = await startLeaderProcess(dir.path, bind);
+  const publish = `tcp://127.0.0.1:${await freePort()}`;
+  let leader = await startLeaderProcess(dir.path, bind, publish);
   children.push(leader.child);
   const gateway = await startGateway(
     {
@@ -86,7 +87,7 @@ test('a SIGKILLed leader makes the gateway not ready at once (well under the sil
   assert.equal(read.body.stale, true);
   assert.equal(read.body.providers.length, 1);
 
-  leader = await startLeaderProcess(dir.path, bind);
+  leader = await startLeaderProcess(dir.path, bind, publish);
   children.push(leader.child);
   const recoveredMs = await readyzBecomes(url, 200, 15_000);
   t.diagnostic(`restarted leader → /readyz 200 after ${recoveredMs.toFixed(0)} ms`);

@@ -45,6 +45,7 @@ test('worker and gateway processes warn at once without a leader, and say when i
     dir.remove();
   });
   const bind = `tcp://127.0.0.1:${await freePort()}`;
+  const publish = `tcp://127.0.0.1:${await freePort()}`;
   const env = { SWITCHBOARD_LOG_LEVEL: 'info' };
   const worker = spawnRole('worker', ['--leader', bind, '--metrics-port', '0'], env);
   children.push(worker);
@@ -67,7 +68,7 @@ test('worker and gateway processes warn at once without a leader, and say when i
   assert.match(metrics.body, new RegExp(`switchboard_build_info\\{[^}]*role="worker"[^}]*\\} 1`));
   assert.match(metrics.body, /switchboard_worker_tasks 0/);
 
-  const leader = await startLeaderProcess(dir.path, bind);
+  const leader = await startLeaderProcess(dir.path, bind, publish);
   children.push(leader.child);
   for (const c of [worker, gateway])
     await waitFor(() => c.stderrTail().includes('leader reachable again'), { timeoutMs: 10_000, what: 'back line' });
