@@ -11,22 +11,10 @@ import {
   type Snapshot,
   type SyncAction,
 } from '../../src/bridge/index.ts';
+import { providerRecord } from '../helpers/records.ts';
 
 function provider(id: string, rev: number, service = 'billing'): Provider {
-  return {
-    id,
-    service,
-    host: '127.0.0.1',
-    port: 80,
-    protocol: 'http',
-    tags: [],
-    meta: {},
-    state: 'up',
-    stateSince: 0,
-    registeredAt: 0,
-    updatedAt: 0,
-    rev,
-  };
+  return providerRecord(id, rev, { service });
 }
 
 /** Event `rev` of `service`; `prev` is the previous revision of that service, as the leader sets it. */
