@@ -9,6 +9,7 @@ import {
   addressKey,
   LeaderError,
   providerIdFor,
+  sameJson,
   type Change,
   type Logger,
   type Metrics,
@@ -157,9 +158,10 @@ export class Registry {
       const same =
         addressKey(previous) === key &&
         previous.host === input.host &&
-        JSON.stringify(previous.check ?? null) === JSON.stringify(check ?? null) &&
-        JSON.stringify(previous.tags) === JSON.stringify(tags) &&
-        JSON.stringify(previous.meta) === JSON.stringify(meta);
+        // Key order is not a change: a client in another language may send meta or check fields in any order.
+        sameJson(previous.check, check) &&
+        sameJson(previous.tags, tags) &&
+        sameJson(previous.meta, meta);
       if (same) return { status: 200, provider: previous, changed: false };
       const provider: Provider = { ...previous, ...address, tags, meta, updatedAt: now, rev: 0 };
       if (check) provider.check = check;
