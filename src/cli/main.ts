@@ -271,21 +271,35 @@ async function main(argv: string[]): Promise<number> {
   const { createLogger } = await import('../bridge/log.ts');
   const { pino } = await import('pino');
   const log = createLogger({ level: str(parsed.values.logLevel) ?? 'info', destination: pino.destination(2) });
-  let handles: Handle[];
+  // Signals are caught before the role starts: a supervisor (or a test) may send SIGTERM as soon as it reads the
+  // "listening" line, before this function would otherwise have installed a handler; a stop asked for while
+  // starting waits for the start to finish.
+  let handles: Handle[] | undefined;
+  let stopRequested: string | undefined;
+  let stop: (signal: string) => void = (signal) => (stopRequested ??= signal);
+  const onSigint = (): void => stop('SIGINT');
+  const onSigterm = (): void => stop('SIGTERM');
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigterm);
   try {
     handles = await command.run(parsed.values, log, parsed.positionals);
   } catch (err) {
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigterm);
     if (err instanceof UsageError) {
       process.stderr.write(`switchboard ${name}: ${err.message}\n\n${helpText(name, command.summary, command.flags)}`);
       return 2;
     }
-    log.fatal({ err }, `could not start ${name}`);
+    // An expected refusal (a store it cannot use, an address in use) is one line naming what is at fault; anything
+    // else is a bug or a surprise, logged with its stack.
+    if ((err as Error)?.name !== 'StartupError') log.fatal({ err }, `could not start ${name}`);
     process.stderr.write(`switchboard ${name}: ${(err as Error).message}\n`);
     return 1;
   }
+  const running = handles;
   return new Promise<number>((resolve) => {
     let stopping = false;
-    const stop = (signal: string): void => {
+    stop = (signal: string): void => {
       if (stopping) {
         log.warn({ signal }, 'second signal: exiting now');
         resolve(1);
@@ -299,7 +313,7 @@ async function main(argv: string[]): Promise<number> {
       }, 10_000);
       force.unref();
       (async () => {
-        for (const h of handles) await h.close();
+        for (const h of running) await h.close();
       })()
         .then(() => resolve(0))
         .catch((err: unknown) => {
@@ -307,8 +321,7 @@ async function main(argv: string[]): Promise<number> {
           resolve(1);
         });
     };
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGTERM', () => stop('SIGTERM'));
+    if (stopRequested) stop(stopRequested);
   });
 }
 

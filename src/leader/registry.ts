@@ -39,6 +39,8 @@ export class Registry {
   readonly #byAddress = new Map<string, string>();
   /** Last revision that changed each service, for events' `prev`. */
   readonly #serviceRev = new Map<string, number>();
+  /** `prev` of a service the store no longer lists (emptied before a restart): see `Loaded.emptiedRev`. */
+  readonly #emptiedRev: number;
   readonly #publish: (event: RegistryEvent) => void;
   #rev: number;
   #committedRev: number;
@@ -90,6 +92,7 @@ export class Registry {
       this.#byAddress.set(addressKey(p), p.id);
     }
     for (const [service, rev] of loaded.serviceRevs) this.#serviceRev.set(service, rev);
+    this.#emptiedRev = loaded.emptiedRev ?? 0;
     if (opts.metrics) this.#registerMetrics(opts.metrics);
   }
 
@@ -288,7 +291,7 @@ export class Registry {
       this.#stagedDeletes.delete(provider.id);
       this.#stagedPuts.set(provider.id, provider);
     }
-    const prev = this.#serviceRev.get(provider.service) ?? 0;
+    const prev = this.#serviceRev.get(provider.service) ?? this.#emptiedRev;
     this.#serviceRev.set(provider.service, this.#rev);
     this.#stagedServices.set(provider.service, this.#rev);
     this.#staged.push({
