@@ -65,6 +65,17 @@ function feedLine(feed: { pub: string | null; snapshot: string | null }): string
   return `switchboard gateway feed: pub=${feed.pub ?? 'off'} snapshot=${feed.snapshot ?? 'off'}`;
 }
 
+/** The one line an expected start failure deserves (no stack), or undefined for anything else. */
+function startupLine(err: unknown): string | undefined {
+  const e = err as { name?: string; message?: string; code?: unknown; address?: unknown; port?: unknown };
+  if (e?.name === 'StartupError') return e.message;
+  if (e?.code === 'EADDRINUSE' && typeof e.address === 'string') {
+    const address = typeof e.port === 'number' ? `${e.address}:${e.port}` : e.address;
+    return `cannot listen on ${address}: address already in use`;
+  }
+  return undefined;
+}
+
 function say(line: string): void {
   process.stdout.write(line + '\n');
 }
@@ -292,8 +303,9 @@ async function main(argv: string[]): Promise<number> {
     }
     // An expected refusal (a store it cannot use, an address in use) is one line naming what is at fault; anything
     // else is a bug or a surprise, logged with its stack.
-    if ((err as Error)?.name !== 'StartupError') log.fatal({ err }, `could not start ${name}`);
-    process.stderr.write(`switchboard ${name}: ${(err as Error).message}\n`);
+    const line = startupLine(err);
+    if (line === undefined) log.fatal({ err }, `could not start ${name}`);
+    process.stderr.write(`switchboard ${name}: ${line ?? (err as Error).message}\n`);
     return 1;
   }
   const running = handles;

@@ -6,12 +6,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import Database from 'libsql';
 import { createLogger } from '../../src/bridge/index.ts';
 import { start as startGateway } from '../../src/gateway/index.ts';
 import { Store, STORE_FILE } from '../../src/leader/store.ts';
-import { startLeaderProcess } from '../../harness/process.ts';
+import { freePort, startLeaderProcess } from '../../harness/process.ts';
 import { http } from '../../harness/http.ts';
 import { tempDir } from '../../harness/tmp.ts';
 import { waitFor } from '../../harness/wait.ts';
@@ -133,4 +134,75 @@ test('one leader per store from the moment it opens: a second leader is refused 
   } finally {
     store.close();
   }
+});
+
+/** Holds a TCP port on 127.0.0.1 (port 0: any) until `close()`. */
+async function holdPort(port = 0): Promise<{ port: number; close: () => Promise<void> }> {
+  const srv = createServer();
+  await new Promise<void>((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen({ host: '127.0.0.1', port, exclusive: true }, resolve);
+  });
+  return {
+    port: (srv.address() as AddressInfo).port,
+    close: () => new Promise<void>((resolve) => srv.close(() => resolve())),
+  };
+}
+
+test('startup errors name what is at fault in one line: a port in use (and whether it was derived), an unusable data dir', async (t) => {
+  // A bind port p whose derived event port p + 1 is taken.
+  let derived: { port: number; close: () => Promise<void> } | undefined;
+  let bindPort = 0;
+  for (let i = 0; i < 20 && !derived; i++) {
+    bindPort = await freePort();
+    derived = await holdPort(bindPort + 1).catch(() => undefined);
+  }
+  assert.ok(derived, 'found a port whose successor was free');
+  const held = await holdPort();
+  const dirs = [tempDir(), tempDir()];
+  const notADir = join(dirs[1].path, 'file');
+  writeFileSync(notADir, 'a file where the data dir should be\n');
+  t.after(async () => {
+    await derived?.close();
+    await held.close();
+    dirs.forEach((d) => d.remove());
+  });
+  const opts = { timeoutMs: 60_000 };
+  const [derivedRun, bindRun, httpRun, dirRun] = await Promise.all([
+    runCli(['leader', '--data-dir', dirs[0].path, '--bind', `tcp://127.0.0.1:${bindPort}`], opts),
+    runCli(['leader', '--data-dir', dirs[0].path, '--bind', `tcp://127.0.0.1:${held.port}`], opts),
+    runCli(
+      [
+        'gateway',
+        '--leader',
+        'tcp://127.0.0.1:1',
+        '--http-port',
+        String(held.port),
+        '--zmq-pub',
+        'off',
+        '--zmq-snapshot',
+        'off',
+      ],
+      opts,
+    ),
+    runCli(['leader', '--data-dir', notADir, ...LEADER], opts),
+  ]);
+  assertOneLine(
+    derivedRun,
+    new RegExp(
+      `cannot bind tcp://127\\.0\\.0\\.1:${bindPort + 1}: address already in use \\(the event port, derived as the --bind port \\+ 1`,
+    ),
+  );
+  assertOneLine(
+    bindRun,
+    new RegExp(`cannot bind tcp://127\\.0\\.0\\.1:${held.port}: address already in use \\(--bind`),
+  );
+  assertOneLine(
+    httpRun,
+    new RegExp(`^switchboard gateway: cannot listen on 127\\.0\\.0\\.1:${held.port}: address already in use`),
+  );
+  assertOneLine(
+    dirRun,
+    new RegExp(`store ${notADir.replace(/[.]/g, '\\.')}/switchboard\\.db: cannot create its data directory`),
+  );
 });
