@@ -10,6 +10,7 @@ import type { start as StartWorker } from '../worker/index.ts';
 import { VERSION } from '../bridge/version.ts';
 import { FLAGS, helpText, parseFlags, UsageError, type FlagKey } from './flags.ts';
 import { HUMAN_COMMANDS, runHuman } from './human.ts';
+import { SNAPSHOT_SUMMARY } from './snapshot.ts';
 
 interface Command {
   summary: string;
@@ -241,6 +242,7 @@ function usage(): string {
   for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)} ${c.summary}`);
   lines.push('', 'Operate (talk to a gateway; --gateway URL or SWITCHBOARD_GATEWAY):');
   for (const [name, c] of Object.entries(HUMAN_COMMANDS)) lines.push(`  ${name.padEnd(10)} ${c.summary}`);
+  lines.push(`  ${'snapshot'.padEnd(10)} ${SNAPSHOT_SUMMARY}`);
   lines.push('', "Run 'switchboard <command> --help' for its flags, 'switchboard --version' for the version.");
   return lines.join('\n') + '\n';
 }
@@ -256,6 +258,11 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`switchboard ${VERSION}\n`);
     return 0;
   }
+  if (name === 'snapshot')
+    return (await import('./snapshot.ts')).runSnapshot(rest, {
+      out: (text) => process.stdout.write(text),
+      err: (text) => process.stderr.write(text),
+    });
   if (Object.hasOwn(HUMAN_COMMANDS, name))
     return runHuman(name, rest, {
       out: (text) => process.stdout.write(text),

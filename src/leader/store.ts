@@ -213,6 +213,23 @@ export class Store {
     });
   }
 
+  /**
+   * Replaces the whole content in one transaction (a snapshot restore): every provider, each service's revision
+   * (its newest provider's), the revision, and a new epoch so every follower drops its copy and takes a snapshot.
+   */
+  replaceAll(epoch: string, rev: number, providers: readonly Provider[]): void {
+    this.#opened = undefined;
+    const services = new Map<string, number>();
+    for (const p of providers) services.set(p.service, Math.max(services.get(p.service) ?? 0, p.rev));
+    this.#transaction(() => {
+      this.#db.exec("DELETE FROM providers; DELETE FROM services; DELETE FROM meta WHERE key = 'emptied'");
+      for (const p of providers) this.#put.run(p.id, p.service, JSON.stringify(p));
+      for (const [name, serviceRev] of services) this.#setServiceRev.run(name, serviceRev);
+      this.#setMeta.run('epoch', epoch);
+      this.#setMeta.run('rev', String(rev));
+    });
+  }
+
   /** Idempotent. Leaves the file as SQLite's own last close does (WAL folded in and removed) and unlocked. */
   close(): void {
     if (!this.#db.open) return;
