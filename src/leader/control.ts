@@ -85,6 +85,11 @@ export class ControlSocket {
     this.#queue.push([routing, pack(message)]);
   }
 
+  /** A reply already encoded as one `LeaderReply` (a snapshot built from shared bytes). */
+  replyEncoded(routing: Buffer, frame: Buffer): void {
+    this.#queue.push([routing, frame]);
+  }
+
   /** Resolves when every reply queued so far has been handed to ZeroMQ. */
   idle(): Promise<void> {
     return this.#queue.idle();
