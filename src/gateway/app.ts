@@ -76,9 +76,7 @@ export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<F
         headersTimeout: REQUEST_TIMEOUT_MS,
         connectionsCheckingInterval: 1000,
       };
-      return (
-        opts.tls ? createHttpsServer({ ...timeouts, ...opts.tls }, handler) : createServer(timeouts, handler)
-      );
+      return opts.tls ? createHttpsServer({ ...timeouts, ...opts.tls }, handler) : createServer(timeouts, handler);
     },
     // Like Fastify's own message, but an unknown field is named too: "body must NOT have additional properties ('chek')".
     schemaErrorFormatter: (errors, dataVar) => {
@@ -92,6 +90,16 @@ export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<F
   }) as unknown as FastifyInstance;
 
   app.setValidatorCompiler(validatorCompiler);
+  // Before the browser guard: its onRequest hook marks upgrade requests, so a refused upgrade's socket is closed.
+  await app.register(websocket, {
+    // Clients only send small control messages (resume, ping).
+    options: { maxPayload: 64 * 1024 },
+    // An unclean disconnect is routine for a watcher, not an error worth a stack trace.
+    errorHandler: (err, socket, request) => {
+      request.log.debug({ err }, 'WebSocket error');
+      socket.terminate();
+    },
+  });
   // First in every request's life: Host, Origin and cross-site bodies (browser-guard.ts), then per-route limits.
   await new BrowserGuard({
     allowedOrigins: opts.browser?.allowedOrigins ?? [],
@@ -180,15 +188,6 @@ export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<F
   await app.register(async (scope) => serviceRoutes(scope, ctx));
   await app.register(async (scope) => healthRoutes(scope, ctx));
   await app.register(async (scope) => adminRoutes(scope, ctx));
-  await app.register(websocket, {
-    // Clients only send small control messages (resume, ping).
-    options: { maxPayload: 64 * 1024 },
-    // An unclean disconnect is routine for a watcher, not an error worth a stack trace.
-    errorHandler: (err, socket, request) => {
-      request.log.debug({ err }, 'WebSocket error');
-      socket.terminate();
-    },
-  });
   await app.register(async (scope) => watchRoutes(scope, ctx));
   await app.register(async (scope) => eventRoutes(scope, ctx));
   await app.register(async (scope) => prometheusSdRoutes(scope, ctx));

@@ -51,6 +51,16 @@ export function defaultAllowedHosts(listenHost: string): string[] {
   return [...hosts];
 }
 
+/** A configured host name, as hostOfHeader spells it (lower case, no brackets, no trailing dot). */
+function hostName(name: string): string {
+  const bare = name
+    .trim()
+    .toLowerCase()
+    .replace(/^\[|\]$/g, '')
+    .replace(/\.$/, '');
+  return normalizeHost(bare) ?? bare;
+}
+
 /** The host part of a Host header (`[::1]:7700` → `::1`), lower case, no trailing dot. */
 export function hostOfHeader(header: string): string {
   let host = header.trim().toLowerCase();
@@ -78,7 +88,7 @@ export class BrowserGuard {
 
   constructor(opts: BrowserGuardOptions) {
     this.#anyHost = opts.allowedHosts.includes('*');
-    this.#hosts = new Set(opts.allowedHosts.map((h) => hostOfHeader(h)));
+    this.#hosts = new Set(opts.allowedHosts.map((h) => hostName(h)));
     this.#anyOrigin = opts.allowedOrigins.includes('*');
     this.#origins = new Set();
     for (const o of opts.allowedOrigins) {
