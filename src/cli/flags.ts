@@ -188,8 +188,8 @@ export const FLAGS = {
     name: 'allowed-hosts',
     env: 'SWITCHBOARD_ALLOWED_HOSTS',
     kind: 'list',
-    help: 'Host header names the gateway answers to (DNS rebinding protection); * for any',
-    default: 'loopback names and the listen address',
+    help: 'Host header names the gateway answers to besides loopback names and the listen address (DNS rebinding protection); * for any',
+    default: 'none',
   },
   writeRateLimit: {
     name: 'write-rate-limit',

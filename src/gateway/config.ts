@@ -59,7 +59,7 @@ export const GatewayConfigSchema = Type.Object(
     tlsClientCa: Type.Optional(Type.String({ minLength: 1 })),
     /** Browser origins allowed besides the gateway's own (CORS, WebSocket, SSE, writes); `*` allows any. */
     allowedOrigins: Type.Array(Type.String({ minLength: 1, maxLength: 512 }), { maxItems: 1000 }),
-    /** Host names the gateway answers to; default loopback names and the listen address; `*` allows any. */
+    /** Host names the gateway answers to besides loopback names and the listen address; `*` allows any. */
     allowedHosts: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 255 }), { maxItems: 1000 })),
     writeRateLimit: Type.Integer({ minimum: 0, maximum: 100_000_000 }),
     writeRateWindowMs: Type.Integer({ minimum: 10, maximum: 3_600_000 }),

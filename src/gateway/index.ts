@@ -158,7 +158,7 @@ export async function start(
       ...(tls ? { tls } : {}),
       browser: {
         allowedOrigins: cfg.allowedOrigins,
-        allowedHosts: cfg.allowedHosts ?? defaultAllowedHosts(cfg.httpHost),
+        allowedHosts: [...defaultAllowedHosts(cfg.httpHost), ...(cfg.allowedHosts ?? [])],
       },
       writeLimit: { max: cfg.writeRateLimit, windowMs: cfg.writeRateWindowMs },
     });
