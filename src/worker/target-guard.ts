@@ -24,7 +24,7 @@ const MAX_TRACKED_HOSTS = 100_000;
 /** Why `target` may not be reached now (resolving a name), or null. */
 export async function vetTarget(policy: CheckPolicy, target: CheckTarget): Promise<string | null> {
   const refused = policy.refuseTargets([target]);
-  if (refused) return describeRefusal(refused);
+  if (refused) return describeRefusal({ target: refused.target, reason: refused.reason });
   if (target.scheme !== undefined && target.scheme !== 'tcp') return null;
   const host = target.host.replace(/^\[|\]$/g, '');
   if (isIP(host) !== 0) return null;
