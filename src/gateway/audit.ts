@@ -25,6 +25,7 @@ const ACTIONS: Record<string, string> = {
   'PUT /v1/providers/:id/maintenance': 'provider.maintenance',
   'POST /v1/admin/release-guard': 'admin.release-guard',
   'GET /v1/admin/cluster': 'admin.cluster',
+  'GET /v1/admin/snapshot': 'admin.snapshot',
 };
 const RESULTS = ['ok', 'refused', 'failed'] as const;
 

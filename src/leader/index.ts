@@ -4,11 +4,12 @@ import {
   createLogger,
   makeHandle,
   Metrics,
+  StartupError,
   type Handle,
   type Logger,
   type RegistryEvent,
 } from '../bridge/index.ts';
-import { leaderConfig, type LeaderConfigInput } from './config.ts';
+import { defaultPublishEndpoint, leaderConfig, type LeaderConfig, type LeaderConfigInput } from './config.ts';
 import { Leader, type LeaderStatus } from './leader.ts';
 
 export { leaderConfig, LEADER_DEFAULTS, DEFAULT_LEADER_BIND, defaultPublishEndpoint } from './config.ts';
@@ -44,7 +45,11 @@ export async function start(
     'node',
   ]);
   const leader = new Leader(cfg, log, metrics);
-  await leader.start();
+  try {
+    await leader.start();
+  } catch (err) {
+    throw bindError(err, cfg);
+  }
   return makeHandle(
     {
       control: leader.controlEndpoint,
@@ -56,4 +61,21 @@ export async function start(
     },
     () => leader.close(),
   );
+}
+
+/**
+ * A bind that failed because the address is taken becomes one line naming the address and the flag behind it;
+ * the event port is named as derived (bind port + 1) when --publish was not given, since nobody chose it.
+ */
+function bindError(err: unknown, cfg: Readonly<LeaderConfig>): unknown {
+  const e = err as { code?: unknown; address?: unknown; message?: string };
+  if (e?.code !== 'EADDRINUSE' || typeof e.address !== 'string') return err;
+  const derived = cfg.publish === undefined && e.address === defaultPublishEndpoint(cfg.bind);
+  const which =
+    e.address === cfg.bind
+      ? '--bind, the control endpoint'
+      : derived
+        ? 'the event port, derived as the --bind port + 1; choose one with --publish'
+        : '--publish, the event endpoint';
+  return new StartupError(`cannot bind ${e.address}: address already in use (${which})`, { cause: err });
 }
