@@ -34,7 +34,8 @@ export const ERROR_CODES = {
   SB_UNSUPPORTED_MEDIA_TYPE: {
     statusCode: 415,
     message: '%s',
-    description: 'The body has a content-type the route does not read; send `application/json`.',
+    description:
+      'The body has a content-type the route does not read; send `application/json`. Writes with a form or text/plain body (which any web page can send cross-site) are refused with it too.',
   },
   SB_PROVIDER_NOT_FOUND: {
     statusCode: 404,
@@ -88,6 +89,30 @@ export const ERROR_CODES = {
     statusCode: 503,
     message: '%s',
     description: 'The gateway is not ready: its replica is not in sync with a leader.',
+  },
+  SB_CHECK_TARGET_REFUSED: {
+    statusCode: 400,
+    message: '%s',
+    description:
+      "The check would reach a target checks may not reach (link-local, cloud metadata, unspecified, ipc://, the gateway's own ports, loopback on a non-loopback gateway); the message names the field. `--check-allow-cidr` allows a range.",
+  },
+  SB_FORBIDDEN_HOST: {
+    statusCode: 403,
+    message: '%s',
+    description:
+      'The Host header is not one this gateway answers to (DNS rebinding protection); `--allowed-hosts` lists the names.',
+  },
+  SB_FORBIDDEN_ORIGIN: {
+    statusCode: 403,
+    message: '%s',
+    description:
+      'A browser request (Origin header) from a page whose origin is not allowed: not the same origin and not in `--allowed-origins`.',
+  },
+  SB_RATE_LIMITED: {
+    statusCode: 429,
+    message: '%s',
+    description:
+      'This client sent more writes than `--write-rate-limit` allows per window; retry after `retry-after` seconds.',
   },
 } as const satisfies Record<string, ErrorCodeSpec>;
 

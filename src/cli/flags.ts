@@ -7,7 +7,8 @@ import { parseArgs } from 'node:util';
 export interface Flag {
   name: string;
   env: string;
-  kind: 'string' | 'int' | 'bool';
+  /** `list`: repeatable, and each value may be a comma-separated list (so is the environment variable). */
+  kind: 'string' | 'int' | 'bool' | 'list';
   help: string;
   /** Shown in --help; the role's config holds the real default. */
   default?: string;
@@ -156,6 +157,82 @@ export const FLAGS = {
     help: 'Where the heartbeat PUB socket binds',
     default: 'tcp://127.0.0.1:* (any free port)',
   },
+  tlsCert: {
+    name: 'tls-cert',
+    env: 'SWITCHBOARD_TLS_CERT',
+    kind: 'string',
+    help: 'Gateway: PEM certificate (chain) file; with --tls-key the gateway serves HTTPS and WSS',
+    default: 'off (plain HTTP)',
+  },
+  tlsKey: {
+    name: 'tls-key',
+    env: 'SWITCHBOARD_TLS_KEY',
+    kind: 'string',
+    help: 'Gateway: PEM private key file of --tls-cert',
+  },
+  tlsClientCa: {
+    name: 'tls-client-ca',
+    env: 'SWITCHBOARD_TLS_CLIENT_CA',
+    kind: 'string',
+    help: 'Gateway: PEM CA file; clients must present a certificate it signed (mTLS)',
+    default: 'off',
+  },
+  allowedOrigins: {
+    name: 'allowed-origins',
+    env: 'SWITCHBOARD_ALLOWED_ORIGINS',
+    kind: 'list',
+    help: 'Browser origins (https://app.example:8443) allowed besides the gateway itself: CORS, WebSocket, SSE, writes; * for any',
+    default: 'same origin only',
+  },
+  allowedHosts: {
+    name: 'allowed-hosts',
+    env: 'SWITCHBOARD_ALLOWED_HOSTS',
+    kind: 'list',
+    help: 'Host header names the gateway answers to besides loopback names and the listen address (DNS rebinding protection); * for any',
+    default: 'none',
+  },
+  writeRateLimit: {
+    name: 'write-rate-limit',
+    env: 'SWITCHBOARD_WRITE_RATE_LIMIT',
+    kind: 'int',
+    help: 'Writes per client per window, then 429 (loopback is one client, IPv6 counts per /64; 0: off)',
+    default: '10000',
+  },
+  writeRateWindowMs: {
+    name: 'write-rate-window-ms',
+    env: 'SWITCHBOARD_WRITE_RATE_WINDOW_MS',
+    kind: 'int',
+    help: 'Window of --write-rate-limit',
+    default: '1000',
+  },
+  maxWatchers: {
+    name: 'max-watchers',
+    env: 'SWITCHBOARD_MAX_WATCHERS',
+    kind: 'int',
+    help: 'WebSocket + SSE subscribers per gateway',
+    default: '10000',
+  },
+  maxWatchersPerClient: {
+    name: 'max-watchers-per-client',
+    env: 'SWITCHBOARD_MAX_WATCHERS_PER_CLIENT',
+    kind: 'int',
+    help: 'WebSocket + SSE subscribers per client (loopback is one client, IPv6 counts per /64)',
+    default: '256',
+  },
+  checkAllowCidr: {
+    name: 'check-allow-cidr',
+    env: 'SWITCHBOARD_CHECK_ALLOW_CIDR',
+    kind: 'list',
+    help: 'Ranges checks may reach although refused by default (link-local, metadata, loopback on a public gateway); ipc allows ipc:// endpoints',
+    default: 'none',
+  },
+  checkMaxRpsPerHost: {
+    name: 'check-max-rps-per-host',
+    env: 'SWITCHBOARD_CHECK_MAX_RPS_PER_HOST',
+    kind: 'int',
+    help: 'Worker: http/tcp check requests per second to one target host; further ticks are skipped',
+    default: '100',
+  },
   logLevel: {
     name: 'log-level',
     env: 'SWITCHBOARD_LOG_LEVEL',
@@ -167,6 +244,7 @@ export const FLAGS = {
 } as const satisfies Record<string, Flag>;
 
 export type FlagKey = keyof typeof FLAGS;
+export type FlagValue = string | number | boolean | string[];
 
 export class UsageError extends Error {}
 
@@ -174,20 +252,32 @@ export function parseFlags(
   argv: string[],
   keys: FlagKey[],
   allowPositionals = false,
-): { values: Partial<Record<FlagKey, string | number | boolean>>; help: boolean; positionals: string[] } {
-  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
+): { values: Partial<Record<FlagKey, FlagValue>>; help: boolean; positionals: string[] } {
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = { help: { type: 'boolean' } };
   for (const key of keys)
-    options[FLAGS[key].name] = { type: (FLAGS[key] as Flag).kind === 'bool' ? 'boolean' : 'string' };
+    options[FLAGS[key].name] =
+      (FLAGS[key] as Flag).kind === 'list'
+        ? { type: 'string', multiple: true }
+        : { type: (FLAGS[key] as Flag).kind === 'bool' ? 'boolean' : 'string' };
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals, strict: true });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  const values: Partial<Record<FlagKey, string | number | boolean>> = {};
+  const values: Partial<Record<FlagKey, FlagValue>> = {};
   for (const key of keys) {
     const flag: Flag = FLAGS[key];
-    const raw = (parsed.values as Record<string, string | boolean | undefined>)[flag.name] ?? process.env[flag.env];
+    const given = (parsed.values as Record<string, string | boolean | string[] | undefined>)[flag.name];
+    if (flag.kind === 'list') {
+      const parts = (Array.isArray(given) ? given : [process.env[flag.env] ?? ''])
+        .flatMap((v) => v.split(','))
+        .map((v) => v.trim())
+        .filter((v) => v !== '');
+      if (parts.length > 0) values[key] = parts;
+      continue;
+    }
+    const raw = (given as string | boolean | undefined) ?? process.env[flag.env];
     if (raw === undefined || raw === '') continue;
     if (flag.kind === 'int') {
       const n = Number(raw);

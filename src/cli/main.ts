@@ -8,22 +8,59 @@ import type { start as StartGateway } from '../gateway/index.ts';
 import type { start as StartLeader } from '../leader/index.ts';
 import type { start as StartWorker } from '../worker/index.ts';
 import { VERSION } from '../bridge/version.ts';
-import { FLAGS, helpText, parseFlags, UsageError, type FlagKey } from './flags.ts';
+import { FLAGS, helpText, parseFlags, UsageError, type FlagKey, type FlagValue } from './flags.ts';
 import { HUMAN_COMMANDS, runHuman } from './human.ts';
 import { SNAPSHOT_SUMMARY } from './snapshot.ts';
 
 interface Command {
   summary: string;
   flags: FlagKey[];
-  run(
-    values: Partial<Record<FlagKey, string | number | boolean>>,
-    log: Logger,
-    positionals: string[],
-  ): Promise<Handle[]>;
+  run(values: Partial<Record<FlagKey, FlagValue>>, log: Logger, positionals: string[]): Promise<Handle[]>;
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 const int = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
+const list = (v: unknown): string[] | undefined => (Array.isArray(v) ? (v as string[]) : undefined);
+
+/** Gateway security options (see the README's Security section). */
+const GATEWAY_SECURITY_FLAGS: FlagKey[] = [
+  'tlsCert',
+  'tlsKey',
+  'tlsClientCa',
+  'allowedOrigins',
+  'allowedHosts',
+  'writeRateLimit',
+  'writeRateWindowMs',
+  'maxWatchers',
+  'maxWatchersPerClient',
+  'checkAllowCidr',
+];
+
+function securityConfig(v: Partial<Record<FlagKey, FlagValue>>): {
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsClientCa?: string;
+  allowedOrigins?: string[];
+  allowedHosts?: string[];
+  writeRateLimit?: number;
+  writeRateWindowMs?: number;
+  maxWatchers?: number;
+  maxWatchersPerAddress?: number;
+  checkAllowCidr?: string[];
+} {
+  return {
+    tlsCert: str(v.tlsCert),
+    tlsKey: str(v.tlsKey),
+    tlsClientCa: str(v.tlsClientCa),
+    allowedOrigins: list(v.allowedOrigins),
+    allowedHosts: list(v.allowedHosts),
+    writeRateLimit: int(v.writeRateLimit),
+    writeRateWindowMs: int(v.writeRateWindowMs),
+    maxWatchers: int(v.maxWatchers),
+    maxWatchersPerAddress: int(v.maxWatchersPerClient),
+    checkAllowCidr: list(v.checkAllowCidr),
+  };
+}
 
 // The roles (Fastify, SQLite, ZeroMQ, …) load only when a role runs, so `ls`, `get` or `--version` start quickly.
 const startLeader: typeof StartLeader = async (...args) => (await import('../leader/index.ts')).start(...args);
@@ -31,7 +68,7 @@ const startWorker: typeof StartWorker = async (...args) => (await import('../wor
 const startGateway: typeof StartGateway = async (...args) => (await import('../gateway/index.ts')).start(...args);
 
 /** Health-check policy of the leader: auto-deregistration and the mass-down guard. */
-function leaderHealthFlags(v: Partial<Record<FlagKey, string | number | boolean>>): {
+function leaderHealthFlags(v: Partial<Record<FlagKey, FlagValue>>): {
   deregisterAfterMs?: number;
   massDownPercent?: number;
 } {
@@ -39,7 +76,7 @@ function leaderHealthFlags(v: Partial<Record<FlagKey, string | number | boolean>
 }
 
 /** Gateway options for the change feeds (native ZeroMQ endpoints, history for resumes). */
-function feedConfig(v: Partial<Record<FlagKey, string | number | boolean>>): {
+function feedConfig(v: Partial<Record<FlagKey, FlagValue>>): {
   zmqPub?: string;
   zmqSnapshot?: string;
   historySize?: number;
@@ -113,6 +150,8 @@ const COMMANDS: Record<string, Command> = {
       'historySize',
       'dns',
       'dnsTtl',
+      ...GATEWAY_SECURITY_FLAGS,
+      'checkMaxRpsPerHost',
       'logLevel',
     ],
     async run(v, log) {
@@ -129,7 +168,17 @@ const COMMANDS: Record<string, Command> = {
           { log },
         );
         handles.push(leader);
-        const worker = await startWorker({ leader: leader.control }, { log });
+        // The worker applies the gateway's check rules again: loopback targets only if the gateway is loopback.
+        const { isLoopbackHost } = await import('../bridge/check-policy.ts');
+        const worker = await startWorker(
+          {
+            leader: leader.control,
+            checkAllowCidr: list(v.checkAllowCidr),
+            checkAllowLoopback: isLoopbackHost(str(v.httpHost) ?? '127.0.0.1'),
+            checkMaxRpsPerHost: int(v.checkMaxRpsPerHost),
+          },
+          { log },
+        );
         handles.push(worker);
         const gateway = await startGateway(
           {
@@ -139,6 +188,7 @@ const COMMANDS: Record<string, Command> = {
             httpPort: int(v.httpPort),
             writeTimeoutMs: int(v.writeTimeoutMs),
             ...feedConfig(v),
+            ...securityConfig(v),
           },
           { log },
         );
@@ -184,7 +234,7 @@ const COMMANDS: Record<string, Command> = {
   },
   worker: {
     summary: 'Run a worker: watches the providers the leader assigns and reports their presence.',
-    flags: ['leader', 'workerId', 'metricsPort', 'metricsHost', 'logLevel'],
+    flags: ['leader', 'workerId', 'metricsPort', 'metricsHost', 'checkAllowCidr', 'checkMaxRpsPerHost', 'logLevel'],
     async run(v, log) {
       const worker = await startWorker(
         {
@@ -192,6 +242,8 @@ const COMMANDS: Record<string, Command> = {
           workerId: str(v.workerId),
           metricsPort: int(v.metricsPort),
           metricsHost: str(v.metricsHost),
+          checkAllowCidr: list(v.checkAllowCidr),
+          checkMaxRpsPerHost: int(v.checkMaxRpsPerHost),
         },
         { log },
       );
@@ -213,6 +265,7 @@ const COMMANDS: Record<string, Command> = {
       'historySize',
       'dns',
       'dnsTtl',
+      ...GATEWAY_SECURITY_FLAGS,
       'logLevel',
     ],
     async run(v, log) {
@@ -224,6 +277,7 @@ const COMMANDS: Record<string, Command> = {
           httpPort: int(v.httpPort),
           writeTimeoutMs: int(v.writeTimeoutMs),
           ...feedConfig(v),
+          ...securityConfig(v),
         },
         { log },
       );

@@ -3,6 +3,7 @@
  * can be generated from the very same route schemas.
  */
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -23,6 +24,15 @@ import { ErrorResponse } from './schemas.ts';
 import { httpError } from './errors.ts';
 import { mapFrameworkErrors } from './framework-errors.ts';
 import { validatorCompiler } from './validation.ts';
+import { installAudit } from './audit.ts';
+import { BrowserGuard, defaultAllowedHosts, type BrowserGuardOptions } from './browser-guard.ts';
+import {
+  DEFAULT_WRITE_RATE_LIMIT,
+  DEFAULT_WRITE_RATE_WINDOW_MS,
+  installWriteLimits,
+  type WriteLimitOptions,
+} from './rate-limits.ts';
+import type { TlsMaterial } from './tls.ts';
 
 export const API_VERSION = '1.0.0';
 /** Routes that hold a stream open; left out of the request-duration histogram. */
@@ -47,6 +57,12 @@ function errorCodeTable(): string {
 export interface AppOptions extends Omit<SidecarOptions, 'log'> {
   log: Logger | false;
   bodyLimit: number;
+  /** HTTPS (and WSS) with these; mTLS when it carries a client CA. Plain HTTP when absent. */
+  tls?: TlsMaterial;
+  /** Origin and Host allow-lists; default: same origin only, loopback host names. */
+  browser?: Partial<Omit<BrowserGuardOptions, 'tls'>>;
+  /** Per-client write rate limit; default `DEFAULT_WRITE_RATE_LIMIT` per `DEFAULT_WRITE_RATE_WINDOW_MS`. */
+  writeLimit?: WriteLimitOptions;
 }
 
 export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<FastifyInstance> {
@@ -55,11 +71,14 @@ export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<F
     bodyLimit: opts.bodyLimit,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // Node checks these timeouts every connectionsCheckingInterval (30 s by default): check often enough to matter.
-    serverFactory: (handler) =>
-      createServer(
-        { requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: REQUEST_TIMEOUT_MS, connectionsCheckingInterval: 1000 },
-        handler,
-      ),
+    serverFactory: (handler) => {
+      const timeouts = {
+        requestTimeout: REQUEST_TIMEOUT_MS,
+        headersTimeout: REQUEST_TIMEOUT_MS,
+        connectionsCheckingInterval: 1000,
+      };
+      return opts.tls ? createHttpsServer({ ...timeouts, ...opts.tls }, handler) : createServer(timeouts, handler);
+    },
     // Like Fastify's own message, but an unknown field is named too: "body must NOT have additional properties ('chek')".
     schemaErrorFormatter: (errors, dataVar) => {
       const first = errors[0];
@@ -73,6 +92,31 @@ export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<F
 
   app.setValidatorCompiler(validatorCompiler);
   mapFrameworkErrors(app);
+  // Before the browser guard: its onRequest hook marks upgrade requests, so a refused upgrade's socket is closed.
+  await app.register(websocket, {
+    // Clients only send small control messages (resume, ping).
+    options: { maxPayload: 64 * 1024 },
+    // An unclean disconnect is routine for a watcher, not an error worth a stack trace.
+    errorHandler: (err, socket, request) => {
+      request.log.debug({ err }, 'WebSocket error');
+      socket.terminate();
+    },
+  });
+  // First in every request's life: Host, Origin and cross-site bodies (browser-guard.ts), then per-route limits.
+  await new BrowserGuard({
+    allowedOrigins: opts.browser?.allowedOrigins ?? [],
+    allowedHosts: opts.browser?.allowedHosts ?? defaultAllowedHosts('127.0.0.1'),
+    tls: opts.tls !== undefined,
+  }).install(app);
+  await installWriteLimits(
+    app,
+    opts.writeLimit ?? { max: DEFAULT_WRITE_RATE_LIMIT, windowMs: DEFAULT_WRITE_RATE_WINDOW_MS },
+  );
+  installAudit(app, {
+    log: opts.log,
+    metrics: ctx.metrics,
+    serviceOf: (id) => ctx.follower.replica.provider(id)?.service,
+  });
   app.addSchema(ErrorResponse);
   await app.register(swagger, {
     openapi: {
@@ -146,15 +190,6 @@ export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<F
   await app.register(async (scope) => serviceRoutes(scope, ctx));
   await app.register(async (scope) => healthRoutes(scope, ctx));
   await app.register(async (scope) => adminRoutes(scope, ctx));
-  await app.register(websocket, {
-    // Clients only send small control messages (resume, ping).
-    options: { maxPayload: 64 * 1024 },
-    // An unclean disconnect is routine for a watcher, not an error worth a stack trace.
-    errorHandler: (err, socket, request) => {
-      request.log.debug({ err }, 'WebSocket error');
-      socket.terminate();
-    },
-  });
   await app.register(async (scope) => watchRoutes(scope, ctx));
   await app.register(async (scope) => eventRoutes(scope, ctx));
   await app.register(async (scope) => prometheusSdRoutes(scope, ctx));

@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { validateConfig } from '../bridge/index.ts';
+import { ConfigError, parseCidr, validateConfig } from '../bridge/index.ts';
 
 export const DEFAULT_HTTP_HOST = '127.0.0.1';
 export const DEFAULT_HTTP_PORT = 7700;
@@ -23,6 +23,9 @@ export const DEFAULT_MAX_WATCHERS_PER_ADDRESS = 256;
 export const DEFAULT_DNS = 'off';
 /** Seconds resolvers may cache an answer: short, since providers come and go in milliseconds. */
 export const DEFAULT_DNS_TTL_S = 5;
+/** Per-client writes per window (`@fastify/rate-limit`); 0 switches the limit off. */
+export const DEFAULT_WRITE_RATE_LIMIT = 10_000;
+export const DEFAULT_WRITE_RATE_WINDOW_MS = 1000;
 const FEED_ENDPOINT = Type.String({ pattern: '^(?:off|(?:tcp|ipc|inproc)://[^\\s]+)$' });
 
 export const GatewayConfigSchema = Type.Object(
@@ -50,6 +53,18 @@ export const GatewayConfigSchema = Type.Object(
     /** `host:port` (IPv6 as `[::1]:8600`) for the DNS server on UDP and TCP, or `off`; port 0 picks a free one. */
     dns: Type.String({ pattern: '^(?:off|(?:[A-Za-z0-9.-]+|\\[[0-9A-Fa-f:.]+\\]):[0-9]{1,5})$' }),
     dnsTtlS: Type.Integer({ minimum: 0, maximum: 86_400 }),
+    /** PEM files: HTTPS and WSS when both are set; with a client CA, clients must present a certificate (mTLS). */
+    tlsCert: Type.Optional(Type.String({ minLength: 1 })),
+    tlsKey: Type.Optional(Type.String({ minLength: 1 })),
+    tlsClientCa: Type.Optional(Type.String({ minLength: 1 })),
+    /** Browser origins allowed besides the gateway's own (CORS, WebSocket, SSE, writes); `*` allows any. */
+    allowedOrigins: Type.Array(Type.String({ minLength: 1, maxLength: 512 }), { maxItems: 1000 }),
+    /** Host names the gateway answers to besides loopback names and the listen address; `*` allows any. */
+    allowedHosts: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 255 }), { maxItems: 1000 })),
+    writeRateLimit: Type.Integer({ minimum: 0, maximum: 100_000_000 }),
+    writeRateWindowMs: Type.Integer({ minimum: 10, maximum: 3_600_000 }),
+    /** CIDR ranges checks may reach despite the SSRF rules (`ipc` allows ipc:// endpoints). */
+    checkAllowCidr: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 1000 }),
   },
   { additionalProperties: false },
 );
@@ -75,9 +90,26 @@ export const GATEWAY_DEFAULTS = {
   maxWatchersPerAddress: DEFAULT_MAX_WATCHERS_PER_ADDRESS,
   dns: DEFAULT_DNS,
   dnsTtlS: DEFAULT_DNS_TTL_S,
+  allowedOrigins: [] as string[],
+  writeRateLimit: DEFAULT_WRITE_RATE_LIMIT,
+  writeRateWindowMs: DEFAULT_WRITE_RATE_WINDOW_MS,
+  checkAllowCidr: [] as string[],
 };
 
 export function gatewayConfig(input: GatewayConfigInput): Readonly<GatewayConfig> {
   const feedDefaults = input.httpPort === 0 ? { zmqPub: EPHEMERAL_ZMQ, zmqSnapshot: EPHEMERAL_ZMQ } : {};
-  return validateConfig('gateway', GatewayConfigSchema, { ...GATEWAY_DEFAULTS, ...feedDefaults }, input);
+  const cfg = validateConfig('gateway', GatewayConfigSchema, { ...GATEWAY_DEFAULTS, ...feedDefaults }, input);
+  if ((cfg.tlsCert === undefined) !== (cfg.tlsKey === undefined))
+    throw new ConfigError('gateway', ['tlsCert and tlsKey (--tls-cert, --tls-key) go together']);
+  if (cfg.tlsClientCa !== undefined && cfg.tlsCert === undefined)
+    throw new ConfigError('gateway', ['tlsClientCa (--tls-client-ca) needs --tls-cert and --tls-key']);
+  for (const cidr of cfg.checkAllowCidr) {
+    if (cidr === 'ipc') continue;
+    try {
+      parseCidr(cidr);
+    } catch (err) {
+      throw new ConfigError('gateway', [`checkAllowCidr (--check-allow-cidr): ${(err as Error).message}`]);
+    }
+  }
+  return cfg;
 }

@@ -1,4 +1,4 @@
-import type { Follower, Metrics } from '../bridge/index.ts';
+import type { CheckPolicy, Follower, Metrics } from '../bridge/index.ts';
 import type { ChangeSignal } from './change-signal.ts';
 import type { LeaderChannel } from './leader-channel.ts';
 import type { EventHub } from './subscribers.ts';
@@ -15,6 +15,8 @@ export interface GatewayContext {
   /** Push subscribers (WebSocket, SSE) and the history they resume from. */
   hub: EventHub;
   push: PushSettings;
+  /** Where checks may point (SSRF rules); registrations that break it answer 400 SB_CHECK_TARGET_REFUSED. */
+  checkPolicy: CheckPolicy;
   /** Budget of the lookup answer cache in bytes (default `DEFAULT_LOOKUP_CACHE_BYTES`). */
   lookupCacheBytes?: number;
 }

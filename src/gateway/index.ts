@@ -2,7 +2,9 @@
 import type { FastifyInstance } from 'fastify';
 import {
   buildInfoLabels,
+  CheckPolicy,
   createLogger,
+  isLoopbackHost,
   Follower,
   makeHandle,
   Metrics,
@@ -17,6 +19,8 @@ import { startNativeFeed, type NativeFeed } from './feed.ts';
 import { LeaderChannel } from './leader-channel.ts';
 import { EventHub } from './subscribers.ts';
 import { WriteForwarder } from './writes.ts';
+import { defaultAllowedHosts } from './browser-guard.ts';
+import { loadTls, type TlsMaterial } from './tls.ts';
 
 export { gatewayConfig, GATEWAY_DEFAULTS } from './config.ts';
 export type { GatewayConfig, GatewayConfigInput } from './config.ts';
@@ -43,6 +47,10 @@ export interface ContextOptions extends Partial<PushSettings> {
   historySize?: number;
   maxWatchers?: number;
   maxWatchersPerAddress?: number;
+  /** Ranges checks may reach despite the SSRF rules (`--check-allow-cidr`). */
+  checkAllowCidr?: readonly string[];
+  /** Loopback check targets; default true (the gateway of a test or of `switchboard start` listens on loopback). */
+  checkAllowLoopback?: boolean;
   log?: Logger;
 }
 
@@ -81,6 +89,10 @@ export function createContext(follower: Follower, metrics: Metrics, opts: Contex
       metrics,
       log,
     }),
+    checkPolicy: new CheckPolicy({
+      allowCidrs: opts.checkAllowCidr ?? [],
+      allowLoopback: opts.checkAllowLoopback ?? true,
+    }),
     push: {
       sseHeartbeatMs: opts.sseHeartbeatMs ?? d.sseHeartbeatMs,
       wsPingIntervalMs: opts.wsPingIntervalMs ?? d.wsPingIntervalMs,
@@ -109,7 +121,23 @@ export async function start(
     name: 'gateway',
     staleAfterMs: cfg.staleAfterMs,
   });
-  const ctx = createContext(follower, metrics, { ...cfg, log });
+  // TLS files are read before anything binds: a wrong path is one line naming the file, nothing to undo.
+  let tls: TlsMaterial | undefined;
+  try {
+    tls =
+      cfg.tlsCert && cfg.tlsKey
+        ? loadTls({ cert: cfg.tlsCert, key: cfg.tlsKey, ...(cfg.tlsClientCa ? { clientCa: cfg.tlsClientCa } : {}) })
+        : undefined;
+  } catch (err) {
+    await follower.close();
+    throw err;
+  }
+  // Loopback check targets only when the gateway itself is loopback-only (`switchboard start`, a laptop).
+  const ctx = createContext(follower, metrics, {
+    ...cfg,
+    checkAllowLoopback: isLoopbackHost(cfg.httpHost),
+    log,
+  });
   let app: FastifyInstance;
   let feed: NativeFeed | null = null;
   try {
@@ -127,6 +155,12 @@ export async function start(
       dns: cfg.dns,
       dnsTtlS: cfg.dnsTtlS,
       leader: cfg.leader,
+      ...(tls ? { tls } : {}),
+      browser: {
+        allowedOrigins: cfg.allowedOrigins,
+        allowedHosts: [...defaultAllowedHosts(cfg.httpHost), ...(cfg.allowedHosts ?? [])],
+      },
+      writeLimit: { max: cfg.writeRateLimit, windowMs: cfg.writeRateWindowMs },
     });
     await app.listen({ host: cfg.httpHost, port: cfg.httpPort });
   } catch (err) {
@@ -140,7 +174,13 @@ export async function start(
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : cfg.httpPort;
   const host = cfg.httpHost.includes(':') ? `[${cfg.httpHost}]` : cfg.httpHost;
-  const url = `http://${host}:${port}`;
+  const url = `${tls ? 'https' : 'http'}://${host}:${port}`;
+  // Checks may not aim at this gateway's own listeners, nor at the leader's control port.
+  ctx.checkPolicy.addOwnEndpoint(cfg.httpHost, port);
+  for (const endpoint of [feed.pub, feed.snapshot, cfg.leader, cfg.leaderEvents]) {
+    const m = endpoint ? /^tcp:\/\/(.+):([0-9]+)$/.exec(endpoint) : null;
+    if (m) ctx.checkPolicy.addOwnEndpoint(m[1].replace(/^\[|\]$/g, ''), Number(m[2]));
+  }
   log.info({ url, leader: cfg.leader, feed: { pub: feed.pub, snapshot: feed.snapshot } }, 'gateway listening');
   const nativeFeed = feed;
   return makeHandle({ url, app, follower, metrics, feed: { pub: feed.pub, snapshot: feed.snapshot } }, async () => {

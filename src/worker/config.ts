@@ -14,6 +14,8 @@ export const DEFAULT_ZMTP_HEARTBEAT_INTERVAL_MS = 200;
 export const DEFAULT_ZMTP_HEARTBEAT_TIMEOUT_MS = 600;
 /** Polled checks (http, tcp) in flight at once; a hanging target holds one slot only until its timeout. */
 export const DEFAULT_MAX_CONCURRENT_CHECKS = 64;
+/** A victim host gets at most this many check requests per second from one worker, however many registrations. */
+export const DEFAULT_CHECK_MAX_RPS_PER_HOST = 100;
 
 export const WorkerConfigSchema = Type.Object(
   {
@@ -29,6 +31,12 @@ export const WorkerConfigSchema = Type.Object(
     /** Serve the worker's metrics on http://metricsHost:metricsPort/metrics; off when absent, 0 picks a port. */
     metricsPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
     metricsHost: Type.String({ minLength: 1 }),
+    /** CIDR ranges checks may reach despite the SSRF rules (`ipc` allows ipc:// endpoints). */
+    checkAllowCidr: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 1000 }),
+    /** Loopback check targets; default: allowed when the leader endpoint is loopback (a one-machine setup). */
+    checkAllowLoopback: Type.Optional(Type.Boolean()),
+    /** http/tcp check requests per second to one target host. */
+    checkMaxRpsPerHost: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
   },
   { additionalProperties: false },
 );
@@ -44,6 +52,8 @@ export const WORKER_DEFAULTS = {
   zmtpHeartbeatTimeoutMs: DEFAULT_ZMTP_HEARTBEAT_TIMEOUT_MS,
   maxConcurrentChecks: DEFAULT_MAX_CONCURRENT_CHECKS,
   metricsHost: '127.0.0.1',
+  checkAllowCidr: [] as string[],
+  checkMaxRpsPerHost: DEFAULT_CHECK_MAX_RPS_PER_HOST,
 };
 
 export function workerConfig(input: WorkerConfigInput): Readonly<WorkerConfig> {

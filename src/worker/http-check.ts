@@ -2,9 +2,26 @@
  * The `http` check: GET `url`; any 2xx is alive, or exactly `expectStatus` when the check sets it. Redirects are
  * not followed (a 3xx is what the target answered). The body is discarded unread so the connection is freed.
  */
-import type { HttpCheck, Logger, Metrics } from '../bridge/index.ts';
+import { checkTargets, type CheckPolicy, type HttpCheck, type Logger, type Metrics } from '../bridge/index.ts';
 import { PolledRunner, type Limiter, type Probe } from './polled-runner.ts';
 import type { ObservationSink } from './runner.ts';
+import { vetTarget, type HostRateLimiter } from './target-guard.ts';
+
+/**
+ * With a policy, the URL's host is resolved and vetted before each request. fetch resolves again itself, so a name
+ * re-pointed within those microseconds slips through; the gateway refused literal addresses already.
+ */
+export const httpProbe =
+  (policy?: CheckPolicy): Probe =>
+  async (task, timeoutMs, signal) => {
+    if (policy) {
+      for (const target of checkTargets(task)) {
+        const why = await vetTarget(policy, target);
+        if (why) return { ok: false, output: `refused: ${why}` };
+      }
+    }
+    return probeHttp(task, timeoutMs, signal);
+  };
 
 export const probeHttp: Probe = async (task, timeoutMs, signal) => {
   const check = task.check as HttpCheck;
@@ -31,8 +48,9 @@ export const probeHttp: Probe = async (task, timeoutMs, signal) => {
 };
 
 export function httpCheckRunner(
-  deps: { limiter: Limiter; log: Logger; metrics: Metrics },
+  deps: { limiter: Limiter; log: Logger; metrics: Metrics; policy?: CheckPolicy; hostLimiter?: HostRateLimiter },
   emit: ObservationSink,
 ): PolledRunner {
-  return new PolledRunner({ type: 'http', probe: probeHttp, ...deps }, emit);
+  const { policy, ...rest } = deps;
+  return new PolledRunner({ type: 'http', probe: httpProbe(policy), ...rest }, emit);
 }

@@ -8,6 +8,7 @@ import type { Logger, Metrics, Observation, ObservationCause, Task } from '../br
 import { Damper, DEFAULT_POLLED_FAILURES_BEFORE_DOWN, DEFAULT_POLLED_SUCCESSES_BEFORE_UP } from './damping.ts';
 import { declareDetection, observeDetection } from './detection.ts';
 import type { CheckRunner, ObservationSink } from './runner.ts';
+import { targetHost, type HostRateLimiter } from './target-guard.ts';
 
 export const DEFAULT_POLL_INTERVAL_MS = 2000;
 /** A probe never runs longer than this, nor longer than its interval, unless the check sets `timeoutMs`. */
@@ -73,6 +74,8 @@ export interface PolledRunnerOptions {
   limiter: Limiter;
   log: Logger;
   metrics: Metrics;
+  /** Caps requests per target host (shared by every polled runner of the worker); a tick over the cap is skipped. */
+  hostLimiter?: HostRateLimiter;
 }
 
 export class PolledRunner implements CheckRunner {
@@ -81,6 +84,7 @@ export class PolledRunner implements CheckRunner {
   readonly #limiter: Limiter;
   readonly #log: Logger;
   readonly #metrics: Metrics;
+  readonly #hostLimiter: HostRateLimiter | undefined;
   readonly #emit: ObservationSink;
   readonly #entries = new Map<string, Entry>();
   readonly #inFlight = new Set<Promise<void>>();
@@ -92,7 +96,13 @@ export class PolledRunner implements CheckRunner {
     this.#limiter = opts.limiter;
     this.#log = opts.log.child({ check: opts.type });
     this.#metrics = opts.metrics;
+    this.#hostLimiter = opts.hostLimiter;
     this.#emit = emit;
+    opts.metrics.counter(
+      'switchboard_checks_throttled_total',
+      'Check ticks skipped because their target host had its share of requests this second (--check-max-rps-per-host)',
+      { type: opts.type },
+    );
     opts.metrics.counter('switchboard_checks_total', 'Polled checks run, by type and result', {
       type: opts.type,
       result: 'ok',
@@ -193,6 +203,11 @@ export class PolledRunner implements CheckRunner {
     this.#schedule(entry, entry.intervalMs);
     if (entry.busy) {
       this.#metrics.inc('switchboard_checks_skipped_total', { type: this.#type });
+      return;
+    }
+    // Skipped, not failed: a provider is not marked down because others share its host.
+    if (this.#hostLimiter && !this.#hostLimiter.take(targetHost(entry.task))) {
+      this.#metrics.inc('switchboard_checks_throttled_total', { type: this.#type });
       return;
     }
     entry.busy = true;

@@ -7,6 +7,8 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { ToWorker as ToWorkerSchema } from '../bridge/index.ts';
 import {
+  CheckPolicy,
+  isLoopbackHost,
   LeaderLink,
   MAX_OBSERVATIONS_PER_REPORT,
   MAX_TASKS_PER_WORKER,
@@ -24,6 +26,7 @@ import { Limiter } from './polled-runner.ts';
 import { tcpCheckRunner } from './tcp-check.ts';
 import { TtlRunner } from './ttl-check.ts';
 import { ZmqHeartbeatRunner } from './zmq-heartbeats.ts';
+import { GuardedRunner, HostRateLimiter } from './target-guard.ts';
 
 export class Worker {
   readonly id: string;
@@ -55,23 +58,35 @@ export class Worker {
     });
     this.#link.onMessage((m) => this.#onMessage(m));
     const sink = (o: Observation): void => this.#queue(o);
+    const leaderHost = /^tcp:\/\/(.+):[0-9*]+$/.exec(config.leader)?.[1]?.replace(/^\[|\]$/g, '');
+    const policy = new CheckPolicy({
+      allowCidrs: config.checkAllowCidr,
+      // ipc:// and inproc:// leaders are on this machine too.
+      allowLoopback: config.checkAllowLoopback ?? (leaderHost === undefined || isLoopbackHost(leaderHost)),
+    });
+    const guard = (runner: CheckRunner): CheckRunner =>
+      new GuardedRunner(runner, { policy, log: this.#log, metrics }, sink);
     this.#runners.set(
       'zmq',
-      new ZmqHeartbeatRunner(
-        {
-          endpointsPerSocket: config.endpointsPerSocket,
-          zmtpHeartbeatIntervalMs: config.zmtpHeartbeatIntervalMs,
-          zmtpHeartbeatTimeoutMs: config.zmtpHeartbeatTimeoutMs,
-          log: this.#log,
-          metrics,
-        },
-        sink,
+      guard(
+        new ZmqHeartbeatRunner(
+          {
+            endpointsPerSocket: config.endpointsPerSocket,
+            zmtpHeartbeatIntervalMs: config.zmtpHeartbeatIntervalMs,
+            zmtpHeartbeatTimeoutMs: config.zmtpHeartbeatTimeoutMs,
+            log: this.#log,
+            metrics,
+          },
+          sink,
+        ),
       ),
     );
-    // http and tcp share one bound on probes in flight.
+    // http and tcp share one bound on probes in flight and one per-host request budget.
     const limiter = new Limiter(config.maxConcurrentChecks);
-    this.#runners.set('http', httpCheckRunner({ limiter, log: this.#log, metrics }, sink));
-    this.#runners.set('tcp', tcpCheckRunner({ limiter, log: this.#log, metrics }, sink));
+    const hostLimiter = new HostRateLimiter(config.checkMaxRpsPerHost);
+    const polled = { limiter, hostLimiter, policy, log: this.#log, metrics };
+    this.#runners.set('http', guard(httpCheckRunner(polled, sink)));
+    this.#runners.set('tcp', guard(tcpCheckRunner(polled, sink)));
     this.#runners.set('ttl', new TtlRunner({ log: this.#log, metrics }, sink));
     metrics.gauge('switchboard_checks_in_flight', 'Polled checks running now', () => limiter.running);
     metrics.gauge('switchboard_checks_waiting', 'Polled checks waiting for a free slot', () => limiter.waiting);

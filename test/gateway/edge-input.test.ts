@@ -85,7 +85,7 @@ test('a request body trickled slowly is cut off after the request timeout, not h
   const socket = connect(Number(port), hostname);
   await once(socket, 'connect');
   socket.write(
-    `PUT /v1/providers/slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{`,
+    `PUT /v1/providers/slow HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{`,
   );
   const drip = setInterval(() => socket.write(' '), 500);
   t.after(() => clearInterval(drip));

@@ -14,17 +14,26 @@ import {
   Follower,
   Metrics,
   type Change,
+  type Logger,
   type Provider,
   type RegistryEvent,
   type Replica,
 } from '../../src/bridge/index.ts';
-import { buildApp, createContext, GATEWAY_DEFAULTS, type ContextOptions } from '../../src/gateway/index.ts';
+import {
+  buildApp,
+  createContext,
+  GATEWAY_DEFAULTS,
+  type ContextOptions,
+  type GatewayContext,
+} from '../../src/gateway/index.ts';
+import type { AppOptions } from '../../src/gateway/app.ts';
 
 /** Where no leader listens (connections are refused at once, so nothing ever answers). */
 const NO_LEADER = 'tcp://127.0.0.1:1';
 
 export interface GatewayApp {
   app: FastifyInstance;
+  ctx: GatewayContext;
   replica: Replica;
   metrics: Metrics;
   /** Applies the next change to the replica as the leader's feed would; returns the event (its `rev` is the next). */
@@ -40,6 +49,10 @@ export async function gatewayApp(
     snapshot?: { epoch?: string; rev?: number; providers: Provider[] };
     context?: Partial<ContextOptions>;
     bodyLimit?: number;
+    /** Security and other app options (browser guard, write limits, TLS). */
+    app?: Partial<Omit<AppOptions, 'log' | 'bodyLimit'>>;
+    /** The app's logger (audit lines go there); none by default. */
+    log?: Logger;
   } = {},
 ): Promise<GatewayApp> {
   const log = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -60,11 +73,16 @@ export async function gatewayApp(
     log,
     ...opts.context,
   });
-  const app = await buildApp(ctx, { log: false, bodyLimit: opts.bodyLimit ?? GATEWAY_DEFAULTS.bodyLimit });
+  const app = await buildApp(ctx, {
+    ...opts.app,
+    log: opts.log ?? false,
+    bodyLimit: opts.bodyLimit ?? GATEWAY_DEFAULTS.bodyLimit,
+  });
   await app.ready();
   let closed = false;
   return {
     app,
+    ctx,
     replica,
     metrics,
     publish(change, provider) {

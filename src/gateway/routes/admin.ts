@@ -51,7 +51,7 @@ export async function adminRoutes(fastify: FastifyInstance, ctx: GatewayContext)
           'A no-op when the guard is not active.',
         response: {
           200: Type.Object({ rev: Type.Integer({ description: 'Revision once the released downs are stored' }) }),
-          ...errorResponses(503),
+          ...errorResponses(403, 415, 429, 503),
         },
       },
     },

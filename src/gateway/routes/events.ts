@@ -9,6 +9,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { RegistryEvent } from '../../bridge/index.ts';
 import type { GatewayContext, PushSettings } from '../context.ts';
+import { clientKey } from '../clients.ts';
 import { httpError } from '../errors.ts';
 import { errorResponses } from '../schemas.ts';
 import type { EventHub, Outgoing, Position, SnapshotBody, Transport, Watcher } from '../subscribers.ts';
@@ -121,11 +122,11 @@ export async function eventRoutes(fastify: FastifyInstance, ctx: GatewayContext)
         querystring: EventsQuery,
         headers: EventsHeaders,
         produces: ['text/event-stream'],
-        response: { 200: Type.String({ description: 'text/event-stream' }), ...errorResponses(400, 503) },
+        response: { 200: Type.String({ description: 'text/event-stream' }), ...errorResponses(400, 403, 503) },
       },
     },
     async (request, reply) => {
-      const refusal = ctx.hub.refusal(request.ip);
+      const refusal = ctx.hub.refusal(clientKey(request.ip));
       if (refusal) throw httpError('SB_BUSY', refusal);
       const { service, epoch, since } = request.query;
       const lastId = request.headers['last-event-id'];
@@ -145,7 +146,7 @@ export async function eventRoutes(fastify: FastifyInstance, ctx: GatewayContext)
       });
       res.write(`retry: ${RETRY_MS}\n\n`);
       const services = service?.length ? new Set(service) : null;
-      const watcher = new SseWatcher(res, request.ip, services, ctx.hub, ctx.push, request.log);
+      const watcher = new SseWatcher(res, clientKey(request.ip), services, ctx.hub, ctx.push, request.log);
       if (!ctx.hub.add(watcher, from ? { resume: from } : 'live')) {
         res.end(`event: refused\ndata: {"reason":"too many subscriptions; retry later"}\n\n`);
       }

@@ -2,7 +2,17 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { Compile } from 'typebox/compile';
-import { HttpCheck, normalizeHost, Provider, ProviderInput, TcpCheck, TtlCheck, ZmqCheck } from '../../bridge/index.ts';
+import {
+  checkTargets,
+  describeRefusal,
+  HttpCheck,
+  normalizeHost,
+  Provider,
+  ProviderInput,
+  TcpCheck,
+  TtlCheck,
+  ZmqCheck,
+} from '../../bridge/index.ts';
 import type { GatewayContext } from '../context.ts';
 import { httpError } from '../errors.ts';
 import { errorResponses, MaintenanceBody, ProviderParams } from '../schemas.ts';
@@ -49,6 +59,12 @@ async function canonicalHost(request: { body: unknown }): Promise<void> {
 export async function providerRoutes(fastify: FastifyInstance, ctx: GatewayContext): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const tags = ['providers'];
+  /** preHandler: a check may not aim at link-local, metadata, ipc://, the gateway itself (check-policy.ts). */
+  const checkTarget = async (request: { body: unknown }): Promise<void> => {
+    await canonicalHost(request);
+    const refused = ctx.checkPolicy.refuseTargets(checkTargets(request.body as ProviderInput));
+    if (refused) throw httpError('SB_CHECK_TARGET_REFUSED', describeRefusal(refused));
+  };
 
   app.put(
     '/v1/providers/:id',
@@ -59,10 +75,10 @@ export async function providerRoutes(fastify: FastifyInstance, ctx: GatewayConte
         description: 'Answers once the leader has stored the provider durably: 201 when new, 200 when updated.',
         params: ProviderParams,
         body: ProviderInput,
-        response: { 200: Provider, 201: Provider, ...errorResponses(400, 409, 413, 415, 503) },
+        response: { 200: Provider, 201: Provider, ...errorResponses(400, 403, 409, 413, 415, 429, 503) },
       },
       preValidation: validateCheck,
-      preHandler: canonicalHost,
+      preHandler: checkTarget,
     },
     async (request, reply) => {
       const ack = await ctx.writes.writeProvider({ type: 'put', id: request.params.id, input: request.body });
@@ -79,10 +95,10 @@ export async function providerRoutes(fastify: FastifyInstance, ctx: GatewayConte
         description:
           'The id is stable for the same service, host, port and protocol: registering again answers 200 with the same id.',
         body: ProviderInput,
-        response: { 200: Provider, 201: Provider, ...errorResponses(400, 409, 413, 415, 503) },
+        response: { 200: Provider, 201: Provider, ...errorResponses(400, 403, 409, 413, 415, 429, 503) },
       },
       preValidation: validateCheck,
-      preHandler: canonicalHost,
+      preHandler: checkTarget,
     },
     async (request, reply) => {
       const ack = await ctx.writes.writeProvider({ type: 'put', input: request.body });
@@ -114,7 +130,7 @@ export async function providerRoutes(fastify: FastifyInstance, ctx: GatewayConte
         tags,
         summary: 'Deregister a provider',
         params: ProviderParams,
-        response: { 204: Type.Null({ description: 'Deregistered' }), ...errorResponses(400, 404, 503) },
+        response: { 204: Type.Null({ description: 'Deregistered' }), ...errorResponses(400, 403, 404, 415, 429, 503) },
       },
     },
     async (request, reply) => {
@@ -131,7 +147,10 @@ export async function providerRoutes(fastify: FastifyInstance, ctx: GatewayConte
         summary: 'TTL check pass',
         description: 'A provider with a `ttl` check calls this at least every `ttlMs` to stay up.',
         params: ProviderParams,
-        response: { 204: Type.Null({ description: 'Pass recorded' }), ...errorResponses(400, 404, 409, 503) },
+        response: {
+          204: Type.Null({ description: 'Pass recorded' }),
+          ...errorResponses(400, 403, 404, 409, 415, 429, 503),
+        },
       },
     },
     async (request, reply) => {
@@ -149,7 +168,7 @@ export async function providerRoutes(fastify: FastifyInstance, ctx: GatewayConte
         description: 'In maintenance a provider is not `up` in lookups, whatever its checks say; it stays registered.',
         params: ProviderParams,
         body: MaintenanceBody,
-        response: { 200: Provider, ...errorResponses(400, 404, 413, 415, 503) },
+        response: { 200: Provider, ...errorResponses(400, 403, 404, 413, 415, 429, 503) },
       },
     },
     async (request) => {

@@ -6,6 +6,7 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify
 import type { WebSocket, RawData } from 'ws';
 import { WATCH_MESSAGE, type RegistryEvent } from '../../bridge/index.ts';
 import type { GatewayContext, PushSettings } from '../context.ts';
+import { clientKey } from '../clients.ts';
 import { httpError } from '../errors.ts';
 import { errorResponses } from '../schemas.ts';
 import type { EventHub, Outgoing, SnapshotBody, Transport, Watcher } from '../subscribers.ts';
@@ -160,10 +161,10 @@ export async function watchRoutes(fastify: FastifyInstance, ctx: GatewayContext)
         'codes: 4008 too slow (resume), 4029 too many connections, 1001 gateway shutting down.',
       ].join(' '),
       querystring: WatchQuery,
-      response: errorResponses(400, 503),
+      response: errorResponses(400, 403, 503),
     },
     preHandler: async (request: FastifyRequest) => {
-      const refusal = ctx.hub.refusal(request.ip);
+      const refusal = ctx.hub.refusal(clientKey(request.ip));
       if (refusal) throw httpError('SB_BUSY', refusal);
     },
     handler: async () => {
@@ -175,7 +176,7 @@ export async function watchRoutes(fastify: FastifyInstance, ctx: GatewayContext)
     wsHandler: (socket: WebSocket, request: FastifyRequest) => {
       const query = request.query as WatchQuery;
       const services = query.service?.length ? new Set(query.service) : null;
-      const watcher = new WsWatcher(socket, request.ip, services, ctx.hub, ctx.push, request.log);
+      const watcher = new WsWatcher(socket, clientKey(request.ip), services, ctx.hub, ctx.push, request.log);
       const from =
         query.rev === undefined
           ? 'snapshot'

@@ -1,0 +1,115 @@
+/**
+ * The audit log: every write and admin action, once, at info level, as one structured line
+ * `{ audit: true, who, action, method, route, service?, provider?, status, result }`, and counted in
+ * `switchboard_audit_events_total{action,result}`. Refusals (403, 415, 429, 400) are logged too: they are what an
+ * operator looks for after an incident. `who` is the remote address and its client key today; the token check
+ * (to come) sets `request.tokenAccessor` and it appears here with no other change.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Logger, Metrics } from '../bridge/index.ts';
+import { clientKey } from './clients.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Accessor id of the token that authenticated this request (set by the token check, to come). */
+    tokenAccessor: string | null;
+  }
+}
+
+/** Route pattern and method → action name. Only these routes are audited. */
+const ACTIONS: Record<string, string> = {
+  'PUT /v1/providers/:id': 'provider.register',
+  'POST /v1/providers': 'provider.register',
+  'DELETE /v1/providers/:id': 'provider.deregister',
+  'PUT /v1/providers/:id/ttl': 'provider.ttl',
+  'PUT /v1/providers/:id/maintenance': 'provider.maintenance',
+  'POST /v1/admin/release-guard': 'admin.release-guard',
+  'GET /v1/admin/cluster': 'admin.cluster',
+  'GET /v1/admin/snapshot': 'admin.snapshot',
+};
+const RESULTS = ['ok', 'refused', 'failed'] as const;
+
+export interface Who {
+  address: string;
+  client: string;
+  token?: string;
+}
+
+export function whoOf(request: FastifyRequest): Who {
+  const who: Who = { address: request.ip, client: clientKey(request.ip) };
+  if (request.tokenAccessor) who.token = request.tokenAccessor;
+  return who;
+}
+
+function resultOf(status: number): (typeof RESULTS)[number] {
+  return status < 400 ? 'ok' : status < 500 ? 'refused' : 'failed';
+}
+
+export interface AuditDeps {
+  log: Logger | false;
+  metrics: Metrics;
+  /** The service of a registered provider, for actions that name only an id. */
+  serviceOf(id: string): string | undefined;
+}
+
+export function installAudit(app: FastifyInstance, deps: AuditDeps): void {
+  const { metrics } = deps;
+  const target = new WeakMap<FastifyRequest, { service?: string; provider?: string }>();
+  for (const action of new Set(Object.values(ACTIONS)))
+    for (const result of RESULTS)
+      metrics.counter(
+        'switchboard_audit_events_total',
+        'Writes and admin actions, by action and result (ok, refused: 4xx, failed: 5xx)',
+        { action, result },
+      );
+  app.decorateRequest('tokenAccessor', null);
+  const log = deps.log ? deps.log.child({ component: 'audit' }) : null;
+  const actionOf = (request: FastifyRequest): string | undefined =>
+    ACTIONS[`${request.method} ${request.routeOptions.url ?? ''}`];
+  // Before the handler: the service is still known for a provider about to be deregistered.
+  app.addHook('preHandler', async (request) => {
+    if (actionOf(request) === undefined) return;
+    const id = (request.params as { id?: string } | undefined)?.id;
+    const service = (request.body as { service?: unknown } | undefined)?.service;
+    target.set(request, {
+      ...(typeof service === 'string' ? { service } : id ? { service: deps.serviceOf(id) } : {}),
+      ...(id ? { provider: id } : {}),
+    });
+  });
+  // A server-chosen id is known only from the answer.
+  app.addHook('onSend', async (request, _reply, payload) => {
+    if (request.method !== 'POST' || request.routeOptions.url !== '/v1/providers' || typeof payload !== 'string')
+      return payload;
+    const id = /"id":"([^"]{1,256})"/.exec(payload)?.[1];
+    const t = target.get(request);
+    if (id && t) t.provider = id;
+    return payload;
+  });
+  app.addHook('onResponse', (request, reply, done) => {
+    const action = actionOf(request);
+    if (action === undefined) return done();
+    const status = reply.statusCode;
+    const result = resultOf(status);
+    metrics.inc('switchboard_audit_events_total', { action, result });
+    if (log) {
+      const t = target.get(request) ?? {};
+      const id = (request.params as { id?: string } | undefined)?.id;
+      const provider = t.provider ?? id;
+      log.info(
+        {
+          audit: true,
+          who: whoOf(request),
+          action,
+          method: request.method,
+          route: request.routeOptions.url,
+          ...(t.service ? { service: t.service } : {}),
+          ...(provider ? { provider } : {}),
+          status,
+          result,
+        },
+        `audit ${action} ${result}`,
+      );
+    }
+    done();
+  });
+}
