@@ -15,9 +15,13 @@ import { http } from '../../harness/http.ts';
 import { waitFor } from '../../harness/wait.ts';
 import { allInState, startFaultCluster, startProviders, type FaultCluster } from './harness.ts';
 
-/** Caps the size of any file the leader process writes (RLIMIT_FSIZE): its store then fails as on a full disk. */
+/**
+ * Caps the size of any file the leader process writes (soft RLIMIT_FSIZE; Node ignores SIGXFSZ, so a write past
+ * it fails with EFBIG): its store then fails as on a full disk. The hard limit stays unlimited, so the soft one
+ * can be raised again without privileges.
+ */
 function limitFileSize(pid: number, bytes: number | 'unlimited'): void {
-  execFileSync('prlimit', ['--pid', String(pid), `--fsize=${bytes}`]);
+  execFileSync('prlimit', ['--pid', String(pid), `--fsize=${bytes}:unlimited`]);
 }
 
 /** The largest file of the store (database or its WAL). */
@@ -31,7 +35,8 @@ const register = (url: string, id: string, padBytes: number) =>
     host: '127.0.0.1',
     port: 1 + (Number.parseInt(id.replace(/\D/g, '') || '0', 10) % 60000),
     protocol: 'http',
-    meta: { pad: 'x'.repeat(padBytes) },
+    // Up to 64 values of 512 bytes each (the schema's bounds).
+    meta: Object.fromEntries(Array.from({ length: Math.ceil(padBytes / 500) }, (_, i) => [`pad${i}`, 'x'.repeat(500)])),
   });
 
 /** Registers padded providers until the store refuses one; returns the acknowledged ids and the refusal. */
@@ -89,9 +94,9 @@ test('disk full: writes 503 and not ready while failing, a crash is published an
   });
   t.diagnostic(`failing for ${freedAt - failedAt} ms; ready again ${Date.now() - freedAt} ms after space was freed`);
   await allInState(client, 'beats', ['doomed-0'], 'down', 10_000);
-  const after = await register(url, 'after-0', 10);
+  const after = await register(url, 'after-4242', 10);
   assert.equal(after.status, 201, 'writes work again');
-  acked.set('after-0', after.body.rev);
+  acked.set('after-4242', after.body.rev);
 
   fc.leader.signal('SIGKILL');
   await fc.leader.exited;
