@@ -24,6 +24,7 @@ interface LeaderProc {
   child: Child;
   control: string;
   events: string;
+  metricsUrl: string;
 }
 
 /** `n` leader processes sharing one prefix, each on its own fixed ports. */
@@ -34,11 +35,12 @@ async function startLeaders(t: TestContext, n: number, prefix: string): Promise<
     const events = `tcp://127.0.0.1:${await freePort()}`;
     const child = spawnRole(
       'leader',
-      ['--store', cluster.url, '--store-prefix', prefix, '--bind', control, '--publish', events],
+      ['--store', cluster.url, '--store-prefix', prefix, '--bind', control, '--publish', events, '--metrics-port', '0'],
       { SWITCHBOARD_LOG_LEVEL: 'info' },
     );
     await child.waitForLine(/^switchboard leader: control=/);
-    out.push({ child, control, events });
+    const [, metricsUrl] = await child.waitForLine(/^switchboard leader metrics: url=(\S+)/);
+    out.push({ child, control, events, metricsUrl });
   }
   t.after(() => Promise.all(out.map((l) => l.child.stop(2000))));
   return out;
@@ -105,6 +107,13 @@ test('one active leader binds; SIGKILL of it → a standby binds and continues t
     assert.ok(logged(l, 'standby'), 'a standby says so');
   }
   assert.ok(logged(first, 'elected'));
+  for (const l of leaders) {
+    const text = (await http('GET', l.metricsUrl)).body as string;
+    const active = l === first ? 1 : 0;
+    assert.match(text, new RegExp(`^switchboard_leader_active ${active}$`, 'm'), l.control);
+    assert.match(text, new RegExp(`^switchboard_leader_elections_won_total ${active}$`, 'm'));
+    if (active) assert.match(text, /^switchboard_leader_term [1-9]\d*$/m);
+  }
 
   let lastRev = 0;
   for (let i = 1; i <= 20; i++) {
@@ -166,6 +175,12 @@ test('SIGSTOP past the TTL: the frozen leader is fenced, steps down and rejoins 
   assert.equal(next?.rev, ack.rev + 1);
   first.child.signal('SIGCONT');
   await waitFor(() => logged(first, 'stepped down'), { timeoutMs: 10_000, what: 'the woken leader steps down' });
+  await waitFor(() => first.child.stderrTail().split('"msg":"stepped down"')[1]?.includes('"msg":"standby"'), {
+    what: 'it says it stands by again',
+  });
+  const metrics = (await http('GET', first.metricsUrl)).body as string;
+  assert.match(metrics, /^switchboard_leader_active 0$/m);
+  assert.match(metrics, /^switchboard_leader_step_downs_total\{reason="lease_lost"\} 1$/m);
   await waitFor(async () => (await ask(first.control, { type: 'ping' })) === undefined, {
     timeoutMs: 5000,
     what: 'its plane is closed',
