@@ -231,3 +231,13 @@ test('/v1/admin/cluster through a gateway: the store, the candidates and the act
   );
   assert.equal(res.body.candidates[0].term, res.body.active.term);
 });
+
+test('an unreachable etcd: the leader refuses to start with one line naming the store', async () => {
+  const url = `etcd://127.0.0.1:${await freePort()}`;
+  const bind = `tcp://127.0.0.1:${await freePort()}`;
+  const child = spawnRole('leader', ['--store', url, '--bind', bind, '--log-level', 'silent']);
+  assert.equal(await child.exited, 1);
+  const lines = child.stderrTail().trim().split('\n');
+  assert.equal(lines.length, 1, lines.join('\n'));
+  assert.match(lines[0], new RegExp(`^switchboard leader: cannot use the etcd store at ${url} `));
+});
