@@ -61,7 +61,8 @@ export const ERROR_CODES = {
   SB_STORE_FAILED: {
     statusCode: 503,
     message: '%s',
-    description: 'The leader could not write its store and refuses writes.',
+    description:
+      'Sent by leaders before store failures were retried; a leader now answers SB_STORE_UNAVAILABLE while its store fails. Kept for clients that still check it.',
   },
   SB_STORE_UNAVAILABLE: {
     statusCode: 503,

@@ -278,7 +278,8 @@ export class Registry {
     now = Date.now(),
   ): Provider | undefined {
     const previous = this.#providers.get(id);
-    if (!previous || previous.state === state) return undefined;
+    // A term that lost its leadership decides nothing more (the next leader does, from the workers' reports).
+    if (this.#failed || !previous || previous.state === state) return undefined;
     const provider: Provider = { ...previous, state, stateSince: now, updatedAt: now, rev: 0 };
     if (lastCheck) provider.lastCheck = lastCheck;
     return this.#stage(change, provider, now);
