@@ -21,3 +21,5 @@ export * from './handle.ts';
 export * from './error-codes.ts';
 export * from './version.ts';
 export * from './reachability.ts';
+export * from './records.ts';
+export * from './snapshot-file.ts';
