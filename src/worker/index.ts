@@ -4,12 +4,12 @@ import {
   createLogger,
   makeHandle,
   Metrics,
+  startMetricsServer,
   warnWhileLeaderUnreachable,
   type Handle,
   type Logger,
 } from '../bridge/index.ts';
 import { workerConfig, type WorkerConfigInput } from './config.ts';
-import { startMetricsServer } from './metrics-server.ts';
 import { Worker } from './worker.ts';
 
 export { workerConfig, WORKER_DEFAULTS } from './config.ts';

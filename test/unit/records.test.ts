@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { canonicalJson, createLogger, providerProblem, sameJson } from '../../src/bridge/index.ts';
 import { Registry } from '../../src/leader/registry.ts';
+import { sqliteStore } from '../../src/leader/store-api.ts';
 import { Store } from '../../src/leader/store.ts';
 import { tempDir } from '../../harness/tmp.ts';
 import { providerRecord } from '../helpers/provider-record.ts';
@@ -31,7 +32,7 @@ test('re-registering the same fields in another key order is no change: no event
     dir.remove();
   });
   const published: number[] = [];
-  const registry = new Registry(store, {
+  const registry = new Registry(sqliteStore(store), store.load(), {
     log: createLogger({ level: 'silent' }),
     publish: (e) => published.push(e.rev),
   });
