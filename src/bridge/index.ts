@@ -20,3 +20,4 @@ export * from './handle.ts';
 export * from './error-codes.ts';
 export * from './version.ts';
 export * from './reachability.ts';
+export * from './leader-endpoints.ts';

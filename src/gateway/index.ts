@@ -4,6 +4,7 @@ import {
   buildInfoLabels,
   createLogger,
   Follower,
+  leaderEndpoints,
   makeHandle,
   Metrics,
   type Handle,
@@ -126,7 +127,7 @@ export async function start(
       bodyLimit: cfg.bodyLimit,
       dns: cfg.dns,
       dnsTtlS: cfg.dnsTtlS,
-      leader: cfg.leader,
+      leader: leaderEndpoints(cfg.leader).join(','),
     });
     await app.listen({ host: cfg.httpHost, port: cfg.httpPort });
   } catch (err) {
