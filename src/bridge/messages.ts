@@ -168,10 +168,10 @@ export const Pong = Type.Object({
   rev: Type.Integer({ minimum: 0 }),
   /** The leader's PUB endpoint as bound (a wildcard host is replaced by the follower). */
   events: Type.String({ maxLength: 256 }),
-  /** The answering leader's own advertised control endpoint, so a follower of several knows which is active. */
-  control: Type.Optional(Type.String({ maxLength: 256 })),
   /** The leader's mass-down guard, so gateways can show it on /readyz and /metrics. */
   guard: Type.Optional(MassDownGuardStatus),
+  /** The answering leader's own control endpoint (with several leaders listed, the active one). */
+  control: Type.Optional(Type.String({ maxLength: 256 })),
 });
 
 // --- leader PUB
