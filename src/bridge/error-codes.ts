@@ -63,6 +63,12 @@ export const ERROR_CODES = {
     message: '%s',
     description: 'The leader could not write its store and refuses writes.',
   },
+  SB_STORE_UNAVAILABLE: {
+    statusCode: 503,
+    message: '%s',
+    description:
+      'The leader cannot write its store right now (disk full, read-only, etcd without quorum) and retries by itself; writes are refused until it recovers. A write that got this answer may still be stored once it does (a retried PUT is safe).',
+  },
   SB_LEADER_FAILED: { statusCode: 503, message: '%s', description: 'The leader failed while handling the request.' },
   SB_ROUTE_NOT_FOUND: {
     statusCode: 404,

@@ -9,6 +9,7 @@ export * from './host.ts';
 export * from './errors.ts';
 export * from './log.ts';
 export * from './metrics.ts';
+export * from './metrics-server.ts';
 export * from './zmq.ts';
 export * from './link.ts';
 export * from './replica.ts';

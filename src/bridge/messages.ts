@@ -121,6 +121,19 @@ export const ClusterReply = Type.Object({
   providers: Type.Integer({ minimum: 0 }),
   workers: Type.Array(WorkerStatus, { maxItems: 100_000 }),
   unassigned: Type.Integer({ minimum: 0, description: 'Checked providers no worker watches right now' }),
+  /** Where the registry lives (`sqlite`: a file; `etcd`: the store URL and prefix). */
+  store: Type.Object({ kind: Type.Union([Type.Literal('sqlite'), Type.Literal('etcd')]), path: Type.String() }),
+  /** The answering (active) leader: its control endpoint, session and term (the election key's create revision). */
+  active: Type.Object({ endpoint: Type.String({ maxLength: 256 }), session: Id, term: Type.Integer({ minimum: 0 }) }),
+  /** Every leader process in line, the active one first (SQLite: only itself, term 0). */
+  candidates: Type.Array(
+    Type.Object({
+      endpoint: Type.String({ maxLength: 256 }),
+      term: Type.Integer({ minimum: 0 }),
+      active: Type.Boolean(),
+    }),
+    { maxItems: 1000 },
+  ),
 });
 
 /** Operator override of the mass-down guard: publish every held down now. */
@@ -160,6 +173,12 @@ export const MassDownGuardStatus = Type.Object({
   since: Type.Optional(Type.Number({ description: 'Epoch milliseconds the guard tripped' })),
 });
 export type MassDownGuardStatus = Static<typeof MassDownGuardStatus>;
+export const StoreHealth = Type.Object({
+  healthy: Type.Boolean(),
+  error: Type.Optional(Type.String({ maxLength: 2048, description: 'Why the last commit failed' })),
+  since: Type.Optional(Type.Number({ description: 'Epoch milliseconds the store has been failing since' })),
+});
+export type StoreHealth = Static<typeof StoreHealth>;
 export const Pong = Type.Object({
   type: Type.Literal(MESSAGE_TYPE.pong),
   reqId: ReqId,
@@ -172,6 +191,8 @@ export const Pong = Type.Object({
   guard: Type.Optional(MassDownGuardStatus),
   /** The answering leader's own control endpoint (with several leaders listed, the active one). */
   control: Type.Optional(Type.String({ maxLength: 256 })),
+  /** Whether the leader's store takes commits; while not, writes are refused (SB_STORE_UNAVAILABLE). */
+  store: Type.Optional(StoreHealth),
 });
 
 // --- leader PUB

@@ -21,6 +21,9 @@ interface Command {
   ): Promise<Handle[]>;
 }
 
+/** Exit code of a leader whose store kept failing past --store-fail-exit-ms (EX_TEMPFAIL: try again later). */
+const STORE_FAILED_EXIT_CODE = 75;
+
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 const int = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
 
@@ -154,19 +157,44 @@ const COMMANDS: Record<string, Command> = {
   },
   leader: {
     summary: 'Run the leader: the durable store, presence decisions, task assignment and the event feed.',
-    flags: ['dataDir', 'bind', 'publish', 'workerTimeoutMs', 'deregisterAfterMs', 'massDownPercent', 'logLevel'],
+    flags: [
+      'dataDir',
+      'store',
+      'storePrefix',
+      'sessionTtl',
+      'storeFailExitMs',
+      'bind',
+      'publish',
+      'workerTimeoutMs',
+      'deregisterAfterMs',
+      'massDownPercent',
+      'metricsPort',
+      'metricsHost',
+      'logLevel',
+    ],
     async run(v, log) {
       const leader = await startLeader(
         {
           dataDir: str(v.dataDir),
+          store: str(v.store),
+          storePrefix: str(v.storePrefix),
+          sessionTtlS: int(v.sessionTtl),
+          storeFailExitMs: int(v.storeFailExitMs),
           bind: str(v.bind),
           publish: str(v.publish),
           workerTimeoutMs: int(v.workerTimeoutMs),
+          metricsPort: int(v.metricsPort),
+          metricsHost: str(v.metricsHost),
           ...leaderHealthFlags(v),
         },
-        { log },
+        // The node logged the one fatal line; exit so a supervisor restarts it or a standby takes over.
+        { log, onFatal: () => process.exit(STORE_FAILED_EXIT_CODE) },
       );
-      say(`switchboard leader: control=${leader.control} events=${leader.events} data=${str(v.dataDir) ?? './data'}`);
+      const where = str(v.store)?.startsWith('etcd://')
+        ? `store=${str(v.store)}`
+        : `data=${str(v.dataDir) ?? './data'}`;
+      say(`switchboard leader: control=${leader.control} events=${leader.events} ${where}`);
+      if (leader.metricsUrl) say(`switchboard leader metrics: url=${leader.metricsUrl}/metrics`);
       return [leader];
     },
   },

@@ -15,6 +15,7 @@ import {
   type Logger,
   type MassDownGuardStatus,
   type Metrics,
+  type StoreHealth,
   type Reply,
   type RequestBody,
   type ToFollower,
@@ -36,12 +37,14 @@ export class LeaderChannel {
   readonly #unsubscribe: () => void;
   #link: LeaderLink<typeof ToFollower> | null = null;
   #guard: MassDownGuardStatus | null = null;
+  #store: StoreHealth | null = null;
   #closing: Promise<void> | null = null;
 
   constructor(opts: LeaderChannelOptions) {
     this.#opts = opts;
     this.#unsubscribe = opts.follower.onPong((pong) => {
       this.#guard = pong.guard ?? null;
+      this.#store = pong.store ?? null;
     });
     opts.metrics.gauge(
       'switchboard_leader_mass_down_guard_active',
@@ -63,6 +66,11 @@ export class LeaderChannel {
   /** The leader's mass-down guard as of its last pong (null until a leader that reports it answers). */
   get guard(): MassDownGuardStatus | null {
     return this.#guard;
+  }
+
+  /** The leader's store as of its last pong (null until a leader that reports it answers). */
+  get store(): StoreHealth | null {
+    return this.#store;
   }
 
   /** One request to the leader; rejects with a `LinkError` (timeout, busy, connection lost, closed). */

@@ -16,6 +16,11 @@ export const DEFAULT_MASS_DOWN_MIN_PROVIDERS = 3;
 export const DEFAULT_MASS_DOWN_WINDOW_MS = 2000;
 /** How long a down that is not a closed connection waits to be counted with others before it is published. */
 export const DEFAULT_MASS_DOWN_SETTLE_MS = 100;
+/** A store that still fails commits after this long makes the leader exit (code 75) so a standby or a supervisor acts. */
+export const DEFAULT_STORE_FAIL_EXIT_MS = 30_000;
+/** The etcd election lease TTL, seconds: a dead or frozen leader is replaced about this long after it stopped. */
+export const DEFAULT_SESSION_TTL_S = 2;
+export const DEFAULT_METRICS_HOST = '127.0.0.1';
 
 export const LeaderConfigSchema = Type.Object(
   {
@@ -37,6 +42,16 @@ export const LeaderConfigSchema = Type.Object(
     massDownMinProviders: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
     massDownWindowMs: Type.Integer({ minimum: 10, maximum: 600_000 }),
     massDownSettleMs: Type.Integer({ minimum: 0, maximum: 60_000 }),
+    /** Absent or `sqlite`: the SQLite file in `dataDir` (one leader). `etcd://h:p,h:p`: etcd, any number of leaders. */
+    store: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+    /** Key prefix in etcd. */
+    storePrefix: Type.String({ pattern: '^/(?:.*/)?$', maxLength: 256 }),
+    /** etcd election lease TTL in seconds. */
+    sessionTtlS: Type.Integer({ minimum: 1, maximum: 300 }),
+    storeFailExitMs: Type.Integer({ minimum: 0, maximum: 86_400_000 }),
+    /** Serve the leader's Prometheus metrics on http://metricsHost:metricsPort/metrics (0: any free port). */
+    metricsPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+    metricsHost: Type.String({ minLength: 1 }),
   },
   { additionalProperties: false },
 );
@@ -55,6 +70,10 @@ export const LEADER_DEFAULTS = {
   massDownMinProviders: DEFAULT_MASS_DOWN_MIN_PROVIDERS,
   massDownWindowMs: DEFAULT_MASS_DOWN_WINDOW_MS,
   massDownSettleMs: DEFAULT_MASS_DOWN_SETTLE_MS,
+  storePrefix: '/switchboard/',
+  sessionTtlS: DEFAULT_SESSION_TTL_S,
+  storeFailExitMs: DEFAULT_STORE_FAIL_EXIT_MS,
+  metricsHost: DEFAULT_METRICS_HOST,
 };
 
 export function leaderConfig(input: LeaderConfigInput): Readonly<LeaderConfig> {

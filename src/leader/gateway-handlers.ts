@@ -58,6 +58,8 @@ export function gatewayHandlers(parts: LeaderParts): Handlers<GatewayRequestType
         rev: registry.committedRev,
         events: parts.eventsEndpoint(),
         guard: presence.guardStatus(),
+        control: parts.controlEndpoint(),
+        store: registry.storeHealth(),
       }),
 
     metrics: (routing, m) =>
@@ -66,20 +68,24 @@ export function gatewayHandlers(parts: LeaderParts): Handlers<GatewayRequestType
         (err: unknown) => parts.log.error({ err }, 'metrics render failed'),
       ),
 
-    cluster: (routing, m, now) =>
-      control.reply(routing, {
-        type: 'cluster.reply',
-        reqId: m.reqId,
-        session,
-        epoch: registry.epoch,
-        rev: registry.committedRev,
-        providers: registry.size,
-        workers: assignment.workerStatus(now),
-        unassigned: assignment.unassigned,
+    cluster: (routing, m) =>
+      answer(routing, m.reqId, async () => {
+        const view = await parts.cluster();
+        return {
+          type: 'cluster.reply',
+          session,
+          epoch: registry.epoch,
+          rev: registry.committedRev,
+          providers: registry.size,
+          workers: assignment.workerStatus(Date.now()),
+          unassigned: assignment.unassigned,
+          ...view,
+        };
       }),
 
     'guard.release': (routing, m) =>
       answer(routing, m.reqId, async () => {
+        registry.assertWritable();
         presence.releaseGuard();
         await registry.committed();
         return { type: 'ack', status: 200, rev: registry.committedRev };
@@ -109,6 +115,7 @@ export function gatewayHandlers(parts: LeaderParts): Handlers<GatewayRequestType
 
     put: (routing, m) =>
       answer(routing, m.reqId, async () => {
+        registry.assertWritable();
         const previous = m.id ? registry.get(m.id) : undefined;
         const result = registry.put(m.id, m.input);
         if (result.changed) assignment.retask(previous, result.provider);
@@ -118,6 +125,7 @@ export function gatewayHandlers(parts: LeaderParts): Handlers<GatewayRequestType
 
     delete: (routing, m) =>
       answer(routing, m.reqId, async () => {
+        registry.assertWritable();
         const removed = registry.remove(m.id);
         parts.forget(removed);
         await registry.committed();
@@ -126,6 +134,7 @@ export function gatewayHandlers(parts: LeaderParts): Handlers<GatewayRequestType
 
     maintenance: (routing, m) =>
       answer(routing, m.reqId, async () => {
+        registry.assertWritable();
         const provider = mustGet(m.id);
         const now = Date.now();
         const updated = m.enabled

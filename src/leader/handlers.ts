@@ -4,12 +4,15 @@
  * has a handler, and each handler receives exactly its own message type. Handlers live with their concern:
  * worker-handlers.ts (hello, pings, presence) and gateway-handlers.ts (requests that carry a `reqId`).
  */
-import type { Logger, Metrics, Provider, ToLeader } from '../bridge/index.ts';
+import type { Logger, Metrics, Provider, ToFollower, ToLeader } from '../bridge/index.ts';
 import type { Assignment } from './assignment.ts';
 import type { ControlSocket } from './control.ts';
 import type { PresenceDecider } from './presence-decider.ts';
 import type { EventPublisher } from './publisher.ts';
 import type { Registry } from './registry.ts';
+
+/** The HA part of `cluster.reply`. */
+export type ClusterView = Pick<Extract<ToFollower, { type: 'cluster.reply' }>, 'store' | 'active' | 'candidates'>;
 
 export type LeaderMessageType = ToLeader['type'];
 /** Message type → its message. */
@@ -32,6 +35,10 @@ export interface LeaderParts {
   readonly log: Logger;
   /** The PUB endpoint as bound (told to gateways in `pong`). */
   eventsEndpoint(): string;
+  /** The answering leader's own control endpoint (told in `pong`). */
+  controlEndpoint(): string;
+  /** The store, this leader's term and every candidate in line (for `cluster.reply`). */
+  cluster(): Promise<ClusterView>;
   /** After a removal (by a client or the reaper): drop its watch task and everything kept about it. */
   forget(removed: Provider): void;
 }

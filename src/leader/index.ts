@@ -1,17 +1,27 @@
-/** The leader role: `start(config)` binds its sockets and returns a handle whose `close()` stops it cleanly. */
+/** The leader role: `start(config)` starts the leader node and returns a handle whose `close()` stops it cleanly. */
 import {
   buildInfoLabels,
   createLogger,
   makeHandle,
   Metrics,
+  startMetricsServer,
   type Handle,
   type Logger,
+  type MetricsServer,
   type RegistryEvent,
+  type StoreHealth,
 } from '../bridge/index.ts';
 import { leaderConfig, type LeaderConfigInput } from './config.ts';
-import { Leader, type LeaderStatus } from './leader.ts';
+import type { LeaderStatus } from './leader.ts';
+import { LeaderNode } from './node.ts';
 
-export { leaderConfig, LEADER_DEFAULTS, DEFAULT_LEADER_BIND, defaultPublishEndpoint } from './config.ts';
+export {
+  leaderConfig,
+  LEADER_DEFAULTS,
+  DEFAULT_LEADER_BIND,
+  DEFAULT_STORE_FAIL_EXIT_MS,
+  defaultPublishEndpoint,
+} from './config.ts';
 export type { LeaderConfig, LeaderConfigInput } from './config.ts';
 export type { LeaderStatus } from './leader.ts';
 
@@ -20,20 +30,35 @@ export interface LeaderHandle extends Handle {
   readonly control: string;
   /** The PUB endpoint for events. */
   readonly events: string;
+  /** The store's epoch ('' while a standby). */
   readonly epoch: string;
   readonly metrics: Metrics;
-  /** Epoch, last durable revision, and how many providers, live workers and unwatched checked providers. */
+  /** http://host:port serving /metrics, or null when `metricsPort` is not set. */
+  readonly metricsUrl: string | null;
+  /** True while this process is the active leader (always, for SQLite). */
+  readonly active: boolean;
+  /**
+   * Epoch, last durable revision, and how many providers, live workers and unwatched checked providers. Throws
+   * while a standby.
+   */
   status(): LeaderStatus;
+  /** Whether commits succeed (undefined while a standby). */
+  storeHealth(): StoreHealth | undefined;
   /**
    * The committed events after revision `since`, oldest first (`history(0)`: everything still held, up to the
-   * `historySize` most recent); undefined when the history no longer reaches back that far.
+   * `historySize` most recent); undefined when the history no longer reaches back that far (or while a standby).
    */
   history(since: number): RegistryEvent[] | undefined;
 }
 
 export async function start(
   config: LeaderConfigInput,
-  deps: { log?: Logger; metrics?: Metrics } = {},
+  deps: {
+    log?: Logger;
+    metrics?: Metrics;
+    /** The store kept failing past `storeFailExitMs`: the default closes the leader; the CLI exits with code 75. */
+    onFatal?: (err: Error) => void;
+  } = {},
 ): Promise<LeaderHandle> {
   const cfg = leaderConfig(config);
   const log = (deps.log ?? createLogger()).child({ role: 'leader' });
@@ -43,17 +68,50 @@ export async function start(
     'role',
     'node',
   ]);
-  const leader = new Leader(cfg, log, metrics);
-  await leader.start();
-  return makeHandle(
+  const node = new LeaderNode({
+    config: cfg,
+    log,
+    metrics,
+    onFatal: deps.onFatal ?? (() => void handle.close()),
+  });
+  await node.start();
+  let metricsServer: MetricsServer | undefined;
+  if (cfg.metricsPort !== undefined) {
+    try {
+      metricsServer = await startMetricsServer({ host: cfg.metricsHost, port: cfg.metricsPort, metrics, log });
+    } catch (err) {
+      await node.close();
+      throw err;
+    }
+  }
+  const handle: LeaderHandle = makeHandle(
     {
-      control: leader.controlEndpoint,
-      events: leader.eventsEndpoint,
-      epoch: leader.epoch,
+      get control() {
+        return node.controlEndpoint;
+      },
+      get events() {
+        return node.eventsEndpoint;
+      },
+      get epoch() {
+        return node.epoch;
+      },
+      get active() {
+        return node.active !== undefined;
+      },
       metrics,
-      status: () => leader.status(),
-      history: (since: number) => leader.history(since),
+      metricsUrl: metricsServer?.url ?? null,
+      status: () => {
+        const status = node.status();
+        if (!status) throw new Error('this leader is a standby');
+        return status;
+      },
+      storeHealth: () => node.storeHealth(),
+      history: (since: number) => node.active?.history(since),
     },
-    () => leader.close(),
+    async () => {
+      await metricsServer?.close();
+      await node.close();
+    },
   );
+  return handle;
 }

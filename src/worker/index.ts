@@ -5,12 +5,12 @@ import {
   leaderEndpoints,
   makeHandle,
   Metrics,
+  startMetricsServer,
   warnWhileLeaderUnreachable,
   type Handle,
   type Logger,
 } from '../bridge/index.ts';
 import { workerConfig, type WorkerConfigInput } from './config.ts';
-import { startMetricsServer } from './metrics-server.ts';
 import { Worker } from './worker.ts';
 
 export { workerConfig, WORKER_DEFAULTS } from './config.ts';

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { createLogger } from '../../src/bridge/index.ts';
 import { GroupCommit, MAX_COMMIT_BATCH, MAX_COMMIT_DELAY_MS } from '../../src/leader/group-commit.ts';
 import { Registry } from '../../src/leader/registry.ts';
+import { sqliteStore } from '../../src/leader/store-api.ts';
 import { Store } from '../../src/leader/store.ts';
 
 /** One turn of the event loop: immediates queued before this one have run when it resolves. */
@@ -133,7 +134,7 @@ test('the registry with a real store: writes staged in one turn share one SQLite
     rmSync(dir, { recursive: true, force: true });
   });
   const published: number[] = [];
-  const registry = new Registry(store, {
+  const registry = new Registry(sqliteStore(store), store.load(), {
     log: createLogger({ level: 'silent' }),
     publish: (e) => published.push(e.rev),
   });

@@ -14,9 +14,11 @@ export async function adminRoutes(fastify: FastifyInstance, ctx: GatewayContext)
     {
       schema: {
         tags: ['operations'],
-        summary: 'The leader and its workers',
+        summary: 'The leader, its standbys, its store and its workers',
         description:
-          'Asked of the leader at each call: its epoch and revision, every live worker with the number of providers it watches, and checked providers waiting for a worker.',
+          'Asked of the active leader at each call: its epoch and revision, every live worker with the number of providers it watches, checked providers waiting for a worker, ' +
+          'where the registry is stored, and every leader process in line for the leadership (etcd store; the active one first, with its term). ' +
+          '503 `SB_LEADER_UNAVAILABLE` when no leader answers.',
         response: {
           200: Type.Object({
             session: Type.String({ description: 'Changes each time the leader process restarts' }),
@@ -25,6 +27,19 @@ export async function adminRoutes(fastify: FastifyInstance, ctx: GatewayContext)
             providers: Type.Integer(),
             workers: Type.Array(Type.Object({ id: Type.String(), tasks: Type.Integer(), lastSeenMs: Type.Number() })),
             unassigned: Type.Integer(),
+            store: Type.Object({
+              kind: Type.Union([Type.Literal('sqlite'), Type.Literal('etcd')]),
+              path: Type.String({ description: 'The SQLite file, or the etcd URL and key prefix' }),
+            }),
+            active: Type.Object({
+              endpoint: Type.String({ description: 'Control endpoint of the active leader' }),
+              session: Type.String(),
+              term: Type.Integer({ description: "The election key's create revision in etcd; 0 with SQLite" }),
+            }),
+            candidates: Type.Array(
+              Type.Object({ endpoint: Type.String(), term: Type.Integer(), active: Type.Boolean() }),
+              { description: 'Every leader process in line, the active one first' },
+            ),
           }),
           ...errorResponses(503),
         },

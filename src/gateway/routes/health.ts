@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { MassDownGuardStatus } from '../../bridge/index.ts';
+import { MassDownGuardStatus, StoreHealth } from '../../bridge/index.ts';
 import type { GatewayContext } from '../context.ts';
 import { leaderMetrics, mergeMetrics } from '../leader-metrics.ts';
 import { Health, Readiness } from '../schemas.ts';
@@ -12,6 +12,11 @@ const ReadinessWithGuard = Type.Object({
   massDownGuard: Type.Union([MassDownGuardStatus, Type.Null()], {
     description: 'The leader holds down transitions while active (a likely network or worker cut-off); null if unknown',
   }),
+  leaderStore: Type.Union([StoreHealth, Type.Null()], {
+    description:
+      "The leader's store as of its last answer: while it fails commits the gateway is not ready (writes get SB_STORE_UNAVAILABLE); null if unknown",
+  }),
+  reason: Type.Optional(Type.String({ description: 'Why the gateway is not ready' })),
 });
 
 export async function healthRoutes(fastify: FastifyInstance, ctx: GatewayContext): Promise<void> {
@@ -35,8 +40,19 @@ export async function healthRoutes(fastify: FastifyInstance, ctx: GatewayContext
     },
     async (_request, reply) => {
       const status = ctx.follower.status();
-      const ready = status.loaded && !status.stale;
-      return reply.code(ready ? 200 : 503).send({ ready, ...status, massDownGuard: ctx.leader.guard });
+      const store = ctx.leader.store;
+      const storeFailing = store?.healthy === false && status.leaderReachable;
+      const ready = status.loaded && !status.stale && !storeFailing;
+      const reason = !status.loaded
+        ? 'the replica is not loaded yet'
+        : status.stale
+          ? 'no contact with the leader: reads are served but may be stale'
+          : storeFailing
+            ? `the leader cannot write its store: ${store.error ?? 'failing'}`
+            : undefined;
+      return reply
+        .code(ready ? 200 : 503)
+        .send({ ready, ...status, massDownGuard: ctx.leader.guard, leaderStore: store, ...(reason ? { reason } : {}) });
     },
   );
 

@@ -1,9 +1,11 @@
 /**
- * The worker's own metrics over HTTP (`--metrics-port`, off by default): a worker has no HTTP API, so without
- * this its documented metrics (checks in flight, tasks, heartbeat counts) could not be scraped.
+ * A role's own metrics over HTTP (`--metrics-port`, off by default): the worker and the leader have no HTTP API,
+ * so without this their documented metrics (worker: checks in flight, tasks; leader: election state, store health)
+ * could not be scraped directly.
  */
 import { createServer, type Server } from 'node:http';
-import type { Logger, Metrics } from '../bridge/index.ts';
+import type { Logger } from './log.ts';
+import type { Metrics } from './metrics.ts';
 
 export interface MetricsServer {
   /** http://host:port (the bound port when 0 was asked). */
@@ -45,7 +47,7 @@ export async function startMetricsServer(opts: {
   const port = typeof address === 'object' && address ? address.port : opts.port;
   const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   const url = `http://${host}:${port}`;
-  opts.log.info({ url: `${url}/metrics` }, 'worker metrics listening');
+  opts.log.info({ url: `${url}/metrics` }, 'metrics listening');
   let closing: Promise<void> | null = null;
   return {
     url,
