@@ -8,11 +8,19 @@
  * Real processes through the CLI (3 leaders `--store etcd://…`, 2 workers, 1 gateway given the leader list), a
  * private 3-member etcd, heartbeating provider processes; the killed leader is started again as a standby before
  * the next kill. Every acknowledged write is checked against the store at the end of each setting.
+ *
+ * Then (unless `--no-throughput`) durable registrations/s through one gateway, the etcd store beside the SQLite
+ * store, measured by `wrk` (its own process; Debian `wrk`) with new providers PUT at c=64 for 10 s.
  */
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { SwitchboardClient } from '../src/client/index.ts';
 import { startHaCluster, type HaCluster } from '../harness/ha-cluster.ts';
+import { startGatewayProcess, startLeaderProcess } from '../harness/process.ts';
+import { tempDir } from '../harness/tmp.ts';
 import { http } from '../harness/http.ts';
 import { waitFor } from '../harness/wait.ts';
 import { startEtcdCluster } from '../test/helpers/etcd-cluster.ts';
@@ -27,6 +35,7 @@ const { values } = parseArgs({
   options: {
     kills: { type: 'string', default: '10' },
     ttl: { type: 'string', default: '2,1' },
+    'no-throughput': { type: 'boolean', default: false },
   },
 });
 const kills = Math.max(1, Number(values.kills));
@@ -105,9 +114,59 @@ async function measure(ha: HaCluster, round: number): Promise<Round> {
   }
 }
 
+/** New providers PUT by wrk: a random prefix per thread and a counter keep every id new. */
+const WRK_SCRIPT = `
+local n = 0
+local prefix = nil
+request = function()
+  if prefix == nil then prefix = "wrk-" .. tostring(math.random(1, 1000000000)) end
+  n = n + 1
+  local body = '{"service":"wrk","host":"127.0.0.1","port":' .. (n % 60000 + 1) .. ',"protocol":"http"}'
+  return wrk.format("PUT", "/v1/providers/" .. prefix .. "-" .. n, {["Content-Type"] = "application/json"}, body)
+end
+`;
+
+/** Registrations/s and non-2xx answers of `wrk` against a gateway. */
+function wrkRegistrations(url: string, dir: string): { perSecond: number; errors: number } {
+  const script = join(dir, 'register.lua');
+  writeFileSync(script, WRK_SCRIPT);
+  const out = spawnSync('wrk', ['-t2', '-c64', '-d10s', '-s', script, url], { encoding: 'utf8', timeout: 60_000 });
+  if (out.status !== 0) throw new Error(`wrk failed: ${out.stderr || out.error?.message}`);
+  const perSecond = Number(/Requests\/sec:\s+([\d.]+)/.exec(out.stdout)?.[1] ?? NaN);
+  const errors = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out.stdout)?.[1] ?? 0);
+  return { perSecond, errors };
+}
+
+async function throughput(etcd: Awaited<ReturnType<typeof startEtcdCluster>>): Promise<string[]> {
+  const dir = tempDir('switchboard-bench-failover-');
+  const rows: string[] = [];
+  try {
+    const ha = await startHaCluster({ etcd, gateways: 1, workers: 1 });
+    try {
+      const r = wrkRegistrations(ha.gateways[0].url, dir.path);
+      rows.push(`| etcd (3 members), 3 leaders | ${r.perSecond.toFixed(0)} | ${r.errors} |`);
+    } finally {
+      await ha.close();
+    }
+    const leader = await startLeaderProcess(dir.path);
+    const gateway = await startGatewayProcess(leader.control);
+    try {
+      const r = wrkRegistrations(gateway.url, dir.path);
+      rows.push(`| SQLite (one leader) | ${r.perSecond.toFixed(0)} | ${r.errors} |`);
+    } finally {
+      await gateway.child.stop();
+      await leader.child.stop();
+    }
+  } finally {
+    dir.remove();
+  }
+  return rows;
+}
+
 async function main(): Promise<void> {
   const etcd = await startEtcdCluster();
   const rows: string[] = [];
+  let throughputRows: string[] = [];
   try {
     for (const ttl of ttls) {
       const ha = await startHaCluster({
@@ -144,6 +203,7 @@ async function main(): Promise<void> {
           `${pct(d, 50).toFixed(0)} / ${d[d.length - 1].toFixed(0)} |`,
       );
     }
+    if (!values['no-throughput']) throughputRows = await throughput(etcd);
   } finally {
     await etcd.close();
   }
@@ -153,6 +213,16 @@ async function main(): Promise<void> {
     ...rows,
   ].join('\n');
   process.stdout.write(`${table}\n`);
+  if (throughputRows.length > 0)
+    process.stdout.write(
+      [
+        '',
+        '| store | registrations/s (wrk, c=64, 10 s) | non-2xx |',
+        '| --- | ---: | ---: |',
+        ...throughputRows,
+        '',
+      ].join('\n'),
+    );
 }
 
 main().then(
