@@ -192,23 +192,18 @@ export async function startHaCluster(opts: HaClusterOptions = {}): Promise<HaClu
     // The first leader alone, so it is the one elected; then the standbys.
     await ha.startLeader(0);
     await ha.activeLeader(30_000);
-    // Standbys, workers and gateways start side by side: each is a Node process that takes seconds to load.
-    const starting = [
-      ...leaders.slice(1).map((l) => ha.startLeader(l.index)),
-      ...Array.from({ length: opts.workers ?? 2 }, async () => {
-        const w = await startWorkerProcess(leaderList, opts.workerArgs ?? []);
-        ha.workers.push(w);
-        track(w.child);
-      }),
-      ...Array.from({ length: opts.gateways ?? 2 }, async () => {
-        const g = await startGatewayProcess(leaderList, opts.gatewayArgs ?? []);
-        ha.gateways.push(g);
-        track(g.child);
-      }),
-    ];
-    const started = await Promise.allSettled(starting);
-    const failed = started.find((r) => r.status === 'rejected');
-    if (failed) throw failed.reason;
+    // One process at a time: each loads Node and tsx, and side by side on a loaded machine they miss their deadlines.
+    for (let i = 1; i < leaders.length; i++) await ha.startLeader(i);
+    for (let i = 0; i < (opts.workers ?? 2); i++) {
+      const w = await startWorkerProcess(leaderList, opts.workerArgs ?? []);
+      track(w.child);
+      ha.workers.push(w);
+    }
+    for (let i = 0; i < (opts.gateways ?? 2); i++) {
+      const g = await startGatewayProcess(leaderList, opts.gatewayArgs ?? []);
+      track(g.child);
+      ha.gateways.push(g);
+    }
     await ha.gatewaysReady();
   } catch (err) {
     await ha.close();

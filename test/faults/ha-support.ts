@@ -9,6 +9,7 @@ import { statesOf } from './harness.ts';
 
 /** Codes a write may answer while no leader can commit (no quorum, or between leaders). */
 export const UNAVAILABLE_CODES = new Set([
+  'SB_LEADER_FAILED',
   'SB_STORE_UNAVAILABLE',
   'SB_STORE_FAILED',
   'SB_LEADER_UNAVAILABLE',
