@@ -19,6 +19,8 @@ export const UNAVAILABLE_CODES = new Set([
 interface Ack {
   id: string;
   rev: number;
+  /** When the request was sent and when its acknowledgement arrived (epoch ms). */
+  sentAt: number;
   at: number;
 }
 
@@ -36,13 +38,14 @@ export function flood(ha: HaCluster, opts: { concurrency?: number; service?: str
     const url = ha.gateways[w % ha.gateways.length].url;
     while (!stopped && next < 50_000) {
       const id = `${opts.prefix ?? 'flood'}-${next++}`;
+      const sentAt = Date.now();
       const res = await http('PUT', `${url}/v1/providers/${id}`, {
         service,
         host: '127.0.0.1',
         port: 1 + (next % 60000),
         protocol: 'http',
       }).catch((err: Error) => ({ status: 0, body: { code: err.message } }));
-      if (res.status === 201) acks.push({ id, rev: res.body.rev, at: Date.now() });
+      if (res.status === 201) acks.push({ id, rev: res.body.rev, sentAt, at: Date.now() });
       else {
         const key = `${res.status} ${res.body?.code ?? ''}`;
         refused.set(key, (refused.get(key) ?? 0) + 1);
