@@ -78,7 +78,12 @@ async function measure(ha: HaCluster, round: number): Promise<Round> {
   const client = new SwitchboardClient({ gateways: [url], lookupCacheMs: 0 });
   try {
     const id = `victim-${round}`;
-    const [victim] = await ha.startProviders('bench-victims', [[id]], { gateway: url, intervalMs: 300, misses: 3 });
+    const [victim] = await ha.startProviders('bench-victims', [[id]], {
+      gateway: url,
+      intervalMs: 300,
+      misses: 3,
+      basePort: 30000 + round,
+    });
     await waitFor(async () => (await http('GET', `${url}/v1/providers/${id}`)).body.state === 'up', {
       timeoutMs: 15_000,
       what: `${id} up`,
@@ -86,8 +91,9 @@ async function measure(ha: HaCluster, round: number): Promise<Round> {
     const watch = client.watch({ services: ['bench-victims'] });
     await watch.ready;
     let downAt = NaN;
-    watch.on((u) => {
-      if (u.type === 'event' && u.event.provider.id === id && u.event.change === 'down') downAt = performance.now();
+    // An event, or a snapshot the subscriber was given instead (a resync), that shows the victim down.
+    watch.on(() => {
+      if (Number.isNaN(downAt) && watch.view.providers.get(id)?.state === 'down') downAt = performance.now();
     });
     const writes = writer(url, `w${round}`);
     await waitFor(() => writes.acks.length >= 20, { what: 'writes flowing' });

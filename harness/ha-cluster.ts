@@ -62,7 +62,7 @@ export interface HaCluster {
   startProviders(
     service: string,
     groups: string[][],
-    opts?: { gateway?: string; intervalMs?: number; misses?: number },
+    opts?: { gateway?: string; intervalMs?: number; misses?: number; basePort?: number },
   ): Promise<Array<{ child: Child; endpoint: string; ids: string[] }>>;
   /** Waits until every gateway answers /readyz 200. */
   gatewaysReady(timeoutMs?: number): Promise<void>;
@@ -162,7 +162,7 @@ export async function startHaCluster(opts: HaClusterOptions = {}): Promise<HaClu
           const res = await http('PUT', `${url}/v1/providers/${id}`, {
             service,
             host: '127.0.0.1',
-            port: 20000 + g * 100 + i,
+            port: (p.basePort ?? 20000) + g * 100 + i,
             protocol: 'rpc-server',
             check: { type: 'zmq', endpoint: provider.endpoint, intervalMs: p.intervalMs ?? 300, misses: p.misses ?? 3 },
           });
