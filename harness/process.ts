@@ -31,6 +31,7 @@ export async function startLeaderProcess(
   dataDir: string,
   bind = 'tcp://127.0.0.1:*',
   publish?: string,
+  extra: string[] = [],
 ): Promise<{ child: Child; control: string; events: string }> {
   const child = spawnRole('leader', [
     '--data-dir',
@@ -38,6 +39,7 @@ export async function startLeaderProcess(
     '--bind',
     bind,
     ...(publish ? ['--publish', publish] : []),
+    ...extra,
   ]);
   const m = await child.waitForLine(/^switchboard leader: control=(\S+) events=(\S+)/);
   return { child, control: m[1], events: m[2] };

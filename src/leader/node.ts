@@ -229,6 +229,7 @@ export class LeaderNode {
     await leader.stepDown(detail);
     this.#metrics.inc('switchboard_leader_step_downs_total', { reason });
     this.#log.warn({ reason: detail, cause: reason, term: leader.term }, 'stepped down');
+    this.#log.info({ leader: this.#etcd?.election.leader ?? null }, 'standby');
     if (reason !== 'lease_lost') this.#retake();
   }
 

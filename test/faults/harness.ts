@@ -38,7 +38,7 @@ export interface FaultCluster {
 
 export async function startFaultCluster(
   t: TestContext,
-  opts: { workers?: number; gateways?: number; gatewayArgs?: string[] } = {},
+  opts: { workers?: number; gateways?: number; gatewayArgs?: string[]; leaderArgs?: string[] } = {},
 ): Promise<FaultCluster> {
   const dir = tempDir('switchboard-fault-');
   const children: Child[] = [];
@@ -60,7 +60,7 @@ export async function startFaultCluster(
     gateways: [],
     track,
     async startLeader() {
-      const leader = await startLeaderProcess(dir.path, bind, publish);
+      const leader = await startLeaderProcess(dir.path, bind, publish, opts.leaderArgs);
       fc.leader = track(leader.child);
     },
     async startWorker() {

@@ -257,6 +257,8 @@ test('without a leader: writes answer 503 SB_LEADER_UNAVAILABLE, reads still wor
       rev: 1,
       lastContactMs: undefined,
       massDownGuard: null,
+      leaderStore: null,
+      reason: 'no contact with the leader: reads are served but may be stale',
     },
   );
   const health = await request(g, 'GET', '/healthz');
