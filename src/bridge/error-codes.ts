@@ -21,6 +21,21 @@ export const ERROR_CODES = {
     message: '%s',
     description: 'The request is malformed in a way the schema cannot say.',
   },
+  SB_INVALID_JSON: {
+    statusCode: 400,
+    message: '%s',
+    description: 'The body is not valid JSON (or is empty while its content-type says JSON).',
+  },
+  SB_BODY_TOO_LARGE: {
+    statusCode: 413,
+    message: '%s',
+    description: 'The body is larger than the gateway accepts (64 KiB by default, the gateway `bodyLimit` setting).',
+  },
+  SB_UNSUPPORTED_MEDIA_TYPE: {
+    statusCode: 415,
+    message: '%s',
+    description: 'The body has a content-type the route does not read; send `application/json`.',
+  },
   SB_PROVIDER_NOT_FOUND: {
     statusCode: 404,
     message: "provider '%s' is not registered",
@@ -61,7 +76,8 @@ export const ERROR_CODES = {
   SB_STORE_FAILED: {
     statusCode: 503,
     message: '%s',
-    description: 'The leader could not write its store and refuses writes.',
+    description:
+      'Sent by leaders before store failures were retried; a leader now answers SB_STORE_UNAVAILABLE while its store fails. Kept for clients that still check it.',
   },
   SB_STORE_UNAVAILABLE: {
     statusCode: 503,

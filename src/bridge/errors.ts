@@ -22,3 +22,15 @@ export class LeaderError extends Error {
     this.statusCode = statusCode;
   }
 }
+
+/**
+ * A role cannot start as configured: a store it cannot use (invalid, in use by another leader, unwritable), an
+ * address already in use. The message is one line for a human, naming the file, row or address at fault; the CLI
+ * prints it alone, without a stack trace.
+ */
+export class StartupError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StartupError';
+  }
+}

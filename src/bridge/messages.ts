@@ -11,6 +11,19 @@ import { MESSAGE_TYPE, OBSERVATION_CAUSES } from './protocol.ts';
 import { Check, CheckResult, Provider, ProviderId, ProviderInput, RegistryEvent } from './schemas.ts';
 
 const Id = Type.String({ minLength: 1, maxLength: 128 });
+
+// --- caps: what one message may carry. A bigger list is not a valid message (the frame decoder drops it, counted);
+// senders slice their lists to fit. Frame sizes follow from these (see LEADER_FRAME_LIMITS).
+/** Observations in one presence report; workers send longer lists as several reports. */
+export const MAX_OBSERVATIONS_PER_REPORT = 10_000;
+/**
+ * Tasks one worker may hold: the observations of its hello, the task list of its welcome. Decoding a hello is one
+ * piece of work that cannot be sliced (about 100 ms per 25,000 observations here), so this also bounds how long
+ * one message can keep the leader from answering.
+ */
+export const MAX_TASKS_PER_WORKER = 50_000;
+/** Tasks (or ids) in one incremental `tasks.add` / `tasks.remove`. */
+export const MAX_TASKS_PER_CHANGE = 50_000;
 const ReqId = Type.Integer({ minimum: 0 });
 const Millis = Type.Number();
 
@@ -39,7 +52,7 @@ export const WorkerHello = Type.Object({
   type: Type.Literal(MESSAGE_TYPE.workerHello),
   workerId: Id,
   /** What the worker already watches and what it saw: lets a restarted leader keep assignments and presence. */
-  observations: Type.Array(Observation, { maxItems: 1_000_000 }),
+  observations: Type.Array(Observation, { maxItems: MAX_TASKS_PER_WORKER }),
 });
 export const WorkerPing = Type.Object({ type: Type.Literal(MESSAGE_TYPE.workerPing), workerId: Id });
 export const PresenceReport = Type.Object({
@@ -47,7 +60,7 @@ export const PresenceReport = Type.Object({
   workerId: Id,
   /** true: every task of the worker is listed (periodic full report); false: transitions only. */
   full: Type.Boolean(),
-  observations: Type.Array(Observation, { maxItems: 1_000_000 }),
+  observations: Type.Array(Observation, { maxItems: MAX_OBSERVATIONS_PER_REPORT }),
 });
 
 // --- leader → worker
@@ -55,15 +68,15 @@ export const WorkerWelcome = Type.Object({
   type: Type.Literal(MESSAGE_TYPE.workerWelcome),
   session: Id,
   /** The whole task list: the worker watches exactly these afterwards. */
-  tasks: Type.Array(Task, { maxItems: 1_000_000 }),
+  tasks: Type.Array(Task, { maxItems: MAX_TASKS_PER_WORKER }),
 });
 export const TasksAdd = Type.Object({
   type: Type.Literal(MESSAGE_TYPE.tasksAdd),
-  tasks: Type.Array(Task, { maxItems: 1_000_000 }),
+  tasks: Type.Array(Task, { maxItems: MAX_TASKS_PER_CHANGE }),
 });
 export const TasksRemove = Type.Object({
   type: Type.Literal(MESSAGE_TYPE.tasksRemove),
-  ids: Type.Array(ProviderId, { maxItems: 1_000_000 }),
+  ids: Type.Array(ProviderId, { maxItems: MAX_TASKS_PER_CHANGE }),
 });
 export const WorkerPong = Type.Object({ type: Type.Literal(MESSAGE_TYPE.workerPong), session: Id });
 /** The leader does not know this worker (it restarted, or declared the worker dead): say hello again. */
@@ -218,6 +231,23 @@ export const ToLeader = Type.Union([
   MetricsRequest,
 ]);
 export type ToLeader = Static<typeof ToLeader>;
+
+/**
+ * Frame sizes the leader's ROUTER accepts, by message type. `socket` is libzmq's `maxMessageSize` there (a bigger
+ * frame costs the sender its connection before any byte reaches JavaScript); a frame over its type's bound is
+ * dropped by the decoder and counted (`reason="oversized"`). A hello of MAX_TASKS_PER_WORKER observations with
+ * 128-character ids is about 9 MiB (workers leave check outputs out of it); a report of
+ * MAX_OBSERVATIONS_PER_REPORT with 1 KiB outputs about 11 MiB.
+ */
+export const LEADER_FRAME_LIMITS = {
+  socket: 12 * 1024 * 1024,
+  byType: {
+    'worker.hello': 12 * 1024 * 1024,
+    presence: 12 * 1024 * 1024,
+  } as Partial<Record<ToLeader['type'], number>>,
+  /** Every other type (requests from gateways: a provider record is at most about 40 KiB). */
+  other: 256 * 1024,
+} as const;
 
 /** Everything a worker's DEALER accepts. */
 export const ToWorker = Type.Union([WorkerWelcome, TasksAdd, TasksRemove, WorkerPong, WorkerUnknown, TtlPass]);

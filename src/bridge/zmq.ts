@@ -158,6 +158,16 @@ export async function receiveLoop(
 }
 
 /**
+ * Frame sizes a decoder accepts: `socket` for any frame (checked before unpacking), `byType[type]` once the frame's
+ * `type` is known, `other` for a type not listed. A frame over its bound is dropped with reason `oversized`.
+ */
+export interface FrameLimits {
+  socket: number;
+  byType?: Partial<Record<string, number>>;
+  other?: number;
+}
+
+/**
  * Frame → typed message: msgpack unpack with a plain decoder, then the schema check. Anything else is dropped,
  * counted in `switchboard_frames_dropped_total{socket,reason}` and logged at warn (the first few) then debug.
  */
@@ -165,10 +175,12 @@ export class FrameDecoder {
   readonly #metrics: Metrics;
   readonly #log: Logger;
   readonly #socket: string;
+  readonly #limits: FrameLimits | undefined;
   #warned = 0;
 
-  constructor(socket: string, metrics: Metrics, log: Logger) {
+  constructor(socket: string, metrics: Metrics, log: Logger, limits?: FrameLimits) {
     this.#socket = socket;
+    this.#limits = limits;
     this.#metrics = metrics;
     this.#log = log;
     metrics.counter('switchboard_frames_dropped_total', 'Malformed or unexpected ZeroMQ frames dropped', {
@@ -179,14 +191,24 @@ export class FrameDecoder {
 
   decode<S extends TSchema>(validator: Validator<TProperties, S>, frame: Buffer | undefined): Static<S> | undefined {
     if (!frame) return this.drop('missing-frame');
+    const limits = this.#limits;
+    if (limits && frame.length > limits.socket) return this.drop('oversized', frame.length);
     let value: unknown;
     try {
       value = unpack(frame);
     } catch {
       return this.drop('malformed', frame.length);
     }
+    if (limits && frame.length > this.#bound(value, limits)) return this.drop('oversized', frame.length, value);
     if (!validator.Check(value)) return this.drop('invalid', frame.length, value);
     return value;
+  }
+
+  /** The size bound of this value's message type. */
+  #bound(value: unknown, limits: FrameLimits): number {
+    const type = value && typeof value === 'object' ? (value as { type?: unknown }).type : undefined;
+    const own = typeof type === 'string' ? limits.byType?.[type] : undefined;
+    return own ?? limits.other ?? limits.socket;
   }
 
   drop(reason: string, bytes?: number, value?: unknown): undefined {

@@ -10,6 +10,7 @@ import type { start as StartWorker } from '../worker/index.ts';
 import { VERSION } from '../bridge/version.ts';
 import { FLAGS, helpText, parseFlags, UsageError, type FlagKey } from './flags.ts';
 import { HUMAN_COMMANDS, runHuman } from './human.ts';
+import { SNAPSHOT_SUMMARY } from './snapshot.ts';
 
 interface Command {
   summary: string;
@@ -66,6 +67,17 @@ function dnsLine(app: { switchboardDns: { address: string | null } }): string | 
 /** A line of its own after `switchboard gateway: url=`, so that line keeps the format scripts parse. */
 function feedLine(feed: { pub: string | null; snapshot: string | null }): string {
   return `switchboard gateway feed: pub=${feed.pub ?? 'off'} snapshot=${feed.snapshot ?? 'off'}`;
+}
+
+/** The one line an expected start failure deserves (no stack), or undefined for anything else. */
+function startupLine(err: unknown): string | undefined {
+  const e = err as { name?: string; message?: string; code?: unknown; address?: unknown; port?: unknown };
+  if (e?.name === 'StartupError') return e.message;
+  if (e?.code === 'EADDRINUSE' && typeof e.address === 'string') {
+    const address = typeof e.port === 'number' ? `${e.address}:${e.port}` : e.address;
+    return `cannot listen on ${address}: address already in use`;
+  }
+  return undefined;
 }
 
 function say(line: string): void {
@@ -258,6 +270,7 @@ function usage(): string {
   for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)} ${c.summary}`);
   lines.push('', 'Operate (talk to a gateway; --gateway URL or SWITCHBOARD_GATEWAY):');
   for (const [name, c] of Object.entries(HUMAN_COMMANDS)) lines.push(`  ${name.padEnd(10)} ${c.summary}`);
+  lines.push(`  ${'snapshot'.padEnd(10)} ${SNAPSHOT_SUMMARY}`);
   lines.push('', "Run 'switchboard <command> --help' for its flags, 'switchboard --version' for the version.");
   return lines.join('\n') + '\n';
 }
@@ -273,6 +286,11 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`switchboard ${VERSION}\n`);
     return 0;
   }
+  if (name === 'snapshot')
+    return (await import('./snapshot.ts')).runSnapshot(rest, {
+      out: (text) => process.stdout.write(text),
+      err: (text) => process.stderr.write(text),
+    });
   if (Object.hasOwn(HUMAN_COMMANDS, name))
     return runHuman(name, rest, {
       out: (text) => process.stdout.write(text),
@@ -299,21 +317,36 @@ async function main(argv: string[]): Promise<number> {
   const { createLogger } = await import('../bridge/log.ts');
   const { pino } = await import('pino');
   const log = createLogger({ level: str(parsed.values.logLevel) ?? 'info', destination: pino.destination(2) });
-  let handles: Handle[];
+  // Signals are caught before the role starts: a supervisor (or a test) may send SIGTERM as soon as it reads the
+  // "listening" line, before this function would otherwise have installed a handler; a stop asked for while
+  // starting waits for the start to finish.
+  let handles: Handle[] | undefined;
+  let stopRequested: string | undefined;
+  let stop: (signal: string) => void = (signal) => (stopRequested ??= signal);
+  const onSigint = (): void => stop('SIGINT');
+  const onSigterm = (): void => stop('SIGTERM');
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigterm);
   try {
     handles = await command.run(parsed.values, log, parsed.positionals);
   } catch (err) {
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigterm);
     if (err instanceof UsageError) {
       process.stderr.write(`switchboard ${name}: ${err.message}\n\n${helpText(name, command.summary, command.flags)}`);
       return 2;
     }
-    log.fatal({ err }, `could not start ${name}`);
-    process.stderr.write(`switchboard ${name}: ${(err as Error).message}\n`);
+    // An expected refusal (a store it cannot use, an address in use) is one line naming what is at fault; anything
+    // else is a bug or a surprise, logged with its stack.
+    const line = startupLine(err);
+    if (line === undefined) log.fatal({ err }, `could not start ${name}`);
+    process.stderr.write(`switchboard ${name}: ${line ?? (err as Error).message}\n`);
     return 1;
   }
+  const running = handles;
   return new Promise<number>((resolve) => {
     let stopping = false;
-    const stop = (signal: string): void => {
+    stop = (signal: string): void => {
       if (stopping) {
         log.warn({ signal }, 'second signal: exiting now');
         resolve(1);
@@ -327,7 +360,7 @@ async function main(argv: string[]): Promise<number> {
       }, 10_000);
       force.unref();
       (async () => {
-        for (const h of handles) await h.close();
+        for (const h of running) await h.close();
       })()
         .then(() => resolve(0))
         .catch((err: unknown) => {
@@ -335,8 +368,7 @@ async function main(argv: string[]): Promise<number> {
           resolve(1);
         });
     };
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGTERM', () => stop('SIGTERM'));
+    if (stopRequested) stop(stopRequested);
   });
 }
 

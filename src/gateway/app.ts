@@ -21,6 +21,7 @@ import { attachSidecars, type SidecarOptions } from './sidecars.ts';
 import { dashboardRoutes } from './ui/plugin.ts';
 import { ErrorResponse } from './schemas.ts';
 import { httpError } from './errors.ts';
+import { mapFrameworkErrors } from './framework-errors.ts';
 import { validatorCompiler } from './validation.ts';
 
 export const API_VERSION = '1.0.0';
@@ -71,6 +72,7 @@ export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<F
   }) as unknown as FastifyInstance;
 
   app.setValidatorCompiler(validatorCompiler);
+  mapFrameworkErrors(app);
   app.addSchema(ErrorResponse);
   await app.register(swagger, {
     openapi: {

@@ -4,6 +4,7 @@
  */
 import { LeaderError, type Provider, type ToFollower } from '../bridge/index.ts';
 import type { Handlers, LeaderMessageType, LeaderParts } from './handlers.ts';
+import { SnapshotReplies } from './snapshot-replies.ts';
 
 export type GatewayRequestType = Exclude<LeaderMessageType, 'worker.hello' | 'worker.ping' | 'presence'>;
 
@@ -12,6 +13,8 @@ export type ReplyBody = ToFollower extends infer M ? (M extends unknown ? Omit<M
 
 export function gatewayHandlers(parts: LeaderParts): Handlers<GatewayRequestType> {
   const { registry, assignment, presence, control, session } = parts;
+  // One encoding per revision, shared by every requester; how many are built per second is bounded.
+  const snapshots = new SnapshotReplies({ registry, control, metrics: parts.metrics, log: parts.log });
 
   const mustGet = (id: string): Provider => {
     const p = registry.get(id);
@@ -91,17 +94,7 @@ export function gatewayHandlers(parts: LeaderParts): Handlers<GatewayRequestType
         return { type: 'ack', status: 200, rev: registry.committedRev };
       }),
 
-    snapshot: (routing, m) =>
-      answer(routing, m.reqId, async () => {
-        // Only durable state goes out: wait until nothing is staged.
-        while (registry.rev !== registry.committedRev) await registry.committed();
-        return {
-          type: 'snapshot.reply',
-          epoch: registry.epoch,
-          rev: registry.committedRev,
-          providers: [...registry.all()],
-        };
-      }),
+    snapshot: (routing, m) => snapshots.request(routing, m.reqId),
 
     since: (routing, m) => {
       const events = m.epoch === registry.epoch ? registry.since(m.since) : undefined;

@@ -5,13 +5,14 @@ import {
   makeHandle,
   Metrics,
   startMetricsServer,
+  StartupError,
   type Handle,
   type Logger,
   type MetricsServer,
   type RegistryEvent,
   type StoreHealth,
 } from '../bridge/index.ts';
-import { leaderConfig, type LeaderConfigInput } from './config.ts';
+import { defaultPublishEndpoint, leaderConfig, type LeaderConfig, type LeaderConfigInput } from './config.ts';
 import type { LeaderStatus } from './leader.ts';
 import { LeaderNode } from './node.ts';
 
@@ -74,7 +75,11 @@ export async function start(
     metrics,
     onFatal: deps.onFatal ?? (() => void handle.close()),
   });
-  await node.start();
+  try {
+    await node.start();
+  } catch (err) {
+    throw bindError(err, cfg);
+  }
   let metricsServer: MetricsServer | undefined;
   if (cfg.metricsPort !== undefined) {
     try {
@@ -114,4 +119,21 @@ export async function start(
     },
   );
   return handle;
+}
+
+/**
+ * A bind that failed because the address is taken becomes one line naming the address and the flag behind it;
+ * the event port is named as derived (bind port + 1) when --publish was not given, since nobody chose it.
+ */
+function bindError(err: unknown, cfg: Readonly<LeaderConfig>): unknown {
+  const e = err as { code?: unknown; address?: unknown; message?: string };
+  if (e?.code !== 'EADDRINUSE' || typeof e.address !== 'string') return err;
+  const derived = cfg.publish === undefined && e.address === defaultPublishEndpoint(cfg.bind);
+  const which =
+    e.address === cfg.bind
+      ? '--bind, the control endpoint'
+      : derived
+        ? 'the event port, derived as the --bind port + 1; choose one with --publish'
+        : '--publish, the event endpoint';
+  return new StartupError(`cannot bind ${e.address}: address already in use (${which})`, { cause: err });
 }

@@ -78,6 +78,7 @@ export class Leader {
   readonly #reaper: Reaper;
   readonly #handlers: Handlers;
   #closed = false;
+  #stopping: Promise<void> | undefined;
   controlEndpoint = '';
   eventsEndpoint = '';
 
@@ -95,7 +96,11 @@ export class Leader {
       historySize: config.historySize,
       publish: (event) => this.#publisher.publish(event),
       moreWaiting: () => this.#control.moreWaiting(),
-      onFenced: term.onFenced,
+      // Halt at once (the plane closes before anything else), then tell the node.
+      onFenced: (err) => {
+        void this.stepDown(`store refused the commit: ${err.message}`);
+        term.onFenced(err);
+      },
       onGiveUp: term.onGiveUp,
       storeFailExitMs: config.storeFailExitMs,
     });
@@ -228,8 +233,9 @@ export class Leader {
    * The leadership is lost: the ZeroMQ plane closes first (nothing more reaches workers, gateways or subscribers),
    * then everything stops without writing, acknowledging or publishing anything more. Idempotent.
    */
-  async stepDown(reason: string): Promise<void> {
-    if (this.#closed) return;
+  stepDown(reason: string): Promise<void> {
+    if (this.#stopping) return this.#stopping;
+    if (this.#closed) return Promise.resolve();
     this.#closed = true;
     this.#publisher.close();
     const control = this.#control.close();
@@ -238,7 +244,8 @@ export class Leader {
     this.#assignment.close();
     this.#presence.close();
     this.#reaper.close();
-    await control;
+    this.#stopping = control;
+    return control;
   }
 
   async #cluster(): Promise<ClusterView> {

@@ -15,6 +15,7 @@ import {
   addressKey,
   LeaderError,
   providerIdFor,
+  sameJson,
   type Change,
   type Logger,
   type Metrics,
@@ -76,6 +77,8 @@ export class Registry {
   readonly #byAddress = new Map<string, string>();
   /** Last revision that changed each service, for events' `prev`. */
   readonly #serviceRev = new Map<string, number>();
+  /** `prev` of a service the store no longer lists (emptied before a restart): see `Loaded.emptiedRev`. */
+  readonly #emptiedRev: number;
   readonly #publish: (event: RegistryEvent) => void;
   readonly #onFenced: (err: Error) => void;
   readonly #onGiveUp: (err: Error) => void;
@@ -148,6 +151,7 @@ export class Registry {
       this.#byAddress.set(addressKey(p), p.id);
     }
     for (const [service, rev] of loaded.serviceRevs) this.#serviceRev.set(service, rev);
+    this.#emptiedRev = loaded.emptiedRev ?? 0;
     if (opts.metrics) this.#registerMetrics(opts.metrics);
   }
 
@@ -223,9 +227,10 @@ export class Registry {
       const same =
         addressKey(previous) === key &&
         previous.host === input.host &&
-        JSON.stringify(previous.check ?? null) === JSON.stringify(check ?? null) &&
-        JSON.stringify(previous.tags) === JSON.stringify(tags) &&
-        JSON.stringify(previous.meta) === JSON.stringify(meta);
+        // Key order is not a change: a client in another language may send meta or check fields in any order.
+        sameJson(previous.check, check) &&
+        sameJson(previous.tags, tags) &&
+        sameJson(previous.meta, meta);
       if (same) return { status: 200, provider: previous, changed: false };
       const provider: Provider = { ...previous, ...address, tags, meta, updatedAt: now, rev: 0 };
       if (check) provider.check = check;
@@ -278,7 +283,8 @@ export class Registry {
     now = Date.now(),
   ): Provider | undefined {
     const previous = this.#providers.get(id);
-    if (!previous || previous.state === state) return undefined;
+    // A term that lost its leadership decides nothing more (the next leader does, from the workers' reports).
+    if (this.#failed || !previous || previous.state === state) return undefined;
     const provider: Provider = { ...previous, state, stateSince: now, updatedAt: now, rev: 0 };
     if (lastCheck) provider.lastCheck = lastCheck;
     return this.#stage(change, provider, now);
@@ -489,7 +495,7 @@ export class Registry {
       staged.deletes.delete(provider.id);
       staged.puts.set(provider.id, provider);
     }
-    const prev = this.#serviceRev.get(provider.service) ?? 0;
+    const prev = this.#serviceRev.get(provider.service) ?? this.#emptiedRev;
     this.#serviceRev.set(provider.service, this.#rev);
     staged.services.set(provider.service, this.#rev);
     staged.events.push({

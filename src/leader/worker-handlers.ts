@@ -1,10 +1,18 @@
 /** Handlers of what workers send: hello (with what they watch and saw), pings, presence reports. */
 import type { Handlers, LeaderParts } from './handlers.ts';
+import { ObservationQueue } from './observation-queue.ts';
 
 export type WorkerMessageType = 'worker.hello' | 'worker.ping' | 'presence';
 
 export function workerHandlers(parts: LeaderParts): Handlers<WorkerMessageType> {
   const { assignment, control, presence, session } = parts;
+  // Big reports are decided in slices, so the leader keeps answering while it works through them.
+  const observations = new ObservationQueue({
+    apply: (workerId, list) => presence.observe(workerId, list),
+    closed: () => control.closed,
+    metrics: parts.metrics,
+    log: parts.log,
+  });
   return {
     'worker.hello': (routing, m, now) => {
       const entry = assignment.hello(
@@ -14,8 +22,7 @@ export function workerHandlers(parts: LeaderParts): Handlers<WorkerMessageType> 
         now,
       );
       // Observations on tasks it keeps are current truth (a restarted leader learns what happened while it was away).
-      presence.observe(m.workerId, m.observations);
-      assignment.welcome(routing, entry);
+      observations.push(m.workerId, m.observations, () => assignment.welcome(routing, entry));
     },
     'worker.ping': (routing, m, now) => {
       const known = assignment.touch(m.workerId, routing, now);
@@ -26,7 +33,7 @@ export function workerHandlers(parts: LeaderParts): Handlers<WorkerMessageType> 
         control.reply(routing, { type: 'worker.unknown', session });
         return;
       }
-      presence.observe(m.workerId, m.observations);
+      observations.push(m.workerId, m.observations);
     },
   };
 }

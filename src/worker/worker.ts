@@ -10,6 +10,8 @@ import { randomBytes } from 'node:crypto';
 import type { ToWorker as ToWorkerSchema } from '../bridge/index.ts';
 import {
   LeaderLink,
+  MAX_OBSERVATIONS_PER_REPORT,
+  MAX_TASKS_PER_WORKER,
   toWorker,
   type Logger,
   type Metrics,
@@ -120,9 +122,31 @@ export class Worker {
     return [...this.#runners.values()].flatMap((r) => r.observations());
   }
 
+  /**
+   * The hello lists every task (the leader keeps what it lists) without check outputs, so it stays within the
+   * leader's frame bound; the full report right after it carries the outputs, in slices.
+   */
   #hello(): void {
     this.#lastHello = Date.now();
-    this.#link.send({ type: 'worker.hello', workerId: this.id, observations: this.#observations() });
+    const all = this.#observations();
+    if (all.length > MAX_TASKS_PER_WORKER)
+      this.#log.error(
+        { tasks: all.length, max: MAX_TASKS_PER_WORKER },
+        'more tasks than one hello may list; the rest will be reassigned',
+      );
+    const observations = all
+      .slice(0, MAX_TASKS_PER_WORKER)
+      .map(({ id, alive, cause, at }): Observation => ({ id, alive, cause, at }));
+    this.#link.send({ type: 'worker.hello', workerId: this.id, observations });
+    this.#fullReport();
+  }
+
+  /** A presence report per slice of MAX_OBSERVATIONS_PER_REPORT (the leader refuses longer lists). */
+  #report(full: boolean, observations: Observation[]): void {
+    for (let i = 0; i === 0 || i < observations.length; i += MAX_OBSERVATIONS_PER_REPORT) {
+      const slice = observations.slice(i, i + MAX_OBSERVATIONS_PER_REPORT);
+      this.#link.send({ type: 'presence', workerId: this.id, full, observations: slice });
+    }
   }
 
   #onMessage(m: ToWorker): void {
@@ -186,11 +210,11 @@ export class Worker {
       this.#flushScheduled = false;
       const observations = this.#pending;
       this.#pending = [];
-      if (!this.#closed) this.#link.send({ type: 'presence', workerId: this.id, full: false, observations });
+      if (!this.#closed) this.#report(false, observations);
     });
   }
 
   #fullReport(): void {
-    this.#link.send({ type: 'presence', workerId: this.id, full: true, observations: this.#observations() });
+    this.#report(true, this.#observations());
   }
 }

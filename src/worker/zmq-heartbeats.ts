@@ -76,6 +76,7 @@ export class ZmqHeartbeatRunner implements CheckRunner {
       zmtpHeartbeatTimeoutMs: opts.zmtpHeartbeatTimeoutMs,
       log: this.#log,
       metrics: opts.metrics,
+      endpointOf: (id) => this.#watches.get(id)?.endpoint,
       onBeat: (id) => this.#onBeat(id),
       onDisconnect: (endpoint) => this.#onDisconnect(endpoint),
     });

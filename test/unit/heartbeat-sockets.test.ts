@@ -26,12 +26,15 @@ function rig(endpointsPerSocket = 2) {
   const seen: string[] = [];
   const drops: Array<(endpoint: string) => void> = [];
   const metrics = new Metrics();
+  /** Provider id → its registered endpoint, as the runner knows it. */
+  const registered = new Map<string, string>();
   const sockets = new HeartbeatSockets({
     endpointsPerSocket,
     zmtpHeartbeatIntervalMs: 100,
     zmtpHeartbeatTimeoutMs: 300,
     log: createLogger({ level: 'silent' }),
     metrics,
+    endpointOf: (id) => registered.get(id),
     onBeat: (id) => {
       seen.push(id);
       beats.forEach((f) => f(id));
@@ -42,6 +45,11 @@ function rig(endpointsPerSocket = 2) {
     sockets,
     metrics,
     seen,
+    /** Registers `ids` at `endpoint` (and returns it). */
+    at: (endpoint: string, ...ids: string[]) => {
+      for (const id of ids) registered.set(id, endpoint);
+      return endpoint;
+    },
     beat: (id: string, ms = 5000) =>
       next<string>(
         (f) => beats.push(f),
@@ -83,12 +91,12 @@ async function provider(ids: string[], extra?: Array<[string, string]>) {
 }
 
 test('beats of every id on a connected endpoint arrive; a closed provider is a disconnect of its endpoint', async (t) => {
-  const { sockets, metrics, beat, dropped } = rig();
+  const { sockets, metrics, beat, dropped, at } = rig();
   t.after(() => sockets.close());
   const p = await provider(['a', 'b']);
   t.after(() => p.close());
   const beats = Promise.all([beat('a'), beat('b')]);
-  sockets.connect(p.endpoint);
+  sockets.connect(at(p.endpoint, 'a', 'b'));
   sockets.connect(p.endpoint); // connected already: nothing more
   assert.equal(sockets.size, 1);
   assert.equal(sockets.has(p.endpoint), true);
@@ -101,12 +109,12 @@ test('beats of every id on a connected endpoint arrive; a closed provider is a d
 });
 
 test('frames that are not heartbeats are dropped and counted, never reported as beats', async (t) => {
-  const { sockets, metrics, beat, seen } = rig();
+  const { sockets, metrics, beat, seen, at } = rig();
   t.after(() => sockets.close());
   // `heartbeat-not` matches the SUB's prefix subscription, so it reaches the pool, which must refuse it.
   const p = await provider(['ok'], [[`${HEARTBEAT_TOPIC}-not`, 'x']]);
   t.after(() => p.close());
-  sockets.connect(p.endpoint);
+  sockets.connect(at(p.endpoint, 'ok', 'x'));
   await beat('ok');
   const droppedAsNotHeartbeat = async (): Promise<boolean> =>
     (await metrics.render())
@@ -131,12 +139,12 @@ test('frames that are not heartbeats are dropped and counted, never reported as 
 });
 
 test('more endpoints than one socket holds: each still beats; disconnecting one stops only its beats', async (t) => {
-  const { sockets, beat, dropped } = rig(1);
+  const { sockets, beat, dropped, at } = rig(1);
   t.after(() => sockets.close());
   const providers = await Promise.all([provider(['p1']), provider(['p2']), provider(['p3'])]);
   t.after(() => providers.forEach((p) => p.close()));
   const beats = Promise.all(['p1', 'p2', 'p3'].map((id) => beat(id)));
-  for (const p of providers) sockets.connect(p.endpoint);
+  providers.forEach((p, i) => sockets.connect(at(p.endpoint, `p${i + 1}`)));
   assert.equal(sockets.size, 3);
   await beats;
   sockets.disconnect(providers[0].endpoint);
@@ -148,6 +156,36 @@ test('more endpoints than one socket holds: each still beats; disconnecting one 
   providers[0].close();
   providers[1].close();
   assert.equal(await drop, providers[1].endpoint);
+});
+
+test("a beat counts only on the socket of its provider's registered endpoint", async (t) => {
+  const { sockets, metrics, beat, seen, at } = rig(1);
+  t.after(() => sockets.close());
+  const a = await provider(['a', 'b']); // A also publishes B's id
+  const b = await provider(['b']);
+  t.after(() => a.close());
+  sockets.connect(at(a.endpoint, 'a'));
+  sockets.connect(at(b.endpoint, 'b'));
+  await Promise.all([beat('a'), beat('b')]);
+  const rejected = async (reason: string): Promise<number> =>
+    Number(
+      /(\d+)$/.exec(
+        (await metrics.render())
+          .split('\n')
+          .find((l) => l.startsWith(`switchboard_heartbeats_rejected_total{reason="${reason}"}`)) ?? '0',
+      )?.[1] ?? 0,
+    );
+  // A's copies of B's beats arrive on A's socket: refused, while B's own count.
+  await next<number>(
+    (f) => {
+      const poll = setInterval(() => void rejected('wrong-socket').then(f), 20);
+      t.after(() => clearInterval(poll));
+    },
+    (n) => n >= 1,
+    5000,
+    'a refused beat of b on a',
+  );
+  assert.ok(seen.includes('b'), "B's own beats count");
 });
 
 test('an endpoint libzmq refuses throws and is not kept; close is idempotent', async () => {

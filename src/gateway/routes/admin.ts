@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { snapshotFile, SnapshotFile } from '../../bridge/index.ts';
 import type { GatewayContext } from '../context.ts';
 import { errorResponses } from '../schemas.ts';
 import { httpError } from '../errors.ts';
@@ -72,6 +73,26 @@ export async function adminRoutes(fastify: FastifyInstance, ctx: GatewayContext)
     async () => {
       const ack = await ctx.writes.write({ type: 'guard.release' });
       return { rev: ack.rev };
+    },
+  );
+
+  app.get(
+    '/v1/admin/snapshot',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'An online snapshot of the registry',
+        description:
+          "The leader's committed state at one revision, asked of the leader at each call (whichever store it uses); " +
+          'nothing is stopped. This is the file `switchboard snapshot save` writes and `switchboard snapshot restore` reads.',
+        response: { 200: SnapshotFile, ...errorResponses(503) },
+      },
+    },
+    async () => {
+      const reply = await ctx.writes.ask({ type: 'snapshot' });
+      if (reply.type !== 'snapshot.reply')
+        throw httpError('SB_LEADER_FAILED', `unexpected reply '${reply.type}' from the leader`);
+      return snapshotFile(reply.epoch, reply.rev, reply.providers);
     },
   );
 }

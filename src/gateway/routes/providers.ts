@@ -59,7 +59,7 @@ export async function providerRoutes(fastify: FastifyInstance, ctx: GatewayConte
         description: 'Answers once the leader has stored the provider durably: 201 when new, 200 when updated.',
         params: ProviderParams,
         body: ProviderInput,
-        response: { 200: Provider, 201: Provider, ...errorResponses(400, 409, 503) },
+        response: { 200: Provider, 201: Provider, ...errorResponses(400, 409, 413, 415, 503) },
       },
       preValidation: validateCheck,
       preHandler: canonicalHost,
@@ -79,7 +79,7 @@ export async function providerRoutes(fastify: FastifyInstance, ctx: GatewayConte
         description:
           'The id is stable for the same service, host, port and protocol: registering again answers 200 with the same id.',
         body: ProviderInput,
-        response: { 200: Provider, 201: Provider, ...errorResponses(400, 409, 503) },
+        response: { 200: Provider, 201: Provider, ...errorResponses(400, 409, 413, 415, 503) },
       },
       preValidation: validateCheck,
       preHandler: canonicalHost,
@@ -149,7 +149,7 @@ export async function providerRoutes(fastify: FastifyInstance, ctx: GatewayConte
         description: 'In maintenance a provider is not `up` in lookups, whatever its checks say; it stays registered.',
         params: ProviderParams,
         body: MaintenanceBody,
-        response: { 200: Provider, ...errorResponses(400, 404, 503) },
+        response: { 200: Provider, ...errorResponses(400, 404, 413, 415, 503) },
       },
     },
     async (request) => {
