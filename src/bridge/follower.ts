@@ -5,9 +5,14 @@
  *
  * The leader is reachable while it answered recently and the connection has not dropped: a killed leader is seen
  * at once by ZeroMQ's `disconnect` event, a hung one (SIGSTOP) by the silence that follows.
+ *
+ * With several leader candidates (HA) the DEALER connects to all of them and only the active one answers; its pong
+ * says which it is (`control`) and where it publishes (`events`). A new leader session (a restart or a failover)
+ * moves the SUB to the new leader's events and the sync machine catches up by `since` or a snapshot.
  */
 import { Subscriber } from 'zeromq';
 import { LeaderError, LinkError } from './errors.ts';
+import { leaderEndpoints, matchLeaderEndpoint, type LeaderEndpoints } from './leader-endpoints.ts';
 import { DEFAULT_MAX_BUFFERED_EVENTS, FollowerSync, type SyncAction } from './follower-sync.ts';
 import { LeaderPresence } from './leader-presence.ts';
 import { LeaderLink } from './link.ts';
@@ -32,8 +37,8 @@ export const DEFAULT_SNAPSHOT_TIMEOUT_MS = 30_000;
 export const SYNC_RETRY_DELAY_MS = 500;
 
 export interface FollowerOptions {
-  /** The leader's control endpoint. */
-  leader: string;
+  /** The leader's control endpoint, or every leader candidate's (a list or comma-separated). */
+  leader: LeaderEndpoints;
   /** The leader's event endpoint; learnt from the leader when absent. */
   events?: string;
   log: Logger;
@@ -71,7 +76,9 @@ export class Follower {
   readonly #subLoop: Promise<void>;
   readonly #subWatch: Promise<void>;
   readonly #fixedEvents: string | undefined;
-  readonly #leader: string;
+  readonly #leaders: readonly string[];
+  /** The listed endpoint of the leader that answered last (the first listed until one answers). */
+  #active: string;
   readonly #pongListeners = new Set<(pong: LeaderPong) => void>();
   /** Requests (and retry pauses) under way, awaited on close. */
   readonly #requests = new Set<Promise<void>>();
@@ -86,7 +93,8 @@ export class Follower {
     const name = opts.name ?? 'follower';
     this.#log = opts.log.child({ component: name });
     this.#metrics = opts.metrics;
-    this.#leader = opts.leader;
+    this.#leaders = Object.freeze(leaderEndpoints(opts.leader));
+    this.#active = this.#leaders[0];
     this.#fixedEvents = opts.events;
     this.#opts = {
       pingIntervalMs: opts.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
@@ -96,7 +104,7 @@ export class Follower {
     this.#presence = new LeaderPresence({ staleAfterMs: this.#opts.staleAfterMs });
     this.#sync = new FollowerSync({ maxBufferedEvents: opts.maxBufferedEvents ?? DEFAULT_MAX_BUFFERED_EVENTS });
     this.#link = new LeaderLink({
-      endpoint: opts.leader,
+      endpoints: this.#leaders,
       validator: toFollower,
       name: `${name}-dealer`,
       log: opts.log,
@@ -144,9 +152,19 @@ export class Follower {
     return !this.replica.loaded || !this.#presence.following(Date.now()) || this.#sync.syncing !== null;
   }
 
-  /** The leader's control endpoint this follower talks to. */
-  get leader(): string {
-    return this.#leader;
+  /** Every leader control endpoint this follower connects to. */
+  get leaders(): readonly string[] {
+    return this.#leaders;
+  }
+
+  /** The control endpoint of the leader that answered last (the first listed until one has). */
+  get activeLeader(): string {
+    return this.#active;
+  }
+
+  /** The session of the leader that answered last (null until one has). */
+  get leaderSession(): string | null {
+    return this.#leaderSession;
   }
 
   status(): FollowerStatus {
@@ -212,10 +230,13 @@ export class Follower {
         if (reply.type !== 'pong' || this.#closed) return;
         this.#presence.contact(Date.now());
         if (this.#leaderSession !== reply.session) {
-          if (this.#leaderSession) this.#log.info({ session: reply.session }, 'leader restarted');
+          this.#active = this.#answering(reply.control);
+          if (this.#leaderSession)
+            this.#log.info({ session: reply.session, leader: this.#active }, 'new leader session');
           this.#leaderSession = reply.session;
         }
-        if (!this.#fixedEvents) this.#connectEvents(resolveAdvertised(reply.events, this.#leader));
+        // A wildcard host in the advertised events endpoint is the host this follower reached the leader on.
+        if (!this.#fixedEvents) this.#connectEvents(resolveAdvertised(reply.events, this.#active));
         for (const listener of this.#pongListeners) listener(reply);
         this.#run(this.#sync.onPong(reply));
       })
@@ -230,6 +251,14 @@ export class Follower {
         const delay = Math.max(0, this.#opts.pingIntervalMs - (Date.now() - started));
         this.#pingTimer = setTimeout(() => this.#ping(), delay);
       });
+  }
+
+  /** The listed endpoint of the leader that answered: its own word, else the only live pipe, else the first. */
+  #answering(control: string | undefined): string {
+    const named = matchLeaderEndpoint(this.#leaders, control);
+    if (named) return named;
+    const live = this.#link.connectedEndpoints.filter((e) => this.#leaders.includes(e));
+    return live.length === 1 ? live[0] : this.#leaders[0];
   }
 
   #onPublished(frames: Buffer[]): void {

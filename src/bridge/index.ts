@@ -22,5 +22,6 @@ export * from './error-codes.ts';
 export * from './version.ts';
 export * from './reachability.ts';
 export * from './check-policy.ts';
+export * from './leader-endpoints.ts';
 export * from './records.ts';
 export * from './snapshot-file.ts';

@@ -2,12 +2,17 @@
  * A DEALER connected to the leader's ROUTER: fire-and-forget `send`, correlated `request` with a timeout and a
  * bound on requests in flight, and a handler for messages that answer no request. It watches its connection
  * (ZeroMQ socket events): when it drops, requests in flight fail at once, since their answers died with it.
+ *
+ * With several leader endpoints (HA: one active leader, standbys that bind nothing) the one DEALER connects to
+ * all of them with ZMQ_IMMEDIATE, so messages queue only on pipes that completed a handshake: the active leader's.
+ * The link is lost only while no endpoint is connected.
  */
 import { Dealer } from 'zeromq';
 import type { TProperties, TSchema, Static } from 'typebox';
 import type { Validator } from 'typebox/compile';
 import { pack } from './codec.ts';
 import { LinkError } from './errors.ts';
+import { leaderEndpoints, type LeaderEndpoints } from './leader-endpoints.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 import type { RequestBody, Reply } from './messages.ts';
@@ -17,8 +22,8 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
 export const DEFAULT_MAX_PENDING_REQUESTS = 10_000;
 
 export interface LinkOptions<S extends TSchema> {
-  /** The leader's control endpoint (ROUTER). */
-  endpoint: string;
+  /** The leader's control endpoint (ROUTER), or the endpoints of every leader candidate (a list or comma-separated). */
+  endpoints: LeaderEndpoints;
   /** Schema of what the leader may send here. */
   validator: Validator<TProperties, S>;
   name: string;
@@ -36,7 +41,8 @@ interface Pending {
 }
 
 export class LeaderLink<S extends TSchema> {
-  readonly endpoint: string;
+  /** Every endpoint the DEALER connects to. */
+  readonly endpoints: readonly string[];
   readonly #socket: Dealer;
   readonly #queue: SendQueue;
   readonly #decoder: FrameDecoder;
@@ -51,10 +57,12 @@ export class LeaderLink<S extends TSchema> {
   #handler: (message: Static<S>) => void = () => {};
   readonly #connectionListeners = new Set<(up: boolean) => void>();
   #connectionLost = false;
+  /** Addresses (as ZeroMQ reports them) whose connection completed a handshake and has not dropped since. */
+  readonly #connected = new Set<string>();
   #closed = false;
 
   constructor(opts: LinkOptions<S>) {
-    this.endpoint = opts.endpoint;
+    this.endpoints = Object.freeze(leaderEndpoints(opts.endpoints));
     this.#validator = opts.validator;
     this.#requestTimeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.#maxPending = opts.maxPending ?? DEFAULT_MAX_PENDING_REQUESTS;
@@ -68,13 +76,16 @@ export class LeaderLink<S extends TSchema> {
         reconnectMaxInterval: 1000,
         heartbeatInterval: 500,
         heartbeatTimeout: 1500,
+        // Queue only on completed connections: a standby's endpoint (nobody bound) or a dead leader's never holds
+        // a request, which goes to the active leader instead.
+        immediate: true,
       }),
     );
     const log = opts.log.child({ socket: opts.name });
     this.#log = log;
     // The event observer exists from its first access: watch before connecting, or a fast handshake is missed.
     this.#watching = this.#watchConnection();
-    this.#socket.connect(opts.endpoint);
+    for (const endpoint of this.endpoints) this.#socket.connect(endpoint);
     opts.metrics.counter('switchboard_send_dropped_total', 'Messages dropped before reaching ZeroMQ', {
       socket: opts.name,
       reason: 'queue-full',
@@ -89,13 +100,22 @@ export class LeaderLink<S extends TSchema> {
 
   /**
    * The connection to the leader dropped (ZeroMQ `disconnect`: the peer closed it, or ZMTP heartbeats timed out) and
-   * no new one has completed its handshake since. False before the first connection: only a drop is news.
+   * no connection to any listed endpoint has completed its handshake since. False before the first connection:
+   * only a drop is news.
    */
   get connectionLost(): boolean {
     return this.#connectionLost;
   }
 
-  /** Called with false when the connection drops and true when a new one completes its handshake. */
+  /** Endpoints connected right now (handshake done, no drop since), as ZeroMQ names them. */
+  get connectedEndpoints(): string[] {
+    return [...this.#connected];
+  }
+
+  /**
+   * Called with false when the last connection drops and true when a connection completes its handshake while
+   * none was up.
+   */
   onConnection(listener: (up: boolean) => void): () => void {
     this.#connectionListeners.add(listener);
     return () => this.#connectionListeners.delete(listener);
@@ -155,26 +175,41 @@ export class LeaderLink<S extends TSchema> {
     try {
       for await (const event of this.#socket.events) {
         if (event.type === 'end') break;
-        if (event.type === 'disconnect') this.#connectionChanged(false);
-        else if (event.type === 'handshake') this.#connectionChanged(true);
+        if (event.type === 'disconnect') this.#dropped(event.address);
+        else if (event.type === 'handshake') this.#handshake(event.address);
       }
     } catch (err) {
       if (!this.#closed) this.#log.error({ err }, 'socket event loop ended');
     }
   }
 
-  #connectionChanged(up: boolean): void {
+  #handshake(address: string): void {
     if (this.#closed) return;
-    if (this.#connectionLost === up) this.#log.info({ endpoint: this.endpoint, up }, 'leader connection changed');
-    this.#connectionLost = !up;
-    if (!up) {
+    const first = this.#connected.size === 0;
+    this.#connected.add(address);
+    if (!first) return;
+    if (this.#connectionLost) this.#log.info({ endpoint: address }, 'leader connection up again');
+    this.#connectionLost = false;
+    for (const listener of this.#connectionListeners) listener(true);
+  }
+
+  #dropped(address: string): void {
+    if (this.#closed) return;
+    // A pipe that never completed its handshake carried nothing (ZMQ_IMMEDIATE).
+    if (!this.#connected.delete(address)) return;
+    // Any drop of a live pipe fails the requests in flight: some may have gone down it, and their answers died
+    // with it (the others are asked again by their callers, as after a timeout).
+    if (this.#pending.size > 0) {
       for (const [, p] of this.#pending) {
         clearTimeout(p.timer);
         p.reject(new LinkError('LINK_LOST', 'the connection to the leader dropped'));
       }
       this.#pending.clear();
     }
-    for (const listener of this.#connectionListeners) listener(up);
+    if (this.#connected.size > 0) return;
+    this.#log.info({ endpoint: address }, 'leader connection lost');
+    this.#connectionLost = true;
+    for (const listener of this.#connectionListeners) listener(false);
   }
 
   #receive(frames: Buffer[]): void {

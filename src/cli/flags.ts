@@ -70,7 +70,7 @@ export const FLAGS = {
     name: 'leader',
     env: 'SWITCHBOARD_LEADER',
     kind: 'string',
-    help: 'Leader control endpoint to connect to',
+    help: 'Leader control endpoint to connect to; with several leaders (HA) all of them, comma-separated',
     default: 'tcp://127.0.0.1:7710',
   },
   leaderEvents: {

@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { ConfigError, parseCidr, validateConfig } from '../bridge/index.ts';
+import { ConfigError, LeaderEndpointsSchema, parseCidr, validateConfig } from '../bridge/index.ts';
 
 export const DEFAULT_HTTP_HOST = '127.0.0.1';
 export const DEFAULT_HTTP_PORT = 7700;
@@ -30,7 +30,8 @@ const FEED_ENDPOINT = Type.String({ pattern: '^(?:off|(?:tcp|ipc|inproc)://[^\\s
 
 export const GatewayConfigSchema = Type.Object(
   {
-    leader: Type.String({ pattern: '^(?:tcp|ipc|inproc)://[^\\s]+$' }),
+    /** The leader's control endpoint, or every leader candidate's (HA): a list, or separated by commas. */
+    leader: LeaderEndpointsSchema,
     /** The leader's event endpoint; learnt from the leader when absent. */
     leaderEvents: Type.Optional(Type.String({ pattern: '^(?:tcp|ipc|inproc)://[^\\s]+$' })),
     httpHost: Type.String({ minLength: 1 }),

@@ -6,6 +6,7 @@ import {
   createLogger,
   isLoopbackHost,
   Follower,
+  leaderEndpoints,
   makeHandle,
   Metrics,
   type Handle,
@@ -154,7 +155,7 @@ export async function start(
       bodyLimit: cfg.bodyLimit,
       dns: cfg.dns,
       dnsTtlS: cfg.dnsTtlS,
-      leader: cfg.leader,
+      leader: leaderEndpoints(cfg.leader).join(','),
       ...(tls ? { tls } : {}),
       browser: {
         allowedOrigins: cfg.allowedOrigins,
@@ -175,9 +176,9 @@ export async function start(
   const port = typeof address === 'object' && address ? address.port : cfg.httpPort;
   const host = cfg.httpHost.includes(':') ? `[${cfg.httpHost}]` : cfg.httpHost;
   const url = `${tls ? 'https' : 'http'}://${host}:${port}`;
-  // Checks may not aim at this gateway's own listeners, nor at the leader's control port.
+  // Checks may not aim at this gateway's own listeners, nor at any listed leader's control port.
   ctx.checkPolicy.addOwnEndpoint(cfg.httpHost, port);
-  for (const endpoint of [feed.pub, feed.snapshot, cfg.leader, cfg.leaderEvents]) {
+  for (const endpoint of [feed.pub, feed.snapshot, ...leaderEndpoints(cfg.leader), cfg.leaderEvents]) {
     const m = endpoint ? /^tcp:\/\/(.+):([0-9]+)$/.exec(endpoint) : null;
     if (m) ctx.checkPolicy.addOwnEndpoint(m[1].replace(/^\[|\]$/g, ''), Number(m[2]));
   }

@@ -11,6 +11,7 @@ import {
   LinkError,
   toFollower,
   type Follower,
+  type LeaderEndpoints,
   type Logger,
   type MassDownGuardStatus,
   type Metrics,
@@ -26,8 +27,8 @@ export interface LeaderChannelOptions {
   follower: Follower;
   metrics: Metrics;
   log: Logger;
-  /** The leader's control endpoint; the follower's by default. */
-  endpoint?: string;
+  /** The leader's control endpoint (or every candidate's); the follower's list by default. */
+  endpoint?: LeaderEndpoints;
   requestTimeoutMs?: number;
 }
 
@@ -88,7 +89,7 @@ export class LeaderChannel {
 
   #open(): LeaderLink<typeof ToFollower> {
     this.#link ??= new LeaderLink({
-      endpoint: this.#opts.endpoint ?? this.#opts.follower.leader,
+      endpoints: this.#opts.endpoint ?? this.#opts.follower.leaders,
       validator: toFollower,
       name: 'gateway-requests',
       log: this.#opts.log,

@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { validateConfig } from '../bridge/index.ts';
+import { LeaderEndpointsSchema, validateConfig } from '../bridge/index.ts';
 
 export const DEFAULT_LEADER_ENDPOINT = 'tcp://127.0.0.1:7710';
 export const DEFAULT_PING_INTERVAL_MS = 500;
@@ -19,7 +19,8 @@ export const DEFAULT_CHECK_MAX_RPS_PER_HOST = 100;
 
 export const WorkerConfigSchema = Type.Object(
   {
-    leader: Type.String({ pattern: '^(?:tcp|ipc|inproc)://[^\\s]+$' }),
+    /** The leader's control endpoint, or every leader candidate's (HA): a list, or separated by commas. */
+    leader: LeaderEndpointsSchema,
     /** Stable across restarts if set, so a restarted worker reclaims its tasks; random otherwise. */
     workerId: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._:-]{1,128}$' })),
     pingIntervalMs: Type.Integer({ minimum: 20, maximum: 60_000 }),

@@ -2,6 +2,7 @@
 import {
   buildInfoLabels,
   createLogger,
+  leaderEndpoints,
   makeHandle,
   Metrics,
   startMetricsServer,
@@ -44,7 +45,7 @@ export async function start(
   const stopWarning = warnWhileLeaderUnreachable({
     reachable: () => worker.leaderReachable,
     log,
-    leader: cfg.leader,
+    leader: leaderEndpoints(cfg.leader).join(','),
   });
   return makeHandle({ id: worker.id, metrics, worker, metricsUrl: server?.url ?? null }, async () => {
     stopWarning();

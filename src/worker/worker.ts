@@ -1,7 +1,9 @@
 /**
  * The worker: says hello to the leader, watches the tasks it is given, reports transitions at once and its
  * whole presence periodically. While the leader is away it keeps watching; when a leader answers "unknown"
- * (restarted) it says hello again with everything it watches and has seen.
+ * (restarted, or a standby that took over) it says hello again with everything it watches and has seen. A
+ * connection that comes back after the link was lost (a new leader process) gets that hello at once, without
+ * waiting for a ping to be answered "unknown".
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -10,6 +12,7 @@ import {
   CheckPolicy,
   isLoopbackHost,
   LeaderLink,
+  leaderEndpoints,
   MAX_OBSERVATIONS_PER_REPORT,
   MAX_TASKS_PER_WORKER,
   toWorker,
@@ -49,7 +52,7 @@ export class Worker {
     this.id = config.workerId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.#log = log.child({ workerId: this.id });
     this.#link = new LeaderLink({
-      endpoint: config.leader,
+      endpoints: config.leader,
       validator: toWorker,
       name: 'worker-dealer',
       log: this.#log,
@@ -57,12 +60,23 @@ export class Worker {
       maxMessageSize: 256 * 1024 * 1024,
     });
     this.#link.onMessage((m) => this.#onMessage(m));
+    this.#link.onConnection((up) => {
+      // The first connection carries start()'s hello already; later ones reach a leader that may not know us.
+      if (up && !this.#closed && this.#lastHello > 0 && Date.now() - this.#lastHello > this.#config.pingIntervalMs) {
+        this.#log.info('leader connection back; saying hello');
+        this.#hello();
+      }
+    });
     const sink = (o: Observation): void => this.#queue(o);
-    const leaderHost = /^tcp:\/\/(.+):[0-9*]+$/.exec(config.leader)?.[1]?.replace(/^\[|\]$/g, '');
+    // Loopback targets are this machine's own business only when every leader is on this machine too (ipc:// and
+    // inproc:// leaders are).
+    const leadersLocal = leaderEndpoints(config.leader).every((endpoint) => {
+      const host = /^tcp:\/\/(.+):[0-9*]+$/.exec(endpoint)?.[1]?.replace(/^\[|\]$/g, '');
+      return host === undefined || isLoopbackHost(host);
+    });
     const policy = new CheckPolicy({
       allowCidrs: config.checkAllowCidr,
-      // ipc:// and inproc:// leaders are on this machine too.
-      allowLoopback: config.checkAllowLoopback ?? (leaderHost === undefined || isLoopbackHost(leaderHost)),
+      allowLoopback: config.checkAllowLoopback ?? leadersLocal,
     });
     const guard = (runner: CheckRunner): CheckRunner =>
       new GuardedRunner(runner, { policy, log: this.#log, metrics }, sink);

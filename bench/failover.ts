@@ -1,0 +1,240 @@
+/**
+ * Leader failover time on the etcd store (issue 11): SIGKILL of the active leader (with two standbys) →
+ *   (a) the first write acknowledged by the new leader (a writer PUTs through a gateway back to back), and
+ *   (b) a provider crash, SIGKILLed at the same moment, published again (its `down` reaches a WebSocket subscriber).
+ *
+ *   npm run bench:failover -- [--kills 10] [--ttl 2,1]
+ *
+ * Real processes through the CLI (3 leaders `--store etcd://…`, 2 workers, 1 gateway given the leader list), a
+ * private 3-member etcd, heartbeating provider processes; the killed leader is started again as a standby before
+ * the next kill. Every acknowledged write is checked against the store at the end of each setting.
+ *
+ * Then (unless `--no-throughput`) durable registrations/s through one gateway, the etcd store beside the SQLite
+ * store, measured by `wrk` (its own process; Debian `wrk`) with new providers PUT at c=64 for 10 s.
+ */
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { performance } from 'node:perf_hooks';
+import { SwitchboardClient } from '../src/client/index.ts';
+import { startHaCluster, type HaCluster } from '../harness/ha-cluster.ts';
+import { startGatewayProcess, startLeaderProcess } from '../harness/process.ts';
+import { tempDir } from '../harness/tmp.ts';
+import { http } from '../harness/http.ts';
+import { waitFor } from '../harness/wait.ts';
+import { startEtcdCluster } from '../test/helpers/etcd-cluster.ts';
+
+interface Round {
+  writeMs: number;
+  downMs: number;
+  acked: string[];
+}
+
+const { values } = parseArgs({
+  options: {
+    kills: { type: 'string', default: '10' },
+    ttl: { type: 'string', default: '2,1' },
+    'no-throughput': { type: 'boolean', default: false },
+  },
+});
+const kills = Math.max(1, Number(values.kills));
+const ttls = values.ttl.split(',').map(Number);
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+/** A writer that PUTs new providers back to back, and remembers when each request was sent and acknowledged. */
+function writer(url: string, prefix: string) {
+  const acks: Array<{ id: string; sentAt: number; at: number }> = [];
+  let stopped = false;
+  let n = 0;
+  const loop = (async () => {
+    while (!stopped) {
+      const id = `${prefix}-${n++}`;
+      const sentAt = performance.now();
+      const res = await http('PUT', `${url}/v1/providers/${id}`, {
+        service: 'bench-writes',
+        host: '127.0.0.1',
+        port: 1 + (n % 60000),
+        protocol: 'http',
+      }).catch(() => undefined);
+      if (res?.status === 201) acks.push({ id, sentAt, at: performance.now() });
+      else await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  return {
+    acks,
+    async stop() {
+      stopped = true;
+      await loop;
+    },
+  };
+}
+
+async function measure(ha: HaCluster, round: number): Promise<Round> {
+  const url = ha.gateways[0].url;
+  const client = new SwitchboardClient({ gateways: [url], lookupCacheMs: 0 });
+  try {
+    const id = `victim-${round}`;
+    const [victim] = await ha.startProviders('bench-victims', [[id]], {
+      gateway: url,
+      intervalMs: 300,
+      misses: 3,
+      basePort: 30000 + round,
+    });
+    await waitFor(async () => (await http('GET', `${url}/v1/providers/${id}`)).body.state === 'up', {
+      timeoutMs: 15_000,
+      what: `${id} up`,
+    });
+    const watch = client.watch({ services: ['bench-victims'] });
+    await watch.ready;
+    let downAt = NaN;
+    // An event, or a snapshot the subscriber was given instead (a resync), that shows the victim down.
+    watch.on(() => {
+      if (Number.isNaN(downAt) && watch.view.providers.get(id)?.state === 'down') downAt = performance.now();
+    });
+    const writes = writer(url, `w${round}`);
+    await waitFor(() => writes.acks.length >= 20, { what: 'writes flowing' });
+    const active = await ha.activeLeader();
+    const killedAt = performance.now();
+    ha.leaders[active].child?.signal('SIGKILL');
+    victim.child.signal('SIGKILL');
+    await waitFor(() => writes.acks.some((a) => a.sentAt > killedAt), {
+      timeoutMs: 30_000,
+      intervalMs: 5,
+      what: 'a write acknowledged by the new leader',
+    });
+    await waitFor(() => !Number.isNaN(downAt), { timeoutMs: 30_000, intervalMs: 5, what: `${id} down published` });
+    await writes.stop();
+    const firstNew = writes.acks.find((a) => a.sentAt > killedAt)!;
+    // The killed leader comes back as a standby, ready for the next round.
+    await ha.leaders[active].child?.exited;
+    await ha.startLeader(active);
+    await ha.gatewaysReady();
+    await victim.child.stop(1000);
+    return { writeMs: firstNew.at - killedAt, downMs: downAt - killedAt, acked: writes.acks.map((a) => a.id) };
+  } finally {
+    await client.close();
+  }
+}
+
+/** New providers PUT by wrk: a random prefix per thread and a counter keep every id new. */
+const WRK_SCRIPT = `
+local n = 0
+local prefix = nil
+request = function()
+  if prefix == nil then prefix = "wrk-" .. tostring(math.random(1, 1000000000)) end
+  n = n + 1
+  local body = '{"service":"wrk","host":"127.0.0.1","port":' .. (n % 60000 + 1) .. ',"protocol":"http"}'
+  return wrk.format("PUT", "/v1/providers/" .. prefix .. "-" .. n, {["Content-Type"] = "application/json"}, body)
+end
+`;
+
+/** Registrations/s and non-2xx answers of `wrk` against a gateway. */
+function wrkRegistrations(url: string, dir: string): { perSecond: number; errors: number } {
+  const script = join(dir, 'register.lua');
+  writeFileSync(script, WRK_SCRIPT);
+  const out = spawnSync('wrk', ['-t2', '-c64', '-d10s', '-s', script, url], { encoding: 'utf8', timeout: 60_000 });
+  if (out.status !== 0) throw new Error(`wrk failed: ${out.stderr || out.error?.message}`);
+  const perSecond = Number(/Requests\/sec:\s+([\d.]+)/.exec(out.stdout)?.[1] ?? NaN);
+  const errors = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out.stdout)?.[1] ?? 0);
+  return { perSecond, errors };
+}
+
+async function throughput(etcd: Awaited<ReturnType<typeof startEtcdCluster>>): Promise<string[]> {
+  const dir = tempDir('switchboard-bench-failover-');
+  const rows: string[] = [];
+  try {
+    const ha = await startHaCluster({ etcd, gateways: 1, workers: 1 });
+    try {
+      const r = wrkRegistrations(ha.gateways[0].url, dir.path);
+      rows.push(`| etcd (3 members), 3 leaders | ${r.perSecond.toFixed(0)} | ${r.errors} |`);
+    } finally {
+      await ha.close();
+    }
+    const leader = await startLeaderProcess(dir.path);
+    const gateway = await startGatewayProcess(leader.control);
+    try {
+      const r = wrkRegistrations(gateway.url, dir.path);
+      rows.push(`| SQLite (one leader) | ${r.perSecond.toFixed(0)} | ${r.errors} |`);
+    } finally {
+      await gateway.child.stop();
+      await leader.child.stop();
+    }
+  } finally {
+    dir.remove();
+  }
+  return rows;
+}
+
+async function main(): Promise<void> {
+  const etcd = await startEtcdCluster();
+  const rows: string[] = [];
+  let throughputRows: string[] = [];
+  try {
+    for (const ttl of ttls) {
+      const ha = await startHaCluster({
+        etcd,
+        sessionTtl: ttl,
+        gateways: 1,
+        gatewayArgs: ['--write-timeout-ms', '1000'],
+      });
+      const rounds: Round[] = [];
+      try {
+        for (let k = 0; k < kills; k++) {
+          const r = await measure(ha, k);
+          rounds.push(r);
+          process.stderr.write(
+            `ttl ${ttl}s kill ${k + 1}/${kills}: first write ${r.writeMs.toFixed(0)} ms, down ${r.downMs.toFixed(0)} ms\n`,
+          );
+        }
+        // No acknowledged write lost: every bench write acknowledged in any round is in the store.
+        const truth = await ha.leaderSnapshot();
+        const stored = new Set(truth.providers.map((p) => p.id));
+        const acked = rounds.flatMap((r) => r.acked);
+        const lost = acked.filter((id) => !stored.has(id));
+        process.stderr.write(
+          `ttl ${ttl}s: ${acked.length} writes acknowledged, ${lost.length} missing from the store\n`,
+        );
+        if (lost.length > 0) throw new Error(`acknowledged writes lost: ${lost.slice(0, 10).join(', ')}`);
+      } finally {
+        await ha.close();
+      }
+      const w = rounds.map((r) => r.writeMs).sort((a, b) => a - b);
+      const d = rounds.map((r) => r.downMs).sort((a, b) => a - b);
+      rows.push(
+        `| --session-ttl ${ttl} | ${rounds.length} | ${pct(w, 50).toFixed(0)} / ${w[w.length - 1].toFixed(0)} | ` +
+          `${pct(d, 50).toFixed(0)} / ${d[d.length - 1].toFixed(0)} |`,
+      );
+    }
+    if (!values['no-throughput']) throughputRows = await throughput(etcd);
+  } finally {
+    await etcd.close();
+  }
+  const table = [
+    '| setting | kills | SIGKILL → first write acknowledged, p50 / max (ms) | SIGKILL → provider crash published, p50 / max (ms) |',
+    '| --- | ---: | ---: | ---: |',
+    ...rows,
+  ].join('\n');
+  process.stdout.write(`${table}\n`);
+  if (throughputRows.length > 0)
+    process.stdout.write(
+      [
+        '',
+        '| store | registrations/s (wrk, c=64, 10 s) | non-2xx |',
+        '| --- | ---: | ---: |',
+        ...throughputRows,
+        '',
+      ].join('\n'),
+    );
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`failover bench failed: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);
