@@ -72,8 +72,11 @@ export class LeaderLink<S extends TSchema> {
         maxMessageSize: opts.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
         sendTimeout: 1000,
         sendHighWaterMark: 10_000,
+        // A standby's endpoint is retried while nobody is bound there; when it is elected and binds, the next
+        // retry finds it. The backoff cap is part of every failover, so keep it short (a refused loopback or LAN
+        // connect costs next to nothing).
         reconnectInterval: 100,
-        reconnectMaxInterval: 1000,
+        reconnectMaxInterval: 250,
         heartbeatInterval: 500,
         heartbeatTimeout: 1500,
         // Queue only on completed connections: a standby's endpoint (nobody bound) or a dead leader's never holds
