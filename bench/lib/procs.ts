@@ -8,6 +8,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { rssMiB } from '../../harness/memory.ts';
 import { ROOT, spawnChild, type Child } from '../../harness/child.ts';
 import { tempDir as plainTempDir } from '../../harness/tmp.ts';
 
@@ -120,15 +121,7 @@ export function cpuSeconds(pid: number): number | undefined {
   }
 }
 
-/** Resident set size in MiB (VmRSS), or undefined when the process is gone. */
-export function rssMiB(pid: number): number | undefined {
-  try {
-    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : undefined;
-  } catch {
-    return undefined;
-  }
-}
+export { rssMiB };
 
 export interface UsageSummary {
   /** Average CPU over the window, in % of one core. */

@@ -6,7 +6,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { Dealer } from 'zeromq';
 import {
   MAX_OBSERVATIONS_PER_REPORT,
@@ -16,20 +15,14 @@ import {
   type Observation,
 } from '../../src/bridge/index.ts';
 import { startLeaderProcess } from '../../harness/process.ts';
+import { rssMiB as processRss } from '../../harness/memory.ts';
 import { tempDir } from '../../harness/tmp.ts';
 
 const SECONDS = Number(process.env.HOSTILE_SECONDS ?? 4);
 const MiB = 1024 * 1024;
 
 /** The process's resident memory, 0 once it has exited. */
-function rssMiB(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
+const rssMiB = (pid: number): number => processRss(pid) ?? 0;
 
 /** Pings the leader every 100 ms on its own DEALER; keeps the slowest answer (a ping unanswered counts as it waits). */
 function pinger(endpoint: string) {

@@ -4,10 +4,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { Dealer } from 'zeromq';
 import { pack, toFollower, unpack } from '../../src/bridge/index.ts';
 import { startLeaderProcess } from '../../harness/process.ts';
+import { rssMiB as processRss } from '../../harness/memory.ts';
 import { tempDir } from '../../harness/tmp.ts';
 import { waitFor } from '../../harness/wait.ts';
 
@@ -16,14 +16,7 @@ const PROVIDERS = 2000;
 const REQUESTS = 100;
 
 /** The process's resident memory, 0 once it has exited. */
-function rssMiB(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
+const rssMiB = (pid: number): number => processRss(pid) ?? 0;
 
 /** A DEALER that sends requests and collects every reply by reqId. */
 function client(endpoint: string) {
