@@ -9,8 +9,10 @@
  * private 3-member etcd, heartbeating provider processes; the killed leader is started again as a standby before
  * the next kill. Every acknowledged write is checked against the store at the end of each setting.
  *
- * Then (unless `--no-throughput`) durable registrations/s through one gateway, the etcd store beside the SQLite
- * store, measured by `wrk` (its own process; Debian `wrk`) with new providers PUT at c=64 for 10 s.
+ * Then (unless `--no-throughput`) the etcd store beside the SQLite store and beside etcd itself, one after the
+ * other: durable writes/s measured by `wrk` (its own process; Debian `wrk`) at c=64 for 10 s (new providers PUT
+ * through one gateway; etcd: plain puts through its JSON gateway), and propagation p50 / p99 (one PUT at a time →
+ * its WebSocket event; etcd: its watch event).
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -24,6 +26,10 @@ import { tempDir } from '../harness/tmp.ts';
 import { http } from '../harness/http.ts';
 import { waitFor } from '../harness/wait.ts';
 import { startEtcdCluster } from '../test/helpers/etcd-cluster.ts';
+import { withTimeout } from '../harness/time.ts';
+import { measureEtcdPropagation } from './etcd-figures.ts';
+import { recorder, type LatencySummary } from './lib/hdr.ts';
+import { plainProvider, register, watchWs } from './lib/switchboard.ts';
 
 interface Round {
   writeMs: number;
@@ -132,10 +138,10 @@ request = function()
 end
 `;
 
-/** Registrations/s and non-2xx answers of `wrk` against a gateway. */
-function wrkRegistrations(url: string, dir: string): { perSecond: number; errors: number } {
-  const script = join(dir, 'register.lua');
-  writeFileSync(script, WRK_SCRIPT);
+/** Requests/s and non-2xx answers of `wrk` (c=64, 10 s, its own process) running `lua` against `url`. */
+function runWrk(url: string, dir: string, lua: string): { perSecond: number; errors: number } {
+  const script = join(dir, 'load.lua');
+  writeFileSync(script, lua);
   const out = spawnSync('wrk', ['-t2', '-c64', '-d10s', '-s', script, url], { encoding: 'utf8', timeout: 60_000 });
   if (out.status !== 0) throw new Error(`wrk failed: ${out.stderr || out.error?.message}`);
   const perSecond = Number(/Requests\/sec:\s+([\d.]+)/.exec(out.stdout)?.[1] ?? NaN);
@@ -143,26 +149,90 @@ function wrkRegistrations(url: string, dir: string): { perSecond: number; errors
   return { perSecond, errors };
 }
 
+/**
+ * etcd's own plain put through its JSON gateway (`POST /v3/kv/put`, base64 key and value), the comparison row:
+ * 1,000 keys of provider-sized values in turn, each put a new etcd revision made durable on a quorum.
+ */
+function etcdPutScript(): string {
+  const b64 = (text: string) => Buffer.from(text).toString('base64');
+  const bodies = Array.from({ length: 1000 }, (_, i) =>
+    JSON.stringify({
+      key: b64(`/bench/wrk/provider-${i}`),
+      value: b64(JSON.stringify({ service: 'wrk', host: '127.0.0.1', port: i + 1, protocol: 'http' })),
+    }),
+  );
+  return `
+local bodies = { ${bodies.map((b) => `'${b}'`).join(', ')} }
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("POST", "/v3/kv/put", {["Content-Type"] = "application/json"}, bodies[(n % #bodies) + 1])
+end
+`;
+}
+
+/**
+ * Propagation through one gateway: one registration at a time (PUT, no check) → its event on a WebSocket watch of
+ * that service, in this process (one clock). The first 20 are not recorded.
+ */
+async function wsPropagation(url: string, events = 300): Promise<LatencySummary> {
+  const service = `prop-${process.pid}-${Date.now()}`;
+  const waiting = new Map<string, (at: number) => void>();
+  const sub = await watchWs(url, [service], (ev, at) => waiting.get(ev.provider.id)?.(at));
+  const rec = recorder();
+  try {
+    for (let i = 0; i < 20 + events; i++) {
+      const id = `${service}-${i}`;
+      const seen = new Promise<number>((resolve) => waiting.set(id, resolve));
+      const t0 = performance.now();
+      await register(url, id, plainProvider(service, i));
+      const at = await withTimeout(seen, 5000, `${id} on the WebSocket`);
+      waiting.delete(id);
+      if (i >= 20) rec.record(at - t0);
+    }
+  } finally {
+    await sub.close();
+  }
+  return rec.summary();
+}
+
+const ms = (l: LatencySummary) => `${l.p50.toFixed(1)} / ${l.p99.toFixed(1)}`;
+
+/**
+ * Each store beside etcd itself, one after the other on the same machine: durable registrations/s (wrk) and
+ * propagation p50 / p99 (a PUT one at a time → its watch event).
+ */
 async function throughput(etcd: Awaited<ReturnType<typeof startEtcdCluster>>): Promise<string[]> {
   const dir = tempDir('switchboard-bench-failover-');
   const rows: string[] = [];
   try {
     const ha = await startHaCluster({ etcd, gateways: 1, workers: 1 });
     try {
-      const r = wrkRegistrations(ha.gateways[0].url, dir.path);
-      rows.push(`| etcd (3 members), 3 leaders | ${r.perSecond.toFixed(0)} | ${r.errors} |`);
+      const url = ha.gateways[0].url;
+      const r = runWrk(url, dir.path, WRK_SCRIPT);
+      const p = await wsPropagation(url);
+      rows.push(
+        `| Switchboard, etcd store (3 members), 3 leaders | ${r.perSecond.toFixed(0)} | ${r.errors} | ${ms(p)} |`,
+      );
     } finally {
       await ha.close();
     }
     const leader = await startLeaderProcess(dir.path);
     const gateway = await startGatewayProcess(leader.control);
     try {
-      const r = wrkRegistrations(gateway.url, dir.path);
-      rows.push(`| SQLite (one leader) | ${r.perSecond.toFixed(0)} | ${r.errors} |`);
+      const r = runWrk(gateway.url, dir.path, WRK_SCRIPT);
+      const p = await wsPropagation(gateway.url);
+      rows.push(`| Switchboard, SQLite store (one leader) | ${r.perSecond.toFixed(0)} | ${r.errors} | ${ms(p)} |`);
     } finally {
       await gateway.child.stop();
       await leader.child.stop();
     }
+    const member = { clientUrl: etcd.members[0].clientUrl };
+    const r = runWrk(member.clientUrl, dir.path, etcdPutScript());
+    const p = await measureEtcdPropagation(member, { events: 300 });
+    rows.push(
+      `| etcd itself (3 members): plain put, watch event | ${r.perSecond.toFixed(0)} | ${r.errors} | ${ms(p.latency)} |`,
+    );
   } finally {
     dir.remove();
   }
@@ -223,8 +293,8 @@ async function main(): Promise<void> {
     process.stdout.write(
       [
         '',
-        '| store | registrations/s (wrk, c=64, 10 s) | non-2xx |',
-        '| --- | ---: | ---: |',
+        '| what | writes/s (wrk, c=64, 10 s) | non-2xx | propagation PUT → watch event, p50 / p99 (ms) |',
+        '| --- | ---: | ---: | ---: |',
         ...throughputRows,
         '',
       ].join('\n'),
