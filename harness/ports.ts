@@ -17,3 +17,11 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/**
+ * Control and event endpoints for a leader that must come back where workers and gateways look for it after a
+ * restart: both asked for explicitly (the event port would otherwise be bind port + 1, which may be taken).
+ */
+export async function fixedLeaderEndpoints(): Promise<{ bind: string; publish: string }> {
+  return { bind: `tcp://127.0.0.1:${await freePort()}`, publish: `tcp://127.0.0.1:${await freePort()}` };
+}

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { spawnChild, type Child } from './child.ts';
 
 export { ROOT, type Child } from './child.ts';
-export { freePort } from './ports.ts';
+export { fixedLeaderEndpoints, freePort } from './ports.ts';
 export const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 
 /** A TypeScript script as its own process (`node --import tsx`), logging at TEST_LOG_LEVEL (default warn). */
@@ -12,6 +12,14 @@ export function spawnTs(script: string, args: string[], env: Record<string, stri
     env: { SWITCHBOARD_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn', ...env },
     echoStderr: Boolean(process.env.TEST_SHOW_STDERR),
   });
+}
+
+/** `switchboard start` flags for a test: its store in `dataDir`, every port ephemeral on loopback, no native feed. */
+export function loopbackStartArgs(dataDir: string): string[] {
+  return [
+    ...['--data-dir', dataDir, '--bind', 'tcp://127.0.0.1:*', '--publish', 'tcp://127.0.0.1:*'],
+    ...['--http-port', '0', '--zmq-pub', 'off', '--zmq-snapshot', 'off'],
+  ];
 }
 
 /** Starts `switchboard <role> ...` as its own process, exactly as the CLI runs it. */

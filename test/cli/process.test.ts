@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
-import { CLI, ROOT } from '../../harness/process.ts';
+import { CLI, loopbackStartArgs, ROOT } from '../../harness/process.ts';
 import { tempDir } from '../../harness/tmp.ts';
 
 const REJECT_LATER = fileURLToPath(new URL('../fixtures/reject-later.mjs', import.meta.url));
@@ -48,24 +48,7 @@ test('an invalid --log-level is one line naming the flag, exit 2', async () => {
 test('an unhandled rejection is logged and ends the process non-zero instead of limping on', async (t) => {
   const dir = tempDir();
   t.after(() => dir.remove());
-  const r = await run(
-    [
-      'start',
-      '--data-dir',
-      dir.path,
-      '--bind',
-      'tcp://127.0.0.1:*',
-      '--publish',
-      'tcp://127.0.0.1:*',
-      '--http-port',
-      '0',
-      '--zmq-pub',
-      'off',
-      '--zmq-snapshot',
-      'off',
-    ],
-    [REJECT_LATER],
-  );
+  const r = await run(['start', ...loopbackStartArgs(dir.path)], [REJECT_LATER]);
   assert.equal(r.code, 70, r.stderr.slice(-2000));
   assert.match(r.stderr, /unhandled rejection: Error: nobody handles this/);
 });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createLogger, SNAPSHOT_FORMAT } from '../../src/bridge/index.ts';
 import { start as startLeader } from '../../src/leader/index.ts';
 import { Store } from '../../src/leader/store.ts';
-import { spawnRole } from '../../harness/process.ts';
+import { loopbackStartArgs, spawnRole } from '../../harness/process.ts';
 import { http } from '../../harness/http.ts';
 import { tempDir } from '../../harness/tmp.ts';
 import { waitFor } from '../../harness/wait.ts';
@@ -20,20 +20,7 @@ const opts = { timeoutMs: 90_000 };
 
 test('save a snapshot from a running system, restore it into a fresh data dir, and a leader there has the providers', async (t) => {
   const [running, fresh, files] = [tempDir(), tempDir(), tempDir()];
-  const system = spawnRole('start', [
-    '--data-dir',
-    running.path,
-    '--bind',
-    'tcp://127.0.0.1:*',
-    '--publish',
-    'tcp://127.0.0.1:*',
-    '--http-port',
-    '0',
-    '--zmq-pub',
-    'off',
-    '--zmq-snapshot',
-    'off',
-  ]);
+  const system = spawnRole('start', loopbackStartArgs(running.path));
   t.after(async () => {
     await system.stop();
     [running, fresh, files].forEach((d) => d.remove());

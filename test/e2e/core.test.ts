@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  freePort,
+  fixedLeaderEndpoints,
   startGatewayProcess,
   startLeaderProcess,
   startProviderProcess,
@@ -41,8 +41,7 @@ test('register, come alive by heartbeat, die by SIGKILL, survive a leader restar
     dir.remove();
   });
   // Fixed ports, both asked for, so the restarted leader is where workers and gateways look for it.
-  const bind = `tcp://127.0.0.1:${await freePort()}`;
-  const publish = `tcp://127.0.0.1:${await freePort()}`;
+  const { bind, publish } = await fixedLeaderEndpoints();
   let leader = await startLeaderProcess(dir.path, bind, publish);
   children.push(leader.child);
   const worker = await startWorkerProcess(leader.control);

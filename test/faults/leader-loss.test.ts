@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createLogger } from '../../src/bridge/index.ts';
 import { start as startGateway, GATEWAY_DEFAULTS } from '../../src/gateway/index.ts';
 import { http } from '../../harness/http.ts';
-import { freePort, startLeaderProcess, type Child } from '../../harness/process.ts';
+import { fixedLeaderEndpoints, startLeaderProcess, type Child } from '../../harness/process.ts';
 import { tempDir } from '../../harness/tmp.ts';
 import { waitFor } from '../../harness/wait.ts';
 
@@ -31,8 +31,7 @@ test('a SIGKILLed leader makes the gateway not ready at once (well under the sil
     dir.remove();
   });
   // A fixed port, so the restarted leader is where the gateway looks for it.
-  const bind = `tcp://127.0.0.1:${await freePort()}`;
-  const publish = `tcp://127.0.0.1:${await freePort()}`;
+  const { bind, publish } = await fixedLeaderEndpoints();
   let leader = await startLeaderProcess(dir.path, bind, publish);
   children.push(leader.child);
   const gateway = await startGateway(

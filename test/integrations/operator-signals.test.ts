@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createLogger, VERSION, warnWhileLeaderUnreachable } from '../../src/bridge/index.ts';
 import { startCluster } from '../../harness/cluster.ts';
 import { http } from '../../harness/http.ts';
-import { freePort, spawnRole, startLeaderProcess, type Child } from '../../harness/process.ts';
+import { fixedLeaderEndpoints, spawnRole, startLeaderProcess, type Child } from '../../harness/process.ts';
 import { tempDir } from '../../harness/tmp.ts';
 import { waitFor } from '../../harness/wait.ts';
 
@@ -44,8 +44,7 @@ test('worker and gateway processes warn at once without a leader, and say when i
     for (const c of children.reverse()) await c.stop();
     dir.remove();
   });
-  const bind = `tcp://127.0.0.1:${await freePort()}`;
-  const publish = `tcp://127.0.0.1:${await freePort()}`;
+  const { bind, publish } = await fixedLeaderEndpoints();
   const env = { SWITCHBOARD_LOG_LEVEL: 'info' };
   const worker = spawnRole('worker', ['--leader', bind, '--metrics-port', '0'], env);
   children.push(worker);

@@ -1,11 +1,12 @@
 /** The store interface without etcd: `--store` parsing, and the SQLite store behind the async interface. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createLogger, type Provider } from '../../src/bridge/index.ts';
+import { createLogger } from '../../src/bridge/index.ts';
 import { Store } from '../../src/leader/store.ts';
 import type { StoreError } from '../../src/leader/store-api.ts';
 import { parseStoreSpec, sqliteStore } from '../../src/leader/store-api.ts';
 import { tempDir } from '../../harness/tmp.ts';
+import { providerRecord } from '../helpers/provider-record.ts';
 
 test('--store: absent is SQLite; etcd:// lists endpoints; mistakes are named', () => {
   assert.deepEqual(parseStoreSpec(undefined), { kind: 'sqlite' });
@@ -29,21 +30,7 @@ test('the SQLite store fits the async interface: commit, reload, and closed mean
   const store = sqliteStore(new Store(dir.path, log));
   const first = await store.load();
   assert.equal(first.rev, 0);
-  const now = Date.now();
-  const p = {
-    id: 'p1',
-    service: 'svc',
-    host: '127.0.0.1',
-    port: 1,
-    protocol: 'http',
-    tags: [],
-    meta: {},
-    state: 'up',
-    stateSince: now,
-    registeredAt: now,
-    updatedAt: now,
-    rev: 1,
-  } satisfies Provider;
+  const p = providerRecord('p1', 'svc', 1);
   await store.commit(1, [p], [], [['svc', 1]]);
   await store.close();
   await assert.rejects(store.commit(2, [], ['p1']), (err: StoreError) => err.code === 'STORE_CLOSED');
