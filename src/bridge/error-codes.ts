@@ -121,6 +121,34 @@ export const ERROR_CODES = {
     description:
       'This client sent more writes than `--write-rate-limit` allows per window; retry after `retry-after` seconds.',
   },
+  SB_UNAUTHENTICATED: {
+    statusCode: 401,
+    message: '%s',
+    description:
+      'ACLs are on and the request carries no token, or a token the gateway does not know (`Authorization: Bearer <secret>` or `X-Switchboard-Token`).',
+  },
+  SB_PERMISSION_DENIED: {
+    statusCode: 403,
+    message: '%s',
+    description:
+      'The token is valid but its policies do not allow this: `read` or `write` on the service named in the message, or `admin`.',
+  },
+  SB_QUOTA_EXCEEDED: {
+    statusCode: 403,
+    message: '%s',
+    description: 'The token already has as many providers registered as its quota allows (`maxProviders`).',
+  },
+  SB_ACL_NOT_FOUND: {
+    statusCode: 404,
+    message: '%s',
+    description: 'No token with this accessor id, or no policy with this name.',
+  },
+  SB_ACL_CONFLICT: {
+    statusCode: 409,
+    message: '%s',
+    description:
+      'The ACL change contradicts the stored ones: a policy name already taken, a token naming an unknown policy, a policy still used by a token, or the last admin token.',
+  },
 } as const satisfies Record<string, ErrorCodeSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

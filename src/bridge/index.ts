@@ -25,3 +25,4 @@ export * from './check-policy.ts';
 export * from './leader-endpoints.ts';
 export * from './records.ts';
 export * from './snapshot-file.ts';
+export * from './acl.ts';
