@@ -291,8 +291,26 @@ export interface HeartbeatScaleResult {
   /** Time from the first registration until every provider was `up`. */
   allUpMs: number;
   falseDowns: number;
+  /**
+   * Downs of those providers the leader's mass-down guard held during the window (and times it tripped), from the
+   * leader's counters on the gateway's /metrics: a guard that holds downs would otherwise look like "0 false downs".
+   * null when the leader's metrics did not answer.
+   */
+  guard: { held: number; trips: number } | null;
   usage: Record<string, UsageSummary>;
   crash: DetectionResult;
+}
+
+/** The leader's mass-down guard counters, as the gateway's /metrics forwards them; null if absent. */
+async function guardCounters(url: string): Promise<{ held: number; trips: number } | null> {
+  const text = (await get(`${url}/metrics`)).body;
+  const value = (name: string): number | null => {
+    const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+    return m ? Number(m[1]) : null;
+  };
+  const held = value('switchboard_leader_mass_down_held_total');
+  const trips = value('switchboard_leader_mass_down_trips_total');
+  return held === null || trips === null ? null : { held, trips };
 }
 
 /**
@@ -379,6 +397,7 @@ export async function measureHeartbeatScale(
     cluster.workers.forEach((w, i) => (pids[`worker ${i + 1}`] = w.pid));
     sims.forEach((s, i) => (pids[`provider sim ${i + 1}`] = s.pid));
     const sampler = new UsageSampler(pids);
+    const guardBefore = await guardCounters(cluster.url);
     windowOpen = true;
     const windowStart = performance.now();
     const windowMs = opts.windowSeconds * 1000;
@@ -426,12 +445,17 @@ export async function measureHeartbeatScale(
     }
     windowOpen = false;
     const usage = sampler.stop();
+    const guardAfter = await guardCounters(cluster.url);
     return {
       providers: all.length,
       endpoints: endpoints.length,
       windowSeconds: opts.windowSeconds,
       allUpMs,
       falseDowns: downs,
+      guard:
+        guardBefore && guardAfter
+          ? { held: guardAfter.held - guardBefore.held, trips: guardAfter.trips - guardBefore.trips }
+          : null,
       usage,
       crash: { latency: crashRec.summary(), trials: opts.crashTrials, failures: errors.length, errors },
     };
