@@ -287,7 +287,7 @@ async function main(): Promise<void> {
               command: cmd('propagation'),
               note:
                 t === 'ws'
-                  ? `${formatNumber(sb.events)} registrations one at a time, PUT sent → event received (etcd: put → watch); durable ack p50/p99 ${pct(sb.ack)} ms${sb.failures ? `; ${sb.failures} failed: ${sb.firstError}` : ''}`
+                  ? `${formatNumber(sb.events)} registrations one at a time, PUT sent → event received (etcd: put → watch); durable ack p50/p99 ${pct(sb.ack)} ms; split at the leader's staging (ms clock): PUT sent → staged ${pct(sb.split.toLeader)}, staged → WS received ${pct(sb.split.fromLeader)} ms${sb.failures ? `; ${sb.failures} failed: ${sb.firstError}` : ''}`
                   : undefined,
             });
           }
