@@ -421,7 +421,10 @@ async function main(): Promise<void> {
   }
 
   if (want('fanout')) {
-    await withCluster({ workers: 0 }, async (cluster) => {
+    // Every loopback address is one client to the gateway's caps (src/gateway/clients.ts): lift the per-client cap,
+    // or the default (256) refuses all but the first few hundred subscribers of this one-machine benchmark.
+    const gatewayArgs = ['--max-watchers-per-client', String(SIZES.fanout.subscribers)];
+    await withCluster({ workers: 0, gatewayArgs }, async (cluster) => {
       const p = progress('fan-out');
       const r = await measureFanout(cluster, { ...SIZES.fanout, onProgress: (t) => p.update(t) });
       p.done(
