@@ -5,6 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ERROR_CODES } from '../../src/bridge/index.ts';
+import { startCluster } from '../../harness/cluster.ts';
+import { waitFor } from '../../harness/wait.ts';
 import { gatewayApp } from '../helpers/gateway-app.ts';
 
 test('a broken percent-encoding or an over-long path parameter answers our codes, not Fastify router codes', async (t) => {
@@ -25,4 +27,28 @@ test('a broken percent-encoding or an over-long path parameter answers our codes
     assert.equal(body.statusCode, status);
     assert.ok(body.message.length < 1000, 'the message does not echo a huge path');
   }
+});
+
+test('GET /v1/admin/snapshot twice within a second, or several at once, answers 200 each time', async (t) => {
+  // The leader refuses a peer the same revision twice within a second (SB_BUSY), and a gateway is one peer.
+  const c = await startCluster({ workers: 0 });
+  t.after(() => c.close());
+  const snapshot = () => c.gateway.app.inject({ method: 'GET', url: '/v1/admin/snapshot' });
+  const statuses = [(await snapshot()).statusCode, (await snapshot()).statusCode];
+  statuses.push(...(await Promise.all([snapshot(), snapshot(), snapshot()])).map((r) => r.statusCode));
+  assert.deepEqual(statuses, [200, 200, 200, 200, 200]);
+  // A write moves the revision: the next snapshot is asked of the leader again and shows it.
+  const put = await c.gateway.app.inject({
+    method: 'PUT',
+    url: '/v1/providers/p1',
+    payload: { service: 'billing', host: '10.0.0.1', port: 80, protocol: 'http' },
+  });
+  assert.equal(put.statusCode, 201);
+  await waitFor(() => c.gateway.follower.replica.rev === 1, { what: 'the write in the replica' });
+  const after = await snapshot();
+  assert.equal(after.statusCode, 200);
+  assert.deepEqual(
+    after.json<{ providers: Array<{ id: string }> }>().providers.map((p) => p.id),
+    ['p1'],
+  );
 });
