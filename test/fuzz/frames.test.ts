@@ -19,7 +19,7 @@ import { waitFor } from '../../harness/wait.ts';
 import { fuzzParameters, fuzzRuns, heapMiB, hostileValue, mutated, valid } from './arbitraries.ts';
 
 /** Cases per run at FUZZ_RUNS=1000 (the CI size). */
-const LEADER_CASES = 600;
+const LEADER_CASES = 500;
 const SNAPSHOT_CASES = 400;
 /** An answer to a ping or snapshot request must come within this (the leader shares the test's event loop). */
 const ANSWER_MS = 2000;

@@ -278,7 +278,7 @@ async function send(app: FastifyInstance, c: Case, timeoutMs = 3000): Promise<An
 }
 
 /** Cases per run at FUZZ_RUNS=1000 (the CI size): with a live leader, and with none. */
-const LIVE_CASES = 800;
+const LIVE_CASES = 600;
 const AWAY_CASES = 200;
 
 /** A refused request may take this long at most (a blocking query's wait is capped at 1 ms here). */
