@@ -22,7 +22,7 @@ import { attachSidecars, type SidecarOptions } from './sidecars.ts';
 import { dashboardRoutes } from './ui/plugin.ts';
 import { ErrorResponse } from './schemas.ts';
 import { httpError } from './errors.ts';
-import { mapFrameworkErrors } from './framework-errors.ts';
+import { frameworkErrors, mapFrameworkErrors } from './framework-errors.ts';
 import { validatorCompiler } from './validation.ts';
 import { installAudit } from './audit.ts';
 import { BrowserGuard, defaultAllowedHosts, type BrowserGuardOptions } from './browser-guard.ts';
@@ -70,6 +70,7 @@ export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<F
     ...(opts.log ? { loggerInstance: opts.log } : { logger: false }),
     bodyLimit: opts.bodyLimit,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors,
     // Node checks these timeouts every connectionsCheckingInterval (30 s by default): check often enough to matter.
     serverFactory: (handler) => {
       const timeouts = {
