@@ -10,7 +10,7 @@
  * Each role is its own `node dist/src/cli/main.js` process on 127.0.0.1, keys from `switchboard keygen`'s writer.
  * Prints a Markdown table (stdout); progress on stderr.
  */
-import { mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -53,7 +53,7 @@ function makeKeys(dir: string): Record<'leader' | 'worker' | 'gateway' | 'feed' 
   mkdirSync(join(dir, 'allow'));
   for (const n of names) writeKeyPair(file(n), pairs[n], n);
   // The leader's allow list as a directory of .pub files.
-  for (const n of ['worker', 'gateway'] as const) writeKeyPair(join(dir, 'allow', `${n}.key`), pairs[n], n);
+  for (const n of ['worker', 'gateway'] as const) copyFileSync(`${file(n)}.pub`, join(dir, 'allow', `${n}.key.pub`));
   return { ...pairs, file };
 }
 

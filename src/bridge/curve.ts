@@ -6,7 +6,7 @@
  * - a key pair (`switchboard keygen --out FILE`): JSON `{ "publicKey": "<z85>", "secretKey": "<z85>" }`, mode 0600.
  *   As ssh does, a key pair file that the group or others may read is refused.
  * - public keys (`FILE.pub`, `--curve-allow`, `--curve-server-key FILE`): one z85 key per line, optionally followed
- *   by a label; blank lines and `#` comments are skipped. An allow list may also be a directory of such files.
+ *   by a label; blank lines and `#` comments are skipped. An allow list may also be a directory of `*.pub` files.
  */
 import { curveKeyPair, type Socket, type SocketOptions } from 'zeromq';
 import { readdirSync, readFileSync, statSync, writeFileSync, chmodSync } from 'node:fs';
@@ -163,7 +163,7 @@ export function parsePublicKeys(flag: string, path: string, text: string): Publi
   return entries;
 }
 
-/** An allow list: a file of public keys, or a directory whose files (dot files skipped) hold public keys. */
+/** An allow list: a file of public keys, or a directory whose `*.pub` files hold public keys (keygen's output). */
 export function readAllowList(flag: string, path: string): PublicKeyEntry[] {
   let isDir: boolean;
   try {
@@ -173,7 +173,7 @@ export function readAllowList(flag: string, path: string): PublicKeyEntry[] {
   }
   const files = isDir
     ? readdirSync(path)
-        .filter((name) => !name.startsWith('.'))
+        .filter((name) => !name.startsWith('.') && name.endsWith('.pub'))
         .sort()
         .map((name) => join(path, name))
         .filter((file) => statSync(file).isFile())
