@@ -14,9 +14,6 @@
  * through one gateway; etcd: plain puts through its JSON gateway), and propagation p50 / p99 (one PUT at a time →
  * its WebSocket event; etcd: its watch event).
  */
-import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { SwitchboardClient } from '../src/client/index.ts';
@@ -28,6 +25,7 @@ import { waitFor } from '../harness/wait.ts';
 import { startEtcdCluster } from '../test/helpers/etcd-cluster.ts';
 import { withTimeout } from '../harness/time.ts';
 import { measureEtcdPropagation } from './etcd-figures.ts';
+import { runWrk, WRK_SCRIPT } from './lib/wrk.ts';
 import { recorder, type LatencySummary } from './lib/hdr.ts';
 import { plainProvider, register, watchWs } from './lib/switchboard.ts';
 
@@ -124,29 +122,6 @@ async function measure(ha: HaCluster, round: number): Promise<Round> {
   } finally {
     await client.close();
   }
-}
-
-/** New providers PUT by wrk: a random prefix per thread and a counter keep every id new. */
-const WRK_SCRIPT = `
-local n = 0
-local prefix = nil
-request = function()
-  if prefix == nil then prefix = "wrk-" .. tostring(math.random(1, 1000000000)) end
-  n = n + 1
-  local body = '{"service":"wrk","host":"127.0.0.1","port":' .. (n % 60000 + 1) .. ',"protocol":"http"}'
-  return wrk.format("PUT", "/v1/providers/" .. prefix .. "-" .. n, {["Content-Type"] = "application/json"}, body)
-end
-`;
-
-/** Requests/s and non-2xx answers of `wrk` (c=64, 10 s, its own process) running `lua` against `url`. */
-function runWrk(url: string, dir: string, lua: string): { perSecond: number; errors: number } {
-  const script = join(dir, 'load.lua');
-  writeFileSync(script, lua);
-  const out = spawnSync('wrk', ['-t2', '-c64', '-d10s', '-s', script, url], { encoding: 'utf8', timeout: 60_000 });
-  if (out.status !== 0) throw new Error(`wrk failed: ${out.stderr || out.error?.message}`);
-  const perSecond = Number(/Requests\/sec:\s+([\d.]+)/.exec(out.stdout)?.[1] ?? NaN);
-  const errors = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out.stdout)?.[1] ?? 0);
-  return { perSecond, errors };
 }
 
 /**

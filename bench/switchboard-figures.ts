@@ -143,7 +143,7 @@ export async function measurePropagation(
   const subs = [
     await watchWs(cluster.url, [service], mark('ws')),
     await watchSse(cluster.url, [service], mark('sse')),
-    watchZmq(cluster.feedPub, [service], mark('zmq')),
+    watchZmq(cluster.feedPub, [service], mark('zmq'), cluster.feedCurve),
   ];
   const recs = { ws: recorder(), sse: recorder(), zmq: recorder() };
   const ack = recorder();

@@ -3,6 +3,7 @@
  * (ephemeral ports, a temporary data directory), plus lean clients: a keep-alive REST client, a WebSocket
  * watcher, an SSE reader and a ZeroMQ SUB on the native feed, each timing the events it receives.
  */
+import { curveClientOptions, type CurveClientKeys } from '../../src/bridge/curve.ts';
 import { Agent, request } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { Unpackr } from 'msgpackr';
@@ -42,6 +43,8 @@ export interface Cluster {
   control: string;
   /** Native ZeroMQ feed (PUB) of the gateway. */
   feedPub: string;
+  /** CURVE keys a feed subscriber needs (the feed's public key and a listed pair), when the feed is CURVE. */
+  feedCurve?: CurveClientKeys;
   dataDir: string;
   /** Another gateway process on the same leader; resolves once it printed its URL. */
   addGateway(name: string): Promise<{ proc: Proc; url: string }>;
@@ -56,7 +59,9 @@ export async function startCluster(
   opts: {
     workers?: number;
     leaderArgs?: string[];
+    workerArgs?: string[];
     gatewayArgs?: string[];
+    feedCurve?: CurveClientKeys;
     nodeArgs?: Partial<Record<'leader' | 'worker' | 'gateway', string[]>>;
   } = {},
 ): Promise<Cluster> {
@@ -73,7 +78,12 @@ export async function startCluster(
     const [, control] = await leader.waitForLine(/^switchboard leader: control=(\S+) events=(\S+)/);
     const workers: Proc[] = [];
     for (let i = 0; i < (opts.workers ?? 1); i++) {
-      const w = spawnCli(`worker-${i + 1}`, ['worker', '--leader', control], {}, opts.nodeArgs?.worker);
+      const w = spawnCli(
+        `worker-${i + 1}`,
+        ['worker', '--leader', control, ...(opts.workerArgs ?? [])],
+        {},
+        opts.nodeArgs?.worker,
+      );
       started.push(w);
       workers.push(w);
     }
@@ -96,6 +106,7 @@ export async function startCluster(
       url: url,
       control: control,
       feedPub: feedPub,
+      ...(opts.feedCurve ? { feedCurve: opts.feedCurve } : {}),
       dataDir: dir.path,
       async addGateway(name) {
         const proc = spawnCli(name, ['gateway', '--leader', control, '--http-port', '0']);
@@ -321,8 +332,8 @@ export async function watchSse(url: string, services: string[], onEvent: EventFn
  * ZeroMQ SUB on the gateway's native feed, subscribed to `svc/<service>/`. PUB/SUB has a slow-joiner window:
  * the caller confirms delivery (e.g. with a warm-up registration) before timing anything.
  */
-export function watchZmq(pub: string, services: string[], onEvent: EventFn): Subscription {
-  const sub = new Subscriber({ linger: 0, maxMessageSize: 1 << 20 });
+export function watchZmq(pub: string, services: string[], onEvent: EventFn, curve?: CurveClientKeys): Subscription {
+  const sub = new Subscriber({ linger: 0, maxMessageSize: 1 << 20, ...curveClientOptions(curve) });
   sub.connect(pub);
   for (const s of services) sub.subscribe(`svc/${s}/`);
   const plain = new Unpackr({ useRecords: false, mapsAsObjects: true });

@@ -28,6 +28,7 @@ import {
   type Reply,
 } from './messages.ts';
 import { Replica } from './replica.ts';
+import { curveClientOptions, type CurveClientKeys } from './curve.ts';
 import { baseSocketOptions, FrameDecoder, receiveLoop, resolveAdvertised, SNAPSHOT_MAX_MESSAGE_SIZE } from './zmq.ts';
 
 export const DEFAULT_PING_INTERVAL_MS = 500;
@@ -50,6 +51,8 @@ export interface FollowerOptions {
   snapshotTimeoutMs?: number;
   maxBufferedEvents?: number;
   requestTimeoutMs?: number;
+  /** CURVE client keys for the leader's ROUTER and PUB (and for every other link to the leader built from this). */
+  curve?: CurveClientKeys;
 }
 
 /** The leader's answer to a ping, as the follower saw it. */
@@ -66,6 +69,8 @@ export interface FollowerStatus {
 
 export class Follower {
   readonly replica = new Replica();
+  /** The CURVE keys this follower talks to the leader with (undefined: plain ZeroMQ). */
+  readonly curve: CurveClientKeys | undefined;
   readonly #sync: FollowerSync;
   readonly #link: LeaderLink<typeof ToFollower>;
   readonly #opts: Required<Pick<FollowerOptions, 'pingIntervalMs' | 'staleAfterMs' | 'snapshotTimeoutMs'>>;
@@ -96,6 +101,7 @@ export class Follower {
     this.#leaders = Object.freeze(leaderEndpoints(opts.leader));
     this.#active = this.#leaders[0];
     this.#fixedEvents = opts.events;
+    this.curve = opts.curve;
     this.#opts = {
       pingIntervalMs: opts.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
       staleAfterMs: opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS,
@@ -111,6 +117,7 @@ export class Follower {
       metrics: opts.metrics,
       maxMessageSize: SNAPSHOT_MAX_MESSAGE_SIZE,
       requestTimeoutMs: opts.requestTimeoutMs,
+      curve: opts.curve,
     });
     this.#link.onConnection((up) => {
       if (up) return this.#presence.connected('control');
@@ -125,6 +132,7 @@ export class Follower {
         heartbeatTimeout: 1500,
         reconnectInterval: 100,
         reconnectMaxInterval: 1000,
+        ...curveClientOptions(opts.curve),
       }),
     );
     this.#sub.subscribe(TOPIC_EVENT, TOPIC_BEACON);

@@ -26,3 +26,6 @@ export * from './leader-endpoints.ts';
 export * from './records.ts';
 export * from './snapshot-file.ts';
 export * from './acl.ts';
+export * from './curve.ts';
+export * from './zap.ts';
+export * from './zap-guard.ts';

@@ -16,6 +16,7 @@ import { leaderEndpoints, type LeaderEndpoints } from './leader-endpoints.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 import type { RequestBody, Reply } from './messages.ts';
+import { curveClientOptions, type CurveClientKeys } from './curve.ts';
 import { baseSocketOptions, DEFAULT_MAX_MESSAGE_SIZE, FrameDecoder, receiveLoop, SendQueue } from './zmq.ts';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
@@ -32,7 +33,12 @@ export interface LinkOptions<S extends TSchema> {
   maxMessageSize?: number;
   requestTimeoutMs?: number;
   maxPending?: number;
+  /** CURVE client keys: only a leader holding the secret of `serverKey` completes a handshake. */
+  curve?: CurveClientKeys;
 }
+
+/** A failed handshake is logged at warn at most this often (the DEALER retries every few hundred ms). */
+const HANDSHAKE_WARN_EVERY_MS = 30_000;
 
 interface Pending {
   resolve: (reply: Reply) => void;
@@ -60,6 +66,7 @@ export class LeaderLink<S extends TSchema> {
   /** Addresses (as ZeroMQ reports them) whose connection completed a handshake and has not dropped since. */
   readonly #connected = new Set<string>();
   #closed = false;
+  #lastHandshakeWarning = 0;
 
   constructor(opts: LinkOptions<S>) {
     this.endpoints = Object.freeze(leaderEndpoints(opts.endpoints));
@@ -82,6 +89,7 @@ export class LeaderLink<S extends TSchema> {
         // Queue only on completed connections: a standby's endpoint (nobody bound) or a dead leader's never holds
         // a request, which goes to the active leader instead.
         immediate: true,
+        ...curveClientOptions(opts.curve),
       }),
     );
     const log = opts.log.child({ socket: opts.name });
@@ -180,10 +188,29 @@ export class LeaderLink<S extends TSchema> {
         if (event.type === 'end') break;
         if (event.type === 'disconnect') this.#dropped(event.address);
         else if (event.type === 'handshake') this.#handshake(event.address);
+        else if (event.type.startsWith('handshake:error')) this.#handshakeFailed(event);
       }
     } catch (err) {
       if (!this.#closed) this.#log.error({ err }, 'socket event loop ended');
     }
+  }
+
+  /**
+   * A connection whose security handshake failed: a leader with another CURVE key (or none), or one that refuses
+   * this process's key. Nothing is sent on it; ZeroMQ retries, and each retry fails the same way until fixed.
+   */
+  #handshakeFailed(event: {
+    type: string;
+    address?: string;
+    error?: Error & { code?: string; status?: number };
+  }): void {
+    const now = Date.now();
+    if (this.#closed || now - this.#lastHandshakeWarning < HANDSHAKE_WARN_EVERY_MS) return;
+    this.#lastHandshakeWarning = now;
+    this.#log.warn(
+      { endpoint: event.address, event: event.type, code: event.error?.code ?? event.error?.status },
+      'security handshake with the leader failed (CURVE keys on one side only, a different leader key, or this key not on its allow list)',
+    );
   }
 
   #handshake(address: string): void {

@@ -11,6 +11,7 @@ import { VERSION } from '../bridge/version.ts';
 import { FLAGS, helpText, parseFlags, UsageError, type FlagKey, type FlagValue } from './flags.ts';
 import { HUMAN_COMMANDS, runHuman } from './human.ts';
 import { SNAPSHOT_SUMMARY } from './snapshot.ts';
+import { KEYGEN_SUMMARY } from './keygen.ts';
 
 interface Command {
   summary: string;
@@ -37,6 +38,9 @@ const GATEWAY_SECURITY_FLAGS: FlagKey[] = [
   'maxWatchers',
   'maxWatchersPerClient',
   'checkAllowCidr',
+  'feedCurveSecretKey',
+  'feedCurveAllow',
+  'maxFeedConnectionsPerClient',
 ];
 
 function securityConfig(v: Partial<Record<FlagKey, FlagValue>>): {
@@ -50,6 +54,9 @@ function securityConfig(v: Partial<Record<FlagKey, FlagValue>>): {
   maxWatchers?: number;
   maxWatchersPerAddress?: number;
   checkAllowCidr?: string[];
+  feedCurveSecretKey?: string;
+  feedCurveAllow?: string;
+  maxFeedConnectionsPerClient?: number;
 } {
   return {
     tlsCert: str(v.tlsCert),
@@ -62,6 +69,9 @@ function securityConfig(v: Partial<Record<FlagKey, FlagValue>>): {
     maxWatchers: int(v.maxWatchers),
     maxWatchersPerAddress: int(v.maxWatchersPerClient),
     checkAllowCidr: list(v.checkAllowCidr),
+    feedCurveSecretKey: str(v.feedCurveSecretKey),
+    feedCurveAllow: str(v.feedCurveAllow),
+    maxFeedConnectionsPerClient: int(v.maxFeedConnectionsPerClient),
   };
 }
 
@@ -155,11 +165,20 @@ const COMMANDS: Record<string, Command> = {
       'dnsTtl',
       ...GATEWAY_SECURITY_FLAGS,
       'checkMaxRpsPerHost',
+      'curveSecretKey',
+      'curveAllow',
       'logLevel',
     ],
     async run(v, log) {
       const handles: Handle[] = [];
       try {
+        // With a key pair every role uses it: the leader admits its own key (and --curve-allow's), the worker and
+        // the gateway hold the same pair and expect the leader's key, which is theirs.
+        const curveKeyFile = str(v.curveSecretKey);
+        const ownKey = curveKeyFile
+          ? (await import('../bridge/curve.ts')).readKeyPair('--curve-secret-key', curveKeyFile).publicKey
+          : undefined;
+        const curveClient = ownKey ? { curveSecretKey: curveKeyFile, curveServerKey: ownKey } : {};
         const leader = await startLeader(
           {
             dataDir: str(v.dataDir),
@@ -167,6 +186,8 @@ const COMMANDS: Record<string, Command> = {
             publish: str(v.publish),
             workerTimeoutMs: int(v.workerTimeoutMs),
             ...leaderHealthFlags(v),
+            curveAllow: str(v.curveAllow),
+            ...(ownKey ? { curveSecretKey: curveKeyFile, curveAllowKeys: [ownKey] } : {}),
           },
           { log },
         );
@@ -179,6 +200,7 @@ const COMMANDS: Record<string, Command> = {
             checkAllowCidr: list(v.checkAllowCidr),
             checkAllowLoopback: isLoopbackHost(str(v.httpHost) ?? '127.0.0.1'),
             checkMaxRpsPerHost: int(v.checkMaxRpsPerHost),
+            ...curveClient,
           },
           { log },
         );
@@ -192,6 +214,7 @@ const COMMANDS: Record<string, Command> = {
             writeTimeoutMs: int(v.writeTimeoutMs),
             ...feedConfig(v),
             ...securityConfig(v),
+            ...curveClient,
           },
           { log },
         );
@@ -232,6 +255,8 @@ const COMMANDS: Record<string, Command> = {
       'massDownPercent',
       'metricsPort',
       'metricsHost',
+      'curveSecretKey',
+      'curveAllow',
       'logLevel',
     ],
     async run(v, log) {
@@ -247,6 +272,8 @@ const COMMANDS: Record<string, Command> = {
           workerTimeoutMs: int(v.workerTimeoutMs),
           metricsPort: int(v.metricsPort),
           metricsHost: str(v.metricsHost),
+          curveSecretKey: str(v.curveSecretKey),
+          curveAllow: str(v.curveAllow),
           ...leaderHealthFlags(v),
         },
         // The node logged the one fatal line; exit so a supervisor restarts it or a standby takes over.
@@ -262,7 +289,17 @@ const COMMANDS: Record<string, Command> = {
   },
   worker: {
     summary: 'Run a worker: watches the providers the leader assigns and reports their presence.',
-    flags: ['leader', 'workerId', 'metricsPort', 'metricsHost', 'checkAllowCidr', 'checkMaxRpsPerHost', 'logLevel'],
+    flags: [
+      'leader',
+      'workerId',
+      'metricsPort',
+      'metricsHost',
+      'checkAllowCidr',
+      'checkMaxRpsPerHost',
+      'curveSecretKey',
+      'curveServerKey',
+      'logLevel',
+    ],
     async run(v, log) {
       const worker = await startWorker(
         {
@@ -272,6 +309,8 @@ const COMMANDS: Record<string, Command> = {
           metricsHost: str(v.metricsHost),
           checkAllowCidr: list(v.checkAllowCidr),
           checkMaxRpsPerHost: int(v.checkMaxRpsPerHost),
+          curveSecretKey: str(v.curveSecretKey),
+          curveServerKey: str(v.curveServerKey),
         },
         { log },
       );
@@ -294,12 +333,16 @@ const COMMANDS: Record<string, Command> = {
       'dns',
       'dnsTtl',
       ...GATEWAY_SECURITY_FLAGS,
+      'curveSecretKey',
+      'curveServerKey',
       'logLevel',
     ],
     async run(v, log) {
       const gateway = await startGateway(
         {
           leader: str(v.leader),
+          curveSecretKey: str(v.curveSecretKey),
+          curveServerKey: str(v.curveServerKey),
           leaderEvents: str(v.leaderEvents),
           httpHost: str(v.httpHost),
           httpPort: int(v.httpPort),
@@ -325,6 +368,7 @@ function usage(): string {
   lines.push('', 'Operate (talk to a gateway; --gateway URL or SWITCHBOARD_GATEWAY):');
   for (const [name, c] of Object.entries(HUMAN_COMMANDS)) lines.push(`  ${name.padEnd(10)} ${c.summary}`);
   lines.push(`  ${'snapshot'.padEnd(10)} ${SNAPSHOT_SUMMARY}`);
+  lines.push(`  ${'keygen'.padEnd(10)} ${KEYGEN_SUMMARY}`);
   lines.push('', "Run 'switchboard <command> --help' for its flags, 'switchboard --version' for the version.");
   return lines.join('\n') + '\n';
 }
@@ -340,6 +384,11 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`switchboard ${VERSION}\n`);
     return 0;
   }
+  if (name === 'keygen')
+    return (await import('./keygen.ts')).runKeygen(rest, {
+      out: (text) => process.stdout.write(text),
+      err: (text) => process.stderr.write(text),
+    });
   if (name === 'snapshot')
     return (await import('./snapshot.ts')).runSnapshot(rest, {
       out: (text) => process.stdout.write(text),
@@ -398,6 +447,13 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
   const running = handles;
+  // SIGHUP reloads the leader's CURVE allow list; a process without one keeps Node's default (exit).
+  const reloadable = running.filter((h): h is Handle & { reloadCurveAllow(): void } => 'reloadCurveAllow' in h);
+  if (reloadable.some((h) => (h as { curvePublicKey?: string | null }).curvePublicKey))
+    process.on('SIGHUP', () => {
+      log.info('SIGHUP: reloading the CURVE allow list');
+      for (const h of reloadable) h.reloadCurveAllow();
+    });
   return new Promise<number>((resolve) => {
     let stopping = false;
     stop = (signal: string): void => {

@@ -18,6 +18,7 @@ import { Watch, type WatchOptions, type WatchUpdate } from './watch.ts';
 
 export { HeartbeatPublisher, Watch, GatewayPool };
 export type { GatewayAddress, WatchOptions, WatchUpdate, Provider, ProviderInput, Protocol };
+export type { CurveClientKeys } from '../bridge/curve.ts';
 export { SwitchboardError, NoGatewayError } from './errors.ts';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5000;

@@ -4,6 +4,7 @@
  * history, and a fresh snapshot (reported as such) when it does not. Over the native ZeroMQ feed it follows the
  * Clone pattern and takes a snapshot after a failover.
  */
+import { curveClientOptions, type CurveClientKeys } from '../bridge/curve.ts';
 import { WebSocket } from 'ws';
 import { Dealer, Subscriber } from 'zeromq';
 import { Unpackr } from 'msgpackr';
@@ -31,6 +32,11 @@ export interface WatchOptions {
    */
   retryDelayMs?: number;
   maxRetryDelayMs?: number;
+  /**
+   * ZeroMQ watch of a feed with CURVE on (`--feed-curve-secret-key`): the feed's public key (`serverKey`) and this
+   * client's pair, whose public key is on the gateway's `--feed-curve-allow` list.
+   */
+  feedCurve?: CurveClientKeys;
 }
 
 export const DEFAULT_RETRY_DELAY_MS = 200;
@@ -53,7 +59,10 @@ const plain = new Unpackr({ useRecords: false, mapsAsObjects: true });
 export class Watch implements AsyncIterable<WatchUpdate> {
   readonly view = new View();
   readonly #pool: GatewayPool;
-  readonly #opts: Required<Omit<WatchOptions, 'services'>> & { services: string[] };
+  readonly #opts: Required<Omit<WatchOptions, 'services' | 'feedCurve'>> & {
+    services: string[];
+    feedCurve?: CurveClientKeys;
+  };
   readonly #listeners = new Set<(u: WatchUpdate) => void>();
   #queue: WatchUpdate[] = [];
   #wake: (() => void) | null = null;
@@ -83,6 +92,7 @@ export class Watch implements AsyncIterable<WatchUpdate> {
       maxQueued: opts.maxQueued ?? 100_000,
       retryDelayMs: opts.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS,
       maxRetryDelayMs: opts.maxRetryDelayMs ?? DEFAULT_MAX_RETRY_DELAY_MS,
+      ...(opts.feedCurve ? { feedCurve: opts.feedCurve } : {}),
     };
     this.ready = new Promise((resolve) => (this.#ready = resolve));
     this.gateway = pool.current;
@@ -230,12 +240,14 @@ export class Watch implements AsyncIterable<WatchUpdate> {
       heartbeatInterval: 1000,
       heartbeatTimeout: 3000,
       maxMessageSize: 64 * 1024 * 1024,
+      ...curveClientOptions(this.#opts.feedCurve),
     });
     const dealer = new Dealer({
       linger: 0,
       receiveTimeout: 5000,
       sendTimeout: 1000,
       maxMessageSize: 512 * 1024 * 1024,
+      ...curveClientOptions(this.#opts.feedCurve),
     });
     this.#zmq = { sub, dealer };
     const topics = this.#opts.services.length ? this.#opts.services.map(feedTopic) : [FEED_TOPIC_PREFIX];

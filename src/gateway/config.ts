@@ -19,6 +19,8 @@ export const DEFAULT_WS_PING_INTERVAL_MS = 30_000;
 export const DEFAULT_CLIENT_BUFFER_BYTES = 8 * 1024 * 1024;
 export const DEFAULT_MAX_WATCHERS = 10_000;
 export const DEFAULT_MAX_WATCHERS_PER_ADDRESS = 256;
+/** ZeroMQ feed connections per client and socket (PUB, snapshot ROUTER), like WebSocket + SSE watchers. */
+export const DEFAULT_MAX_FEED_CONNECTIONS_PER_CLIENT = 256;
 /** The DNS interface is off unless asked for (`--dns 127.0.0.1:8600`). */
 export const DEFAULT_DNS = 'off';
 /** Seconds resolvers may cache an answer: short, since providers come and go in milliseconds. */
@@ -66,6 +68,16 @@ export const GatewayConfigSchema = Type.Object(
     writeRateWindowMs: Type.Integer({ minimum: 10, maximum: 3_600_000 }),
     /** CIDR ranges checks may reach despite the SSRF rules (`ipc` allows ipc:// endpoints). */
     checkAllowCidr: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 1000 }),
+    /** Key pair file (switchboard keygen): talk to the leader over CURVE. */
+    curveSecretKey: Type.Optional(Type.String({ minLength: 1 })),
+    /** The leader's public key (40 z85 characters) or a file holding it; one key shared by every leader (HA). */
+    curveServerKey: Type.Optional(Type.String({ minLength: 1 })),
+    /** Key pair file: CURVE server on the public ZeroMQ feed (PUB and snapshot ROUTER). Off when absent. */
+    feedCurveSecretKey: Type.Optional(Type.String({ minLength: 1 })),
+    /** The feed subscribers' public keys admitted: a file (one per line) or a directory of such files. */
+    feedCurveAllow: Type.Optional(Type.String({ minLength: 1 })),
+    /** Connections per client on each feed socket (loopback is one client, IPv6 counts per /64); 0: no cap. */
+    maxFeedConnectionsPerClient: Type.Integer({ minimum: 0, maximum: 10_000_000 }),
   },
   { additionalProperties: false },
 );
@@ -95,6 +107,7 @@ export const GATEWAY_DEFAULTS = {
   writeRateLimit: DEFAULT_WRITE_RATE_LIMIT,
   writeRateWindowMs: DEFAULT_WRITE_RATE_WINDOW_MS,
   checkAllowCidr: [] as string[],
+  maxFeedConnectionsPerClient: DEFAULT_MAX_FEED_CONNECTIONS_PER_CLIENT,
 };
 
 export function gatewayConfig(input: GatewayConfigInput): Readonly<GatewayConfig> {
@@ -102,6 +115,10 @@ export function gatewayConfig(input: GatewayConfigInput): Readonly<GatewayConfig
   const cfg = validateConfig('gateway', GatewayConfigSchema, { ...GATEWAY_DEFAULTS, ...feedDefaults }, input);
   if ((cfg.tlsCert === undefined) !== (cfg.tlsKey === undefined))
     throw new ConfigError('gateway', ['tlsCert and tlsKey (--tls-cert, --tls-key) go together']);
+  if ((cfg.feedCurveSecretKey === undefined) !== (cfg.feedCurveAllow === undefined))
+    throw new ConfigError('gateway', [
+      'feedCurveSecretKey and feedCurveAllow (--feed-curve-secret-key, --feed-curve-allow) go together',
+    ]);
   if (cfg.tlsClientCa !== undefined && cfg.tlsCert === undefined)
     throw new ConfigError('gateway', ['tlsClientCa (--tls-client-ca) needs --tls-cert and --tls-key']);
   for (const cidr of cfg.checkAllowCidr) {

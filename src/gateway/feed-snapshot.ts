@@ -19,6 +19,7 @@ import {
   type Follower,
   type Logger,
   type Metrics,
+  type ServerSecurity,
 } from '../bridge/index.ts';
 import { snapshotOf } from './subscribers.ts';
 
@@ -37,6 +38,8 @@ export interface SnapshotEndpointOptions {
   follower: Follower;
   metrics: Metrics;
   log: Logger;
+  /** CURVE server and/or ZAP domain (feed-admission.ts). */
+  security?: ServerSecurity;
 }
 
 export class SnapshotEndpoint {
@@ -62,8 +65,10 @@ export class SnapshotEndpoint {
         mandatory: true,
         sendTimeout: 1000,
         sendHighWaterMark: 1000,
+        ...opts.security?.socketOptions,
       }),
     );
+    opts.security?.watch(this.#socket);
     const log = opts.log.child({ component: 'feed-snapshot' });
     this.#queue = new SendQueue(this.#socket, {
       log,

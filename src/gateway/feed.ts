@@ -14,7 +14,10 @@ import {
   type Metrics,
   type RegistryEvent,
   type Replica,
+  type ServerSecurity,
+  type ZapGuard,
 } from '../bridge/index.ts';
+import type { FeedAdmission } from './feed-admission.ts';
 import { SnapshotEndpoint } from './feed-snapshot.ts';
 
 export const DEFAULT_FEED_HIGH_WATER_MARK = 10_000;
@@ -29,6 +32,8 @@ export interface FeedOptions {
   replica: Replica;
   metrics: Metrics;
   log: Logger;
+  /** CURVE server and/or ZAP domain (feed-admission.ts). */
+  security?: ServerSecurity;
 }
 
 export class EventFeed {
@@ -42,8 +47,13 @@ export class EventFeed {
     this.#metrics = opts.metrics;
     // noDrop stays off: one stalled subscriber must never stall the feed for the others.
     this.#socket = new Publisher(
-      baseSocketOptions<Publisher>({ sendHighWaterMark: opts.highWaterMark, maxMessageSize: 64 * 1024 }),
+      baseSocketOptions<Publisher>({
+        sendHighWaterMark: opts.highWaterMark,
+        maxMessageSize: 64 * 1024,
+        ...opts.security?.socketOptions,
+      }),
     );
+    opts.security?.watch(this.#socket);
     this.#queue = new SendQueue(this.#socket, {
       log: opts.log,
       limit: opts.highWaterMark,
@@ -100,6 +110,12 @@ export interface NativeFeed {
 
 export const FEED_OFF = 'off';
 
+/** The TCP port of a bound endpoint (undefined for ipc://, inproc:// or before the bind). */
+function portOf(endpoint: string | undefined): number | undefined {
+  const m = endpoint ? /^tcp:\/\/.+:([0-9]+)$/.exec(endpoint) : null;
+  return m ? Number(m[1]) : undefined;
+}
+
 export async function startNativeFeed(opts: {
   pub: string;
   snapshot: string;
@@ -107,32 +123,50 @@ export async function startNativeFeed(opts: {
   follower: Follower;
   metrics: Metrics;
   log: Logger;
+  /** CURVE and the per-client cap; absent or inactive: anyone may connect, as many times as they like. */
+  admission?: FeedAdmission;
 }): Promise<NativeFeed> {
   const { follower, metrics, log } = opts;
-  const feed =
-    opts.pub === FEED_OFF
-      ? null
-      : await EventFeed.start({
-          endpoint: opts.pub,
-          highWaterMark: opts.highWaterMark,
-          replica: follower.replica,
-          metrics,
-          log,
-        });
+  const guards: ZapGuard[] = [];
+  let feed: EventFeed | null = null;
   let snapshot: SnapshotEndpoint | null = null;
-  try {
-    if (opts.snapshot !== FEED_OFF)
-      snapshot = await SnapshotEndpoint.start({ endpoint: opts.snapshot, follower, metrics, log });
-  } catch (err) {
+  // A guard is registered before its socket binds, so no connection ever arrives unguarded.
+  const guard = async (socket: string, port: () => number | undefined): Promise<ServerSecurity | undefined> => {
+    if (!opts.admission?.active) return undefined;
+    const g = await opts.admission.guard(socket, port);
+    guards.push(g);
+    return g;
+  };
+  const closeAll = async (): Promise<void> => {
     feed?.close();
+    await snapshot?.close();
+    for (const g of guards) await g.close();
+  };
+  try {
+    if (opts.pub !== FEED_OFF)
+      feed = await EventFeed.start({
+        endpoint: opts.pub,
+        highWaterMark: opts.highWaterMark,
+        replica: follower.replica,
+        metrics,
+        log,
+        security: await guard('feed-pub', () => portOf(feed?.endpoint)),
+      });
+    if (opts.snapshot !== FEED_OFF)
+      snapshot = await SnapshotEndpoint.start({
+        endpoint: opts.snapshot,
+        follower,
+        metrics,
+        log,
+        security: await guard('feed-snapshot', () => portOf(snapshot?.endpoint)),
+      });
+  } catch (err) {
+    await closeAll();
     throw err;
   }
   return {
     pub: feed?.endpoint ?? null,
     snapshot: snapshot?.endpoint ?? null,
-    async close() {
-      feed?.close();
-      await snapshot?.close();
-    },
+    close: closeAll,
   };
 }

@@ -9,6 +9,7 @@ import {
   leaderEndpoints,
   makeHandle,
   Metrics,
+  readClientKeys,
   type Handle,
   type Logger,
 } from '../bridge/index.ts';
@@ -17,6 +18,7 @@ import { ChangeSignal } from './change-signal.ts';
 import { gatewayConfig, GATEWAY_DEFAULTS, type GatewayConfigInput } from './config.ts';
 import type { GatewayContext, PushSettings } from './context.ts';
 import { startNativeFeed, type NativeFeed } from './feed.ts';
+import { FeedAdmission } from './feed-admission.ts';
 import { LeaderChannel } from './leader-channel.ts';
 import { EventHub } from './subscribers.ts';
 import { WriteForwarder } from './writes.ts';
@@ -114,7 +116,18 @@ export async function start(
     'role',
     'node',
   ]);
+  // Key files are read before anything connects or binds: a wrong file is one line naming it.
+  const curve = readClientKeys(cfg.curveSecretKey, cfg.curveServerKey);
+  const admission = new FeedAdmission({
+    ...(cfg.feedCurveSecretKey && cfg.feedCurveAllow
+      ? { curve: { secretKeyFile: cfg.feedCurveSecretKey, allowFile: cfg.feedCurveAllow } }
+      : {}),
+    maxPerClient: cfg.maxFeedConnectionsPerClient,
+    metrics,
+    log,
+  });
   const follower = new Follower({
+    ...(curve ? { curve } : {}),
     leader: cfg.leader,
     ...(cfg.leaderEvents ? { events: cfg.leaderEvents } : {}),
     log,
@@ -149,6 +162,7 @@ export async function start(
       follower,
       metrics,
       log,
+      admission,
     });
     app = await buildApp(ctx, {
       log,

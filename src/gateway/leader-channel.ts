@@ -97,6 +97,7 @@ export class LeaderChannel {
       // Acks are small; the cluster list and the leader's metrics text are the large answers.
       maxMessageSize: REQUEST_MAX_MESSAGE_SIZE,
       requestTimeoutMs: this.#opts.requestTimeoutMs,
+      curve: this.#opts.follower.curve,
     });
     return this.#link;
   }

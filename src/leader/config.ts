@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { validateConfig } from '../bridge/index.ts';
+import { ConfigError, validateConfig } from '../bridge/index.ts';
 
 const BindEndpoint = Type.String({ pattern: '^(?:tcp://[^\\s]+:(?:[0-9]{1,5}|\\*)|ipc://[^\\s]+|inproc://[^\\s]+)$' });
 
@@ -52,6 +52,12 @@ export const LeaderConfigSchema = Type.Object(
     /** Serve the leader's Prometheus metrics on http://metricsHost:metricsPort/metrics (0: any free port). */
     metricsPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
     metricsHost: Type.String({ minLength: 1 }),
+    /** Key pair file (switchboard keygen): CURVE on the control ROUTER and the event PUB. */
+    curveSecretKey: Type.Optional(Type.String({ minLength: 1 })),
+    /** The workers' and gateways' public keys admitted: a file (one per line) or a directory of such files. */
+    curveAllow: Type.Optional(Type.String({ minLength: 1 })),
+    /** Public keys admitted besides `curveAllow` (`switchboard start` adds its own). */
+    curveAllowKeys: Type.Optional(Type.Array(Type.String({ minLength: 40, maxLength: 40 }), { maxItems: 100_000 })),
   },
   { additionalProperties: false },
 );
@@ -77,7 +83,13 @@ export const LEADER_DEFAULTS = {
 };
 
 export function leaderConfig(input: LeaderConfigInput): Readonly<LeaderConfig> {
-  return validateConfig('leader', LeaderConfigSchema, LEADER_DEFAULTS, input);
+  const cfg = validateConfig('leader', LeaderConfigSchema, LEADER_DEFAULTS, input);
+  const allowGiven = cfg.curveAllow !== undefined || (cfg.curveAllowKeys?.length ?? 0) > 0;
+  if (cfg.curveSecretKey !== undefined && !allowGiven)
+    throw new ConfigError('leader', ['curveSecretKey (--curve-secret-key) needs --curve-allow: the keys to admit']);
+  if (cfg.curveSecretKey === undefined && allowGiven)
+    throw new ConfigError('leader', ['curveAllow (--curve-allow) needs --curve-secret-key']);
+  return cfg;
 }
 
 /** tcp://host:7710 → tcp://host:7711; an ephemeral bind (`*`) gets an ephemeral events port too. */

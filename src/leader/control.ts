@@ -14,6 +14,7 @@ import {
   toLeader,
   type Logger,
   type Metrics,
+  type ServerSecurity,
   type ToFollower,
   type ToLeader,
   type ToWorker,
@@ -38,7 +39,7 @@ export class ControlSocket {
   #loop: Promise<void> | null = null;
   #closing = false;
 
-  constructor(opts: { log: Logger; metrics: Metrics }) {
+  constructor(opts: { log: Logger; metrics: Metrics; security?: ServerSecurity }) {
     this.#log = opts.log;
     this.#router = new Router(
       baseSocketOptions<Router>({
@@ -55,8 +56,10 @@ export class ControlSocket {
         // has hung up, which a flooding peer can arrange. Workers and gateways ping the leader (answered by
         // libzmq), and the leader times workers out by their application pings.
         heartbeatInterval: 0,
+        ...opts.security?.socketOptions,
       }),
     );
+    opts.security?.watch(this.#router);
     this.#queue = new SendQueue(this.#router, {
       log: opts.log,
       limit: CONTROL_SEND_QUEUE_LIMIT,

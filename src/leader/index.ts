@@ -4,9 +4,14 @@ import {
   createLogger,
   makeHandle,
   Metrics,
+  readAllowList,
+  readKeyPair,
   startMetricsServer,
+  startZapGuard,
   StartupError,
   type Handle,
+  type PublicKeyEntry,
+  type ZapGuard,
   type Logger,
   type MetricsServer,
   type RegistryEvent,
@@ -38,6 +43,10 @@ export interface LeaderHandle extends Handle {
   readonly metricsUrl: string | null;
   /** True while this process is the active leader (always, for SQLite). */
   readonly active: boolean;
+  /** The leader's CURVE public key (null without CURVE): the `--curve-server-key` of workers and gateways. */
+  readonly curvePublicKey: string | null;
+  /** Reads `--curve-allow` again and admits exactly its keys from now on (SIGHUP); a bad file keeps the old list. */
+  reloadCurveAllow(): void;
   /**
    * Epoch, last durable revision, and how many providers, live workers and unwatched checked providers. Throws
    * while a standby.
@@ -69,15 +78,31 @@ export async function start(
     'role',
     'node',
   ]);
+  // Keys are read before anything binds: a wrong file is one line naming it, nothing to undo.
+  const curve = cfg.curveSecretKey === undefined ? undefined : readKeyPair('--curve-secret-key', cfg.curveSecretKey);
+  const allowed = (): PublicKeyEntry[] => [
+    ...(cfg.curveAllow === undefined ? [] : readAllowList('--curve-allow', cfg.curveAllow)),
+    ...(cfg.curveAllowKeys ?? []).map((key) => ({ key, source: 'own key' })),
+  ];
+  let guard: ZapGuard | undefined;
+  if (curve)
+    guard = await startZapGuard({
+      name: 'leader',
+      curve: { secretKey: curve.secretKey, allowed: allowed() },
+      metrics,
+      log,
+    });
   const node = new LeaderNode({
     config: cfg,
     log,
     metrics,
     onFatal: deps.onFatal ?? (() => void handle.close()),
+    ...(guard ? { security: guard } : {}),
   });
   try {
     await node.start();
   } catch (err) {
+    await guard?.close();
     throw bindError(err, cfg);
   }
   let metricsServer: MetricsServer | undefined;
@@ -86,6 +111,7 @@ export async function start(
       metricsServer = await startMetricsServer({ host: cfg.metricsHost, port: cfg.metricsPort, metrics, log });
     } catch (err) {
       await node.close();
+      await guard?.close();
       throw err;
     }
   }
@@ -105,6 +131,15 @@ export async function start(
       },
       metrics,
       metricsUrl: metricsServer?.url ?? null,
+      curvePublicKey: curve?.publicKey ?? null,
+      reloadCurveAllow: () => {
+        if (!guard) return;
+        try {
+          guard.setAllowed(allowed());
+        } catch (err) {
+          log.error({ err: (err as Error).message }, 'CURVE allow list not reloaded; the previous one stays');
+        }
+      },
       status: () => {
         const status = node.status();
         if (!status) throw new Error('this leader is a standby');
@@ -116,6 +151,7 @@ export async function start(
     async () => {
       await metricsServer?.close();
       await node.close();
+      await guard?.close();
     },
   );
   return handle;

@@ -12,7 +12,7 @@
  * - publisher.ts: the PUB (events and position beacons).
  */
 import { randomBytes } from 'node:crypto';
-import type { Logger, Metrics, Provider, RegistryEvent, StoreHealth } from '../bridge/index.ts';
+import type { Logger, Metrics, Provider, RegistryEvent, ServerSecurity, StoreHealth } from '../bridge/index.ts';
 import { Assignment } from './assignment.ts';
 import { defaultPublishEndpoint, type LeaderConfig } from './config.ts';
 import { ControlSocket } from './control.ts';
@@ -48,6 +48,8 @@ export interface TermOptions {
   onFenced: (err: Error) => void;
   /** The store has failed for `storeFailExitMs`: the node gives up (the process exits). */
   onGiveUp: (err: Error) => void;
+  /** CURVE server and ZAP domain of the control ROUTER and event PUB (absent: plain ZeroMQ). */
+  security?: ServerSecurity;
 }
 
 /** A read-only view of the leader, for operators' tools, tests and benchmarks. */
@@ -88,8 +90,8 @@ export class Leader {
     this.#store = term.store;
     this.term = term.term;
     this.#candidates = term.candidates;
-    this.#control = new ControlSocket({ log, metrics });
-    this.#publisher = new EventPublisher({ log, metrics });
+    this.#control = new ControlSocket({ log, metrics, security: term.security });
+    this.#publisher = new EventPublisher({ log, metrics, security: term.security });
     this.#registry = new Registry(term.store, term.loaded, {
       log,
       metrics,

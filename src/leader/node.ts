@@ -12,7 +12,7 @@
  * Transitions run one at a time, in the order the election reported them.
  */
 import type { Etcd3 } from 'etcd3';
-import type { Logger, Metrics, StoreHealth } from '../bridge/index.ts';
+import type { Logger, Metrics, ServerSecurity, StoreHealth } from '../bridge/index.ts';
 import { defaultPublishEndpoint, type LeaderConfig } from './config.ts';
 import { Election, withTimeout, type Term } from './election.ts';
 import { connectEtcd, EtcdStore } from './etcd-store.ts';
@@ -34,6 +34,8 @@ export interface LeaderNodeOptions {
   metrics: Metrics;
   /** The store has failed for `storeFailExitMs` (or a term could not bind): the process should exit. */
   onFatal: (err: Error) => void;
+  /** CURVE server options of every term's sockets. */
+  security?: ServerSecurity;
 }
 
 export class LeaderNode {
@@ -41,6 +43,7 @@ export class LeaderNode {
   readonly #log: Logger;
   readonly #metrics: Metrics;
   readonly #onFatal: (err: Error) => void;
+  readonly #security: ServerSecurity | undefined;
   readonly spec: StoreSpec;
   #store: RegistryStore | undefined;
   #etcd: { client: Etcd3; election: Election; store: EtcdStore } | undefined;
@@ -58,6 +61,7 @@ export class LeaderNode {
     this.#log = opts.log;
     this.#metrics = opts.metrics;
     this.#onFatal = opts.onFatal;
+    this.#security = opts.security;
     this.spec = parseStoreSpec(opts.config.store, opts.config.storePrefix);
     this.controlEndpoint = opts.config.bind;
     this.eventsEndpoint = opts.config.publish ?? defaultPublishEndpoint(opts.config.bind);
@@ -203,6 +207,7 @@ export class LeaderNode {
       candidates,
       onFenced: (err) => this.#serial(() => this.#stepDown('fenced', err.message)),
       onGiveUp: (err) => this.#giveUp(err),
+      security: this.#security,
     });
     try {
       await leader.start();

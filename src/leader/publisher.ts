@@ -14,6 +14,7 @@ import {
   type Logger,
   type Metrics,
   type RegistryEvent,
+  type ServerSecurity,
 } from '../bridge/index.ts';
 
 export const PUBLISH_SEND_QUEUE_LIMIT = 100_000;
@@ -24,9 +25,12 @@ export class EventPublisher {
   readonly #metrics: Metrics;
   #beaconTimer: NodeJS.Timeout | undefined;
 
-  constructor(opts: { log: Logger; metrics: Metrics }) {
+  constructor(opts: { log: Logger; metrics: Metrics; security?: ServerSecurity }) {
     this.#metrics = opts.metrics;
-    this.#pub = new Publisher(baseSocketOptions<Publisher>({ sendHighWaterMark: 100_000 }));
+    this.#pub = new Publisher(
+      baseSocketOptions<Publisher>({ sendHighWaterMark: 100_000, ...opts.security?.socketOptions }),
+    );
+    opts.security?.watch(this.#pub);
     this.#queue = new SendQueue(this.#pub, {
       log: opts.log,
       limit: PUBLISH_SEND_QUEUE_LIMIT,

@@ -38,6 +38,10 @@ export const WorkerConfigSchema = Type.Object(
     checkAllowLoopback: Type.Optional(Type.Boolean()),
     /** http/tcp check requests per second to one target host. */
     checkMaxRpsPerHost: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+    /** Key pair file (switchboard keygen): talk to the leader over CURVE. */
+    curveSecretKey: Type.Optional(Type.String({ minLength: 1 })),
+    /** The leader's public key (40 z85 characters) or a file holding it; one key shared by every leader (HA). */
+    curveServerKey: Type.Optional(Type.String({ minLength: 1 })),
   },
   { additionalProperties: false },
 );

@@ -5,6 +5,7 @@ import {
   leaderEndpoints,
   makeHandle,
   Metrics,
+  readClientKeys,
   startMetricsServer,
   warnWhileLeaderUnreachable,
   type Handle,
@@ -29,6 +30,7 @@ export async function start(
   deps: { log?: Logger; metrics?: Metrics } = {},
 ): Promise<WorkerHandle> {
   const cfg = workerConfig(config);
+  const curve = readClientKeys(cfg.curveSecretKey, cfg.curveServerKey);
   const log = (deps.log ?? createLogger()).child({ role: 'worker' });
   const metrics = deps.metrics ?? new Metrics();
   metrics.gauge('switchboard_build_info', 'Build of this process (value 1)', () => [[buildInfoLabels('worker'), 1]], [
@@ -40,7 +42,7 @@ export async function start(
     cfg.metricsPort === undefined
       ? null
       : await startMetricsServer({ host: cfg.metricsHost, port: cfg.metricsPort, metrics, log });
-  const worker = new Worker(cfg, log, metrics);
+  const worker = new Worker(cfg, log, metrics, curve);
   worker.start();
   const stopWarning = warnWhileLeaderUnreachable({
     reachable: () => worker.leaderReachable,

@@ -16,6 +16,7 @@ import {
   MAX_OBSERVATIONS_PER_REPORT,
   MAX_TASKS_PER_WORKER,
   toWorker,
+  type CurveClientKeys,
   type Logger,
   type Metrics,
   type Observation,
@@ -47,7 +48,7 @@ export class Worker {
   #session: string | null = null;
   #closed = false;
 
-  constructor(config: WorkerConfig, log: Logger, metrics: Metrics) {
+  constructor(config: WorkerConfig, log: Logger, metrics: Metrics, curve?: CurveClientKeys) {
     this.#config = config;
     this.id = config.workerId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.#log = log.child({ workerId: this.id });
@@ -58,6 +59,7 @@ export class Worker {
       log: this.#log,
       metrics,
       maxMessageSize: 256 * 1024 * 1024,
+      curve,
     });
     this.#link.onMessage((m) => this.#onMessage(m));
     this.#link.onConnection((up) => {
