@@ -137,7 +137,8 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   start: {
-    summary: 'Run the whole system in one process: leader (embedded SQLite store), one worker and the gateway.',
+    summary:
+      'Run the whole system in one process: leader (embedded SQLite store), one worker and the gateway (--gateways N: N gateway processes sharing the HTTP port).',
     flags: [
       'dataDir',
       'bind',
@@ -155,9 +156,34 @@ const COMMANDS: Record<string, Command> = {
       'dnsTtl',
       ...GATEWAY_SECURITY_FLAGS,
       'checkMaxRpsPerHost',
+      'gateways',
       'logLevel',
     ],
     async run(v, log) {
+      const { clusterGatewayRole, reportReady, startGatewayCluster } = await import('./gateway-cluster.ts');
+      const role = clusterGatewayRole();
+      if (role) {
+        // A gateway worker of `--gateways N`: the fixed-endpoint feeds are the first gateway's alone.
+        const first = role.index === 0;
+        const feeds = feedConfig(v);
+        const gateway = await startGateway(
+          {
+            leader: role.leader,
+            leaderEvents: role.events,
+            httpHost: str(v.httpHost),
+            httpPort: int(v.httpPort),
+            writeTimeoutMs: int(v.writeTimeoutMs),
+            ...feeds,
+            ...(first ? {} : { zmqPub: 'off', zmqSnapshot: 'off', dns: undefined }),
+            ...securityConfig(v),
+          },
+          { log: log.child({ gateway: role.index + 1 }) },
+        );
+        reportReady({ url: gateway.url, feed: gateway.feed, dns: dnsLine(gateway.app) });
+        return [gateway];
+      }
+      const gateways = int(v.gateways) ?? 1;
+      if (gateways < 1 || gateways > 64) throw new UsageError('--gateways takes 1 to 64');
       const handles: Handle[] = [];
       try {
         const leader = await startLeader(
@@ -183,24 +209,34 @@ const COMMANDS: Record<string, Command> = {
           { log },
         );
         handles.push(worker);
-        const gateway = await startGateway(
-          {
-            leader: leader.control,
-            leaderEvents: leader.events,
-            httpHost: str(v.httpHost),
-            httpPort: int(v.httpPort),
-            writeTimeoutMs: int(v.writeTimeoutMs),
-            ...feedConfig(v),
-            ...securityConfig(v),
-          },
-          { log },
-        );
-        handles.push(gateway);
+        let gateway: { url: string; feed: { pub: string | null; snapshot: string | null } };
+        let dns: string | null = null;
+        if (gateways === 1) {
+          const inProcess = await startGateway(
+            {
+              leader: leader.control,
+              leaderEvents: leader.events,
+              httpHost: str(v.httpHost),
+              httpPort: int(v.httpPort),
+              writeTimeoutMs: int(v.writeTimeoutMs),
+              ...feedConfig(v),
+              ...securityConfig(v),
+            },
+            { log },
+          );
+          handles.push(inProcess);
+          gateway = inProcess;
+          dns = dnsLine(inProcess.app);
+        } else {
+          const group = await startGatewayCluster(gateways, leader, log);
+          handles.push(group);
+          gateway = group.ready;
+          dns = group.ready.dns;
+        }
         say(`switchboard leader: control=${leader.control} events=${leader.events} data=${str(v.dataDir) ?? './data'}`);
         say(`switchboard worker: id=${worker.id}`);
-        say(`switchboard gateway: url=${gateway.url}`);
+        say(`switchboard gateway: url=${gateway.url}${gateways > 1 ? ` processes=${gateways}` : ''}`);
         say(feedLine(gateway.feed));
-        const dns = dnsLine(gateway.app);
         if (dns) say(dns);
         say('');
         say(`  dashboard    ${gateway.url}/ui/`);
