@@ -88,9 +88,10 @@ function timed(
   lua: string,
   seconds: number,
   pids: () => number[],
+  connections = 64,
 ): wrk.WrkResult & { cpuMsPerOp: number } {
   const before = cpuOf(pids());
-  const r = wrk.runWrk({ url, lua, seconds });
+  const r = wrk.runWrk({ url, lua, seconds, connections });
   const cpu = cpuOf(pids()) - before;
   return { ...r, cpuMsPerOp: (cpu * 1000) / r.ops };
 }
@@ -224,14 +225,14 @@ export async function measureThroughput(opts: ThroughputOptions): Promise<void> 
         });
         if (gateways === 1) {
           p.update('batch registration');
-          const b = timed(sb.url, wrk.sbBatchRegister(100), s, sb.pids);
+          const b = timed(sb.url, wrk.sbBatchRegister(100), s, sb.pids, 16);
           opts.addRow({
             figure: `durable registrations/s, batches of 100, ${shape}`,
             switchboard: Math.round(b.opsPerSecond),
             etcd: put !== undefined ? fmt(put) : 'n/a',
             ratio: ratioText(b.opsPerSecond, put),
             command: opts.command('registration'),
-            note: `wrk: PUT /v1/providers with 100 new providers per request (${fmt(b.requestsPerSecond)} requests/s, p50/p99 ${fmt(b.p50Ms)} / ${fmt(b.p99Ms)} ms per batch); server CPU ${fmt(b.cpuMsPerOp)} ms per registration; load ${load()}${errorsText(b)}; etcd: plain put, one key per request`,
+            note: `wrk, c=16: PUT /v1/providers with 100 new providers per request (${fmt(b.requestsPerSecond)} requests/s, p50/p99 ${fmt(b.p50Ms)} / ${fmt(b.p99Ms)} ms per batch); server CPU ${fmt(b.cpuMsPerOp)} ms per registration; load ${load()}${errorsText(b)}; etcd: plain put, one key per request`,
           });
         }
       }
