@@ -61,7 +61,8 @@ async function startOneCommand(
     {},
     nodeArgs,
   );
-  const [, url] = await proc.waitForLine(/^switchboard gateway: url=(\S+)/);
+  // Generous: on a busy shared machine forking gateway workers (each loading Fastify and ZeroMQ) takes a while.
+  const [, url] = await proc.waitForLine(/^switchboard gateway: url=(\S+)/, 120_000);
   await until(async () => (await get(`${url}/readyz`)).status === 200, 'start ready');
   return {
     url,

@@ -14,7 +14,7 @@ const ENV_LEADER = 'SWITCHBOARD_CLUSTER_LEADER';
 const ENV_EVENTS = 'SWITCHBOARD_CLUSTER_EVENTS';
 const ENV_INDEX = 'SWITCHBOARD_CLUSTER_INDEX';
 /** How long a gateway worker may take to start and listen. */
-export const GATEWAY_WORKER_START_TIMEOUT_MS = 30_000;
+export const GATEWAY_WORKER_START_TIMEOUT_MS = 60_000;
 /** How long a gateway worker may take to close after SIGTERM before it is killed. */
 const GATEWAY_WORKER_STOP_TIMEOUT_MS = 8_000;
 /** A gateway worker that died is started again after this pause (a crash loop costs one fork per pause). */
@@ -110,7 +110,7 @@ export async function startGatewayCluster(
 
   try {
     const all = await Promise.all(Array.from({ length: count }, (_, i) => fork(i)));
-    return makeHandle({ ready: all[0]! }, stop);
+    return makeHandle({ ready: all[0] }, stop);
   } catch (err) {
     await stop();
     throw err;

@@ -95,6 +95,19 @@ function feedConfig(v: Partial<Record<FlagKey, FlagValue>>): {
   };
 }
 
+/** The gateway's settings from its flags, following the leader at `leader` (events at `leaderEvents`). */
+function gatewayConfig(v: Partial<Record<FlagKey, FlagValue>>, leader?: string, leaderEvents?: string) {
+  return {
+    leader,
+    leaderEvents,
+    httpHost: str(v.httpHost),
+    httpPort: int(v.httpPort),
+    writeTimeoutMs: int(v.writeTimeoutMs),
+    ...feedConfig(v),
+    ...securityConfig(v),
+  };
+}
+
 /** Only when DNS is on, so scripts that parse the other lines see nothing new otherwise. */
 function dnsLine(app: { switchboardDns: { address: string | null } }): string | null {
   const address = app.switchboardDns.address;
@@ -165,17 +178,10 @@ const COMMANDS: Record<string, Command> = {
       if (role) {
         // A gateway worker of `--gateways N`: the fixed-endpoint feeds are the first gateway's alone.
         const first = role.index === 0;
-        const feeds = feedConfig(v);
         const gateway = await startGateway(
           {
-            leader: role.leader,
-            leaderEvents: role.events,
-            httpHost: str(v.httpHost),
-            httpPort: int(v.httpPort),
-            writeTimeoutMs: int(v.writeTimeoutMs),
-            ...feeds,
+            ...gatewayConfig(v, role.leader, role.events),
             ...(first ? {} : { zmqPub: 'off', zmqSnapshot: 'off', dns: undefined }),
-            ...securityConfig(v),
           },
           { log: log.child({ gateway: role.index + 1 }) },
         );
@@ -212,18 +218,7 @@ const COMMANDS: Record<string, Command> = {
         let gateway: { url: string; feed: { pub: string | null; snapshot: string | null } };
         let dns: string | null = null;
         if (gateways === 1) {
-          const inProcess = await startGateway(
-            {
-              leader: leader.control,
-              leaderEvents: leader.events,
-              httpHost: str(v.httpHost),
-              httpPort: int(v.httpPort),
-              writeTimeoutMs: int(v.writeTimeoutMs),
-              ...feedConfig(v),
-              ...securityConfig(v),
-            },
-            { log },
-          );
+          const inProcess = await startGateway(gatewayConfig(v, leader.control, leader.events), { log });
           handles.push(inProcess);
           gateway = inProcess;
           dns = dnsLine(inProcess.app);
@@ -333,18 +328,7 @@ const COMMANDS: Record<string, Command> = {
       'logLevel',
     ],
     async run(v, log) {
-      const gateway = await startGateway(
-        {
-          leader: str(v.leader),
-          leaderEvents: str(v.leaderEvents),
-          httpHost: str(v.httpHost),
-          httpPort: int(v.httpPort),
-          writeTimeoutMs: int(v.writeTimeoutMs),
-          ...feedConfig(v),
-          ...securityConfig(v),
-        },
-        { log },
-      );
+      const gateway = await startGateway(gatewayConfig(v, str(v.leader), str(v.leaderEvents)), { log });
       say(`switchboard gateway: url=${gateway.url}`);
       say(feedLine(gateway.feed));
       say(`switchboard gateway dashboard: ${gateway.url}/ui/`);
