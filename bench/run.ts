@@ -105,6 +105,18 @@ function ratio(sb: number, etcd: number | undefined, better: 'lower' | 'higher')
 }
 const met = (ok: boolean, target: string): string => `${target} ${ok ? '✓' : '✗ missed'}`;
 
+/** The scale each target names in issue 15; a run that measured less cannot say the target is met. */
+const TARGET_SCALE = { fanoutSubscribers: 10_000, heartbeatProviders: 10_000, registryProviders: 100_000 } as const;
+
+/**
+ * {@link met} for a target that names a scale: a miss is a miss at any scale, but a pass below the scale is only
+ * "not at target scale" (what `--quick` measures), never a ✓.
+ */
+function metAtScale(ok: boolean, target: string, measured: number, needed: number, what: string): string {
+  if (!ok || measured >= needed) return met(ok, target);
+  return `${target}: not at target scale (${formatNumber(measured)} of ${formatNumber(needed)} ${what})`;
+}
+
 /** fsync of a 4 KiB write in the temp dir (where the data dirs are): what a durable commit costs on this disk. */
 function fsyncLatency(): LatencySummary {
   const rec = recorder();
@@ -277,7 +289,7 @@ async function main(): Promise<void> {
               command: cmd('propagation'),
               note:
                 t === 'ws'
-                  ? `${formatNumber(sb.events)} registrations one at a time, PUT sent → event received (etcd: put → watch); durable ack p50/p99 ${pct(sb.ack)} ms${sb.failures ? `; ${sb.failures} failed: ${sb.firstError}` : ''}`
+                  ? `${formatNumber(sb.events)} registrations one at a time, PUT sent → event received (etcd: put → watch); durable ack p50/p99 ${pct(sb.ack)} ms; split at the leader's staging (ms clock): PUT sent → staged ${pct(sb.split.toLeader)}, staged → WS received ${pct(sb.split.fromLeader)} ms${sb.failures ? `; ${sb.failures} failed: ${sb.firstError}` : ''}`
                   : undefined,
             });
           }
@@ -313,10 +325,16 @@ async function main(): Promise<void> {
           .map(([, u]) => u.cpuPercent),
       );
       const setup = `${formatNumber(r.providers)} providers on ${formatNumber(r.endpoints)} PUB endpoints (${s.sims} processes × ${s.socketsPerSim} sockets × ${s.idsPerSocket} ids), 1 beat/s each, 2 workers`;
+      const atScale = (ok: boolean, target: string): string =>
+        metAtScale(ok, target, r.providers, TARGET_SCALE.heartbeatProviders, 'providers');
+      // A held down is not published, so it is not counted as false; say how many the guard held beside it.
+      const guard = r.guard
+        ? `${formatNumber(r.guard.held)} held by the mass-down guard (tripped ${formatNumber(r.guard.trips)}×)`
+        : 'mass-down guard counters unavailable';
       report.addRow({
         figure: `heartbeat scale: false downs in ${r.windowSeconds} s`,
-        switchboard: r.falseDowns,
-        target: met(r.falseDowns === 0, '0'),
+        switchboard: `${formatNumber(r.falseDowns)}; ${guard}`,
+        target: atScale(r.falseDowns === 0 && r.guard !== null && r.guard.held === 0, '0, none held'),
         command: cmd('heartbeat'),
         note: `${setup}; all up ${formatNumber(r.allUpMs / 1000)} s after the first registration`,
       });
@@ -324,7 +342,7 @@ async function main(): Promise<void> {
       report.addRow({
         figure: 'heartbeat scale: worker CPU (% of a core)',
         switchboard: workers.map(([, u]) => formatNumber(u.cpuPercent)).join(' / '),
-        target: met(worst <= 25, '≤ 25 each'),
+        target: atScale(worst <= 25, '≤ 25 each'),
         command: cmd('heartbeat'),
         note: `RSS ${workers.map(([, u]) => `${Math.round(u.rssMiB)} MiB`).join(' / ')}`,
       });
@@ -337,7 +355,7 @@ async function main(): Promise<void> {
       report.addRow({
         figure: 'heartbeat scale: crash detection under load p50 / max (ms)',
         switchboard: `${ms(r.crash.latency.p50)} / ${ms(r.crash.latency.max)}`,
-        target: met(r.crash.latency.max <= 25 && r.crash.failures === 0, '≤ 25'),
+        target: atScale(r.crash.latency.max <= 25 && r.crash.failures === 0, '≤ 25'),
         command: cmd('heartbeat'),
         note: `${r.crash.latency.count}/${r.crash.trials} trials during the window${r.crash.failures ? `; failed: ${r.crash.errors[0]}` : ''}`,
       });
@@ -357,7 +375,10 @@ async function main(): Promise<void> {
   }
 
   if (want('fanout')) {
-    await withCluster({ workers: 0 }, async (cluster) => {
+    // Every loopback address is one client to the gateway's caps (src/gateway/clients.ts): lift the per-client cap,
+    // or the default (256) refuses all but the first few hundred subscribers of this one-machine benchmark.
+    const gatewayArgs = ['--max-watchers-per-client', String(SIZES.fanout.subscribers)];
+    await withCluster({ workers: 0, gatewayArgs }, async (cluster) => {
       const p = progress('fan-out');
       const r = await measureFanout(cluster, { ...SIZES.fanout, onProgress: (t) => p.update(t) });
       p.done(
@@ -366,7 +387,13 @@ async function main(): Promise<void> {
       report.addRow({
         figure: `fan-out to ${formatNumber(r.subscribers)} WebSockets: delivery p50 / p99 (ms)`,
         switchboard: pct(r.delivery),
-        target: met(r.delivery.p99 <= 200 && r.failedToOpen === 0 && r.missing === 0, '≤ 200 (p99)'),
+        target: metAtScale(
+          r.delivery.p99 <= 200 && r.failedToOpen === 0 && r.missing === 0,
+          '≤ 200 (p99)',
+          r.subscribers,
+          TARGET_SCALE.fanoutSubscribers,
+          'subscribers',
+        ),
         command: cmd('fanout'),
         note: `${r.events} events, PUT sent → each subscriber has it; subscribers in ${SIZES.fanout.clients} processes${r.failedToOpen ? `; ${r.failedToOpen} failed to open: ${r.openError}` : ''}${r.missing ? `; ${r.missing} deliveries missing` : ''}`,
       });
@@ -395,14 +422,20 @@ async function main(): Promise<void> {
       report.addRow({
         figure: `registry of ${formatNumber(r.providers)} providers: leader RSS (MiB)`,
         switchboard: Math.round(r.leaderRssMiB),
-        target: met(r.leaderRssMiB <= 200, '≤ 200'),
+        target: metAtScale(r.leaderRssMiB <= 200, '≤ 200', r.providers, TARGET_SCALE.registryProviders, 'providers'),
         command: cmd('registry'),
         note: `${formatNumber(r.services)} services, no checks; registered at ${formatNumber(r.registerPerSecond)}/s, RSS measured 3 s after the last${r.failures ? `; ${r.failures} failed` : ''}`,
       });
       report.addRow({
         figure: 'registry: leader RSS after a restart on the same store (MiB)',
         switchboard: Math.round(r.leaderRestartedRssMiB),
-        target: met(r.leaderRestartedRssMiB <= 200, '≤ 200'),
+        target: metAtScale(
+          r.leaderRestartedRssMiB <= 200,
+          '≤ 200',
+          r.providers,
+          TARGET_SCALE.registryProviders,
+          'providers',
+        ),
         command: cmd('registry'),
         note: `steady state without the registration burst's garbage; store loaded in ${formatNumber(r.leaderLoadMs)} ms (process start included)`,
       });

@@ -107,6 +107,12 @@ export interface PropagationResult {
   latency: Record<Transport, LatencySummary>;
   /** Time from sending the registration to its durable acknowledgement. */
   ack: LatencySummary;
+  /**
+   * Where the WebSocket time goes, split at the event's `at` (the leader's clock when it staged the change, ms
+   * resolution, same machine): PUT sent → staged (client → gateway → leader), and staged → received (group commit
+   * and fsync, leader PUB → gateway replica → subscriber write).
+   */
+  split: { toLeader: LatencySummary; fromLeader: LatencySummary };
   events: number;
   failures: number;
   firstError?: string;
@@ -124,10 +130,12 @@ export async function measurePropagation(
   const service = `prop-${process.pid}`;
   const transports: Transport[] = ['ws', 'sse', 'zmq'];
   const arrived = new Map<string, Partial<Record<Transport, number>>>();
+  const stagedAt = new Map<string, number>();
   const wake = new Map<string, () => void>();
   const mark = (t: Transport) => (ev: FeedEvent, at: number) => {
     const entry = arrived.get(ev.provider.id) ?? {};
     entry[t] ??= at;
+    if (t === 'ws' && ev.at !== undefined) stagedAt.set(ev.provider.id, ev.at);
     arrived.set(ev.provider.id, entry);
     if (transports.every((x) => entry[x] !== undefined)) wake.get(ev.provider.id)?.();
   };
@@ -138,6 +146,8 @@ export async function measurePropagation(
   ];
   const recs = { ws: recorder(), sse: recorder(), zmq: recorder() };
   const ack = recorder();
+  const toLeader = recorder();
+  const fromLeader = recorder();
   const warmup = opts.warmup ?? 20;
   let failures = 0;
   let firstError: string | undefined;
@@ -159,6 +169,14 @@ export async function measurePropagation(
         if (i >= warmup) {
           ack.record(acked - t0);
           for (const t of transports) recs[t].record(arrived.get(id)![t]! - t0);
+          const staged = stagedAt.get(id);
+          if (staged !== undefined) {
+            // Wall clock on both sides (the leader's `at` is Date.now()); clamped: ms resolution.
+            const sentWall = performance.timeOrigin + t0;
+            const wsWall = performance.timeOrigin + arrived.get(id)!.ws!;
+            toLeader.record(Math.max(0, staged - sentWall));
+            fromLeader.record(Math.max(0, wsWall - staged));
+          }
         }
       } catch (err) {
         failures++;
@@ -167,6 +185,7 @@ export async function measurePropagation(
       }
       wake.delete(id);
       arrived.delete(id);
+      stagedAt.delete(id);
       if (i >= warmup) opts.onProgress?.(`${i - warmup + 1}/${opts.events}`);
     }
   } finally {
@@ -175,6 +194,7 @@ export async function measurePropagation(
   return {
     latency: { ws: recs.ws.summary(), sse: recs.sse.summary(), zmq: recs.zmq.summary() },
     ack: ack.summary(),
+    split: { toLeader: toLeader.summary(), fromLeader: fromLeader.summary() },
     events: recs.ws.summary().count,
     failures,
     firstError,
@@ -191,8 +211,26 @@ export interface HeartbeatScaleResult {
   /** Time from the first registration until every provider was `up`. */
   allUpMs: number;
   falseDowns: number;
+  /**
+   * Downs of those providers the leader's mass-down guard held during the window (and times it tripped), from the
+   * leader's counters on the gateway's /metrics: a guard that holds downs would otherwise look like "0 false downs".
+   * null when the leader's metrics did not answer.
+   */
+  guard: { held: number; trips: number } | null;
   usage: Record<string, UsageSummary>;
   crash: DetectionResult;
+}
+
+/** The leader's mass-down guard counters, as the gateway's /metrics forwards them; null if absent. */
+async function guardCounters(url: string): Promise<{ held: number; trips: number } | null> {
+  const text = (await get(`${url}/metrics`)).body;
+  const value = (name: string): number | null => {
+    const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+    return m ? Number(m[1]) : null;
+  };
+  const held = value('switchboard_leader_mass_down_held_total');
+  const trips = value('switchboard_leader_mass_down_trips_total');
+  return held === null || trips === null ? null : { held, trips };
 }
 
 /**
@@ -279,6 +317,7 @@ export async function measureHeartbeatScale(
     cluster.workers.forEach((w, i) => (pids[`worker ${i + 1}`] = w.pid));
     sims.forEach((s, i) => (pids[`provider sim ${i + 1}`] = s.pid));
     const sampler = new UsageSampler(pids);
+    const guardBefore = await guardCounters(cluster.url);
     windowOpen = true;
     const windowStart = performance.now();
     const windowMs = opts.windowSeconds * 1000;
@@ -326,12 +365,17 @@ export async function measureHeartbeatScale(
     }
     windowOpen = false;
     const usage = sampler.stop();
+    const guardAfter = await guardCounters(cluster.url);
     return {
       providers: all.length,
       endpoints: endpoints.length,
       windowSeconds: opts.windowSeconds,
       allUpMs,
       falseDowns: downs,
+      guard:
+        guardBefore && guardAfter
+          ? { held: guardAfter.held - guardBefore.held, trips: guardAfter.trips - guardBefore.trips }
+          : null,
       usage,
       crash: { latency: crashRec.summary(), trials: opts.crashTrials, failures: errors.length, errors },
     };

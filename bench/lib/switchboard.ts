@@ -234,6 +234,8 @@ export interface FeedEvent {
   change: string;
   service: string;
   provider: { id: string; state?: string };
+  /** The leader's clock (epoch ms) when it staged the change. */
+  at?: number;
 }
 export type EventFn = (ev: FeedEvent, at: number) => void;
 

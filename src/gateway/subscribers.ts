@@ -2,8 +2,10 @@
  * Fans the replica's changes out to every push subscriber (WebSocket and SSE) and remembers recent events for
  * resumes. Delivery is synchronous with the replica: a subscriber sees a snapshot at rev R and then exactly the
  * events after R, in order, because nothing can happen between reading the replica and registering the
- * subscriber. Slowness is each transport's business: a send never waits, a subscriber that falls behind is
- * dropped by its transport, so no subscriber can hold back another.
+ * subscriber. Events are handed out once per event-loop turn, all the turn's events in one write per subscriber
+ * (events pending are handed out before any subscriber starts, so the rule above holds). Slowness is each
+ * transport's business: a send never waits, a subscriber that falls behind is dropped by its transport, so no
+ * subscriber can hold back another.
  */
 import type { Logger, Metrics, Provider, RegistryEvent, Replica } from '../bridge/index.ts';
 import { EventHistory } from './history.ts';
@@ -29,15 +31,38 @@ export interface SnapshotBody {
 export class Outgoing<T> {
   readonly #cache = new Map<string, Buffer>();
   constructor(readonly value: T) {}
-  encoded(format: string, encode: (value: T) => string): Buffer {
+  encoded(format: string, encode: (value: T) => string | Buffer): Buffer {
     let bytes = this.#cache.get(format);
     if (bytes === undefined) {
-      bytes = Buffer.from(encode(this.value));
+      const encodedValue = encode(this.value);
+      bytes = typeof encodedValue === 'string' ? Buffer.from(encodedValue) : encodedValue;
       this.#cache.set(format, bytes);
     }
     return bytes;
   }
 }
+
+/**
+ * The events one subscriber gets in one write: each event's encoding back to back. Subscribers that get the same
+ * events share the bytes (the hub hands them the same instance), and an event's own encoding is shared by every
+ * selection it is part of.
+ */
+export class OutgoingEvents {
+  readonly #cache = new Map<string, Buffer>();
+  constructor(readonly events: readonly Outgoing<RegistryEvent>[]) {}
+  encoded(format: string, encode: (value: RegistryEvent) => string | Buffer): Buffer {
+    if (this.events.length === 1) return this.events[0].encoded(format, encode);
+    let bytes = this.#cache.get(format);
+    if (bytes === undefined) {
+      bytes = Buffer.concat(this.events.map((e) => e.encoded(format, encode)));
+      this.#cache.set(format, bytes);
+    }
+    return bytes;
+  }
+}
+
+/** Events held for the end of the event-loop turn at most; past it they are handed out at once. */
+export const MAX_PENDING_EVENTS = 1024;
 
 /** Distinct service filters whose snapshot is kept for the current revision. */
 export const MAX_SHARED_SNAPSHOTS = 64;
@@ -79,7 +104,8 @@ export interface Watcher {
   /** null: every service. */
   readonly services: ReadonlySet<string> | null;
   snapshot(message: Outgoing<SnapshotBody>): void;
-  event(message: Outgoing<RegistryEvent>): void;
+  /** One or more events in revision order, written in one go. */
+  events(message: OutgoingEvents): void;
   /** A resume was served from history; the events after `rev` follow. */
   resumed(position: { epoch: string; rev: number }): void;
   /** A live-only start (SSE without `since`): where the stream begins. */
@@ -115,6 +141,9 @@ export class EventHub {
   readonly #watchers = new Set<Watcher>();
   readonly #perAddress = new Map<string, number>();
   readonly #unsubscribe: Array<() => void>;
+  /** Events of this turn not yet handed out (see {@link MAX_PENDING_EVENTS}). */
+  #pending: Outgoing<RegistryEvent>[] = [];
+  #flushTimer: NodeJS.Immediate | undefined;
   #closed = false;
 
   constructor(replica: Replica, opts: HubOptions) {
@@ -169,6 +198,8 @@ export class EventHub {
   /** Registers `watcher` and sends what it starts with. False (nothing sent) when refused. */
   add(watcher: Watcher, from: StartFrom): boolean {
     if (this.refusal(watcher.address) !== null) return false;
+    // Pending events are already in the replica (and so in this watcher's snapshot): hand them out first.
+    this.#flush();
     this.#watchers.add(watcher);
     this.#perAddress.set(watcher.address, (this.#perAddress.get(watcher.address) ?? 0) + 1);
     this.#start(watcher, from);
@@ -177,7 +208,9 @@ export class EventHub {
 
   /** A subscriber asked to continue from `position` (WebSocket `resume` message). */
   resume(watcher: Watcher, position: Position): void {
-    if (this.#watchers.has(watcher)) this.#start(watcher, { resume: position });
+    if (!this.#watchers.has(watcher)) return;
+    this.#flush();
+    this.#start(watcher, { resume: position });
   }
 
   remove(watcher: Watcher): void {
@@ -196,6 +229,8 @@ export class EventHub {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearImmediate(this.#flushTimer);
+    this.#pending = [];
     for (const u of this.#unsubscribe) u();
     for (const w of [...this.#watchers]) {
       this.remove(w);
@@ -215,7 +250,8 @@ export class EventHub {
       const events = this.history.since(from.resume.epoch, from.resume.rev);
       if (events) {
         watcher.resumed({ epoch: position.epoch, rev: from.resume.rev });
-        for (const e of events) if (matches(watcher, e.service)) watcher.event(new Outgoing(e));
+        const wanted = events.filter((e) => matches(watcher, e.service)).map((e) => new Outgoing(e));
+        if (wanted.length) watcher.events(new OutgoingEvents(wanted));
         return;
       }
     }
@@ -226,11 +262,45 @@ export class EventHub {
   #onEvent(event: RegistryEvent): void {
     this.history.push(event);
     if (this.#watchers.size === 0) return;
-    const message = new Outgoing(event);
-    for (const w of this.#watchers) if (matches(w, event.service)) w.event(message);
+    this.#pending.push(new Outgoing(event));
+    if (this.#pending.length >= MAX_PENDING_EVENTS) this.#flush();
+    else this.#flushTimer ??= setImmediate(() => this.#flush());
+  }
+
+  /** Hands the pending events out: one write per subscriber, the same bytes for subscribers that want the same. */
+  #flush(): void {
+    clearImmediate(this.#flushTimer);
+    this.#flushTimer = undefined;
+    const pending = this.#pending;
+    if (pending.length === 0) return;
+    this.#pending = [];
+    const all = new OutgoingEvents(pending);
+    // Selections other than "all of them", keyed by which events they hold (only when filters split a batch).
+    let partial: Map<string, OutgoingEvents> | undefined;
+    for (const w of this.#watchers) {
+      const services = w.services;
+      if (services === null) {
+        w.events(all);
+        continue;
+      }
+      const picked = pending.filter((m) => services.has(m.value.service));
+      if (picked.length === pending.length) w.events(all);
+      else if (picked.length > 0) {
+        const key = picked.map((m) => m.value.rev).join(',');
+        partial ??= new Map();
+        let message = partial.get(key);
+        if (!message) {
+          message = new OutgoingEvents(picked);
+          partial.set(key, message);
+        }
+        w.events(message);
+      }
+    }
   }
 
   #onReset(position: { epoch: string; rev: number }): void {
+    // The events before the reset go out first, so nobody gets them after the new snapshot.
+    this.#flush();
     this.history.reset(position.epoch, position.rev);
     // Watchers with the same filter share one snapshot (and so one encoding of it).
     for (const w of [...this.#watchers]) w.snapshot(this.#snapshots.get(w.services));

@@ -59,6 +59,8 @@ export class MassDownGuard {
       () => this.#held.size,
     );
     opts.metrics.counter('switchboard_mass_down_trips_total', 'Times the mass-down guard tripped');
+    // The gauge above is only what is held now; a benchmark's "0 false downs" must also say how many were held.
+    opts.metrics.counter('switchboard_mass_down_held_total', 'Down transitions the mass-down guard held, ever');
   }
 
   get active(): boolean {
@@ -78,7 +80,7 @@ export class MassDownGuard {
     if (this.#closed) return;
     if (this.#opts.percent >= 100) return this.#opts.apply(o);
     if (this.active) {
-      this.#held.set(o.id, o);
+      this.#hold(o);
       return;
     }
     this.#pending.set(o.id, o);
@@ -122,7 +124,7 @@ export class MassDownGuard {
     const pending = [...this.#pending.values()];
     this.#pending.clear();
     if (this.#exceeds(ids.size)) {
-      for (const o of pending) this.#held.set(o.id, o);
+      for (const o of pending) this.#hold(o);
       this.#activate(ids.size, now);
       return;
     }
@@ -130,6 +132,11 @@ export class MassDownGuard {
       this.#recent.set(o.id, now);
       this.#opts.apply(o);
     }
+  }
+
+  #hold(o: Observation): void {
+    if (!this.#held.has(o.id)) this.#opts.metrics.inc('switchboard_mass_down_held_total');
+    this.#held.set(o.id, o);
   }
 
   #activate(count: number, now: number): void {

@@ -5,6 +5,12 @@
  * time with a turn of the event loop between slices. Order is kept across reports, so a worker's later
  * transition is never overtaken by its own earlier hello. What waits is bounded; past the bound a report is
  * dropped and counted (the worker's next full report says it again).
+ *
+ * Transitions (a worker's "this provider just went down/up", small) do not wait behind queued full reports: with
+ * 10,000 providers heartbeating, every worker's periodic full report fills the queue for a few turns, and a crash
+ * must be decided in milliseconds. What a transition overtakes is not applied over it: a queued observation of the
+ * same provider that is not newer is skipped when its slice comes. Only a worker's own queued hello is never
+ * overtaken (it says which tasks the worker has).
  */
 import type { Logger, Metrics, Observation } from '../bridge/index.ts';
 
@@ -17,6 +23,7 @@ interface Queued {
   workerId: string;
   observations: Observation[];
   next: number;
+  hello: boolean;
   done?: () => void;
 }
 
@@ -28,6 +35,8 @@ export class ObservationQueue {
   #items: Queued[] = [];
   #queued = 0;
   #scheduled = false;
+  /** Provider id → `at` of a transition applied ahead of the queue; queued observations not newer are stale. */
+  readonly #overtaken = new Map<string, number>();
 
   constructor(opts: {
     apply: (workerId: string, observations: Observation[]) => void;
@@ -49,6 +58,10 @@ export class ObservationQueue {
       'switchboard_observations_dropped_total',
       'Worker observations dropped because too many were waiting',
     );
+    opts.metrics.counter(
+      'switchboard_observations_expedited_total',
+      'Worker transitions decided ahead of queued reports',
+    );
   }
 
   /** Observations waiting now. */
@@ -60,7 +73,8 @@ export class ObservationQueue {
    * Applies (now or in slices, in order) what `workerId` observed, then calls `done`. False if dropped (`done` is
    * then called at once: the caller goes on without them).
    */
-  push(workerId: string, observations: Observation[], done?: () => void): boolean {
+  push(workerId: string, observations: Observation[], opts: { hello?: boolean; done?: () => void } = {}): boolean {
+    const { done, hello = false } = opts;
     if (this.#items.length === 0 && observations.length <= OBSERVATION_SLICE) {
       this.#apply(workerId, observations);
       done?.();
@@ -72,9 +86,29 @@ export class ObservationQueue {
       done?.();
       return false;
     }
-    this.#items.push({ workerId, observations, next: 0, done });
+    this.#items.push({ workerId, observations, next: 0, hello, done });
     this.#queued += observations.length;
     this.#schedule();
+    return true;
+  }
+
+  /**
+   * A worker's transitions: decided at once unless that worker's hello is still queued (then in order, as
+   * {@link push}), or there are more than a slice of them.
+   */
+  pushTransitions(workerId: string, observations: Observation[]): boolean {
+    if (
+      this.#items.length === 0 ||
+      observations.length > OBSERVATION_SLICE ||
+      this.#items.some((item) => item.hello && item.workerId === workerId)
+    )
+      return this.push(workerId, observations);
+    for (const o of observations) {
+      const previous = this.#overtaken.get(o.id);
+      if (previous === undefined || o.at > previous) this.#overtaken.set(o.id, o.at);
+    }
+    this.#metrics.inc('switchboard_observations_expedited_total', undefined, observations.length);
+    this.#apply(workerId, observations);
     return true;
   }
 
@@ -89,15 +123,17 @@ export class ObservationQueue {
     if (this.#closed()) {
       this.#items = [];
       this.#queued = 0;
+      this.#overtaken.clear();
       return;
     }
     let budget = OBSERVATION_SLICE;
     while (budget > 0 && this.#items.length > 0) {
       const item = this.#items[0];
-      const slice = item.observations.slice(item.next, item.next + budget);
+      let slice = item.observations.slice(item.next, item.next + budget);
       item.next += slice.length;
       budget -= slice.length;
       this.#queued -= slice.length;
+      if (this.#overtaken.size > 0) slice = slice.filter((o) => !this.#isStale(o));
       const finished = item.next >= item.observations.length;
       if (finished) this.#items.shift();
       try {
@@ -108,5 +144,11 @@ export class ObservationQueue {
       if (finished) item.done?.();
     }
     if (this.#items.length > 0) this.#schedule();
+    else this.#overtaken.clear();
+  }
+
+  #isStale(o: Observation): boolean {
+    const at = this.#overtaken.get(o.id);
+    return at !== undefined && o.at <= at;
   }
 }

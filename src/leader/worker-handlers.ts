@@ -22,7 +22,7 @@ export function workerHandlers(parts: LeaderParts): Handlers<WorkerMessageType> 
         now,
       );
       // Observations on tasks it keeps are current truth (a restarted leader learns what happened while it was away).
-      observations.push(m.workerId, m.observations, () => assignment.welcome(routing, entry));
+      observations.push(m.workerId, m.observations, { hello: true, done: () => assignment.welcome(routing, entry) });
     },
     'worker.ping': (routing, m, now) => {
       const known = assignment.touch(m.workerId, routing, now);
@@ -33,7 +33,9 @@ export function workerHandlers(parts: LeaderParts): Handlers<WorkerMessageType> 
         control.reply(routing, { type: 'worker.unknown', session });
         return;
       }
-      observations.push(m.workerId, m.observations);
+      // A transition report (not the periodic full one) is what a crash detection waits for: no queue ahead of it.
+      if (m.full) observations.push(m.workerId, m.observations);
+      else observations.pushTransitions(m.workerId, m.observations);
     },
   };
 }

@@ -31,6 +31,13 @@ export class WorkerPool {
   readonly #affinityOf: (taskId: string) => string | undefined;
   /** Affinity key → the worker that last took a task of that group. */
   readonly #byAffinity = new Map<string, string>();
+  /**
+   * Affinity key → worker id → how many tasks of the group it owns, and each owned task's key as it was when
+   * placed: whether a worker still holds a group is a lookup, not a scan of its tasks (that scan, once per
+   * registration, made registering 10,000 heartbeating providers quadratic: most of the leader's profile).
+   */
+  readonly #groupCount = new Map<string, Map<string, number>>();
+  readonly #taskKey = new Map<string, string>();
 
   constructor(affinityOf: (taskId: string) => string | undefined = () => undefined) {
     this.#affinityOf = affinityOf;
@@ -80,7 +87,12 @@ export class WorkerPool {
   /** Gives a task to the least loaded worker; returns that worker, or undefined (kept as unassigned). */
   assign(taskId: string): WorkerEntry | undefined {
     const current = this.#owner.get(taskId);
-    if (current) return this.workers.get(current);
+    if (current) {
+      const entry = this.workers.get(current);
+      // Placed again under the same owner: its group follows the task's affinity key now (an endpoint change).
+      if (entry) this.#setOwner(taskId, entry);
+      return entry;
+    }
     const target = this.#companionOwner(taskId) ?? this.#leastLoaded();
     if (!target) {
       this.unassigned.add(taskId);
@@ -96,6 +108,7 @@ export class WorkerPool {
     const owner = this.#owner.get(taskId);
     if (owner === undefined) return undefined;
     this.#owner.delete(taskId);
+    this.#leaveGroup(taskId, owner);
     const entry = this.workers.get(owner);
     entry?.tasks.delete(taskId);
     return entry;
@@ -117,6 +130,7 @@ export class WorkerPool {
     this.workers.delete(id);
     for (const taskId of entry.tasks) {
       this.#owner.delete(taskId);
+      this.#leaveGroup(taskId, id);
       this.unassigned.add(taskId);
     }
     return entry;
@@ -168,11 +182,35 @@ export class WorkerPool {
   #setOwner(taskId: string, entry: WorkerEntry): void {
     const previous = this.#owner.get(taskId);
     if (previous && previous !== entry.id) this.workers.get(previous)?.tasks.delete(taskId);
+    if (previous) this.#leaveGroup(taskId, previous);
     this.#owner.set(taskId, entry.id);
     this.unassigned.delete(taskId);
     entry.tasks.add(taskId);
     const key = this.#affinityOf(taskId);
-    if (key !== undefined) this.#byAffinity.set(key, entry.id);
+    if (key !== undefined) {
+      this.#byAffinity.set(key, entry.id);
+      this.#taskKey.set(taskId, key);
+      let counts = this.#groupCount.get(key);
+      if (!counts) {
+        counts = new Map();
+        this.#groupCount.set(key, counts);
+      }
+      counts.set(entry.id, (counts.get(entry.id) ?? 0) + 1);
+    }
+  }
+
+  /** `taskId` no longer belongs to `workerId`: one task fewer in its group there. */
+  #leaveGroup(taskId: string, workerId: string): void {
+    const key = this.#taskKey.get(taskId);
+    if (key === undefined) return;
+    this.#taskKey.delete(taskId);
+    const counts = this.#groupCount.get(key);
+    const n = (counts?.get(workerId) ?? 0) - 1;
+    if (n > 0) counts!.set(workerId, n);
+    else {
+      counts?.delete(workerId);
+      if (counts?.size === 0) this.#groupCount.delete(key);
+    }
   }
 
   /** The live owner of another task with the same affinity key, if any. */
@@ -184,7 +222,7 @@ export class WorkerPool {
     const entry = this.workers.get(owner);
     if (!entry) return undefined;
     // The group may have moved; trust the map only if that worker still owns a task of the group.
-    for (const id of entry.tasks) if (this.#affinityOf(id) === key) return entry;
+    if ((this.#groupCount.get(key)?.get(owner) ?? 0) > 0) return entry;
     this.#byAffinity.delete(key);
     return undefined;
   }

@@ -49,6 +49,7 @@ test('silent but connected providers trip the guard; beats clear it; an operator
   assert.equal((await http('GET', `${c.url}/readyz`)).status, 200, 'still ready: reads are served');
   assert.match((await http('GET', `${c.url}/metrics`)).body, /switchboard_leader_mass_down_guard_active 1/);
   assert.match(await c.leader.metrics.render(), /switchboard_mass_down_held 6/);
+  assert.match((await http('GET', `${c.url}/metrics`)).body, /switchboard_leader_mass_down_held_total 6/);
   for (const id of IDS) assert.equal((await provider(c.url, id))?.state, 'up', `${id} held up`);
 
   // Half of them beat again: they are no longer held; the rest no longer looks like a mass event and goes down.
@@ -102,4 +103,5 @@ test('provider processes actually killed are never held', async (t) => {
   const slowest = Math.max(...ids.map((id) => changes(c, id).at(-1)!.at - killedAt));
   assert.ok(slowest < 1000, `all down ${slowest} ms after SIGKILL, long before 3 missed 1 s intervals`);
   assert.match(await c.leader.metrics.render(), /switchboard_mass_down_trips_total 0/);
+  assert.match(await c.leader.metrics.render(), /switchboard_mass_down_held_total 0/);
 });

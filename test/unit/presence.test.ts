@@ -111,4 +111,26 @@ test('tasks that share a heartbeat endpoint share a worker, also when placed aft
   assert.equal(ownerOf('2-').size, 1);
   assert.equal(pool.unassigned.size, 0);
   assert.ok(pool.workers.get('w3')!.tasks.size > 0, 'the new worker took a share');
+  // Every group's worker is still found after all that: a new task of a group joins it.
+  for (const group of ['1', '2']) {
+    const id = `${group}-new`;
+    ids.push(id);
+    pool.assign(id);
+    assert.equal(ownerOf(`${group}-`).size, 1, `a new task of endpoint ${group} joins its group`);
+  }
+});
+
+test('a group is found at once among thousands of tasks (placing them is not quadratic)', () => {
+  let lookups = 0;
+  const pool = new WorkerPool((id) => {
+    lookups++;
+    return `tcp://h:${id.split('-')[0]}`;
+  });
+  pool.hello('w1', Buffer.from('r1'), [], () => true, 0);
+  pool.hello('w2', Buffer.from('r2'), [], () => true, 0);
+  // 10,000 tasks, 10 per endpoint, placed endpoint by endpoint interleaved as registrations arrive.
+  for (let k = 0; k < 10; k++) for (let e = 0; e < 1000; e++) pool.assign(`${e}-${k}`);
+  for (let e = 0; e < 1000; e += 97)
+    assert.equal(new Set(Array.from({ length: 10 }, (_, k) => pool.ownerOf(`${e}-${k}`))).size, 1);
+  assert.ok(lookups < 5 * 10_000, `${lookups} affinity lookups for 10,000 placements`);
 });

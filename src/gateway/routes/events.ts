@@ -12,7 +12,7 @@ import type { GatewayContext, PushSettings } from '../context.ts';
 import { clientKey } from '../clients.ts';
 import { httpError } from '../errors.ts';
 import { errorResponses } from '../schemas.ts';
-import type { EventHub, Outgoing, Position, SnapshotBody, Transport, Watcher } from '../subscribers.ts';
+import type { EventHub, Outgoing, OutgoingEvents, Position, SnapshotBody, Transport, Watcher } from '../subscribers.ts';
 import { EventsHeaders, EventsQuery } from '../subscribers-schemas.ts';
 
 /** Reconnect delay suggested to EventSource clients. */
@@ -56,7 +56,7 @@ class SseWatcher implements Watcher {
     this.#write(bytes);
   }
 
-  event(message: Outgoing<RegistryEvent>): void {
+  events(message: OutgoingEvents): void {
     this.#write(message.encoded('sse', encodeEvent));
   }
 

@@ -9,13 +9,16 @@ import type { GatewayContext, PushSettings } from '../context.ts';
 import { clientKey } from '../clients.ts';
 import { httpError } from '../errors.ts';
 import { errorResponses } from '../schemas.ts';
-import type { EventHub, Outgoing, SnapshotBody, Transport, Watcher } from '../subscribers.ts';
+import type { EventHub, Outgoing, OutgoingEvents, SnapshotBody, Transport, Watcher } from '../subscribers.ts';
 import { clientMessage, WatchQuery, WS_CLOSE, WS_ERRORS } from '../subscribers-schemas.ts';
+import { textFrame, writeFrames } from '../ws-frames.ts';
 
 /** A client that does not finish the close handshake in time is cut off, so a stuck socket frees its buffer. */
 const CLOSE_GRACE_MS = 5000;
 
 const encodeEvent = (e: RegistryEvent): string => JSON.stringify({ type: WATCH_MESSAGE.event, ...e });
+/** The event as a whole WebSocket frame: written as is to every subscriber's connection (ws-frames.ts). */
+const frameEvent = (e: RegistryEvent): Buffer => textFrame(Buffer.from(encodeEvent(e)));
 const encodeSnapshot = (s: SnapshotBody): string => JSON.stringify({ type: WATCH_MESSAGE.snapshot, ...s });
 
 class WsWatcher implements Watcher {
@@ -55,8 +58,11 @@ class WsWatcher implements Watcher {
     this.#send(bytes);
   }
 
-  event(message: Outgoing<RegistryEvent>): void {
-    this.#send(message.encoded('ws', encodeEvent));
+  events(message: OutgoingEvents): void {
+    if (this.#closed) return;
+    if (writeFrames(this.#socket, message.encoded('ws-frame', frameEvent))) this.#checkBuffered();
+    // Not safe to write frames past ws (see writeFrames): one message per event through ws.
+    else for (const e of message.events) this.#send(e.encoded('ws', encodeEvent));
   }
 
   resumed(position: { epoch: string; rev: number }): void {
@@ -83,6 +89,10 @@ class WsWatcher implements Watcher {
     if (this.#closed) return;
     // A shared Buffer is queued by reference (ws does not mask server frames), sent as a text frame.
     this.#socket.send(data, { binary: false });
+    this.#checkBuffered();
+  }
+
+  #checkBuffered(): void {
     // bufferedAmount: bytes queued in ws and Node's socket, i.e. what the client has not taken yet.
     if (this.#socket.bufferedAmount > this.#settings.clientBufferBytes + this.#allowance) {
       this.#log.warn(
