@@ -19,7 +19,7 @@ import { build, killAll, tempDir } from './lib/procs.ts';
 import { formatNumber, machineInfo, progress } from './lib/report.ts';
 import { startCluster } from './lib/switchboard.ts';
 import { measurePropagation } from './switchboard-figures.ts';
-import { runWrk, WRK_SCRIPT } from './lib/wrk.ts';
+import { runWrk, SB_REGISTER } from './lib/wrk.ts';
 import type { LatencySummary } from './lib/hdr.ts';
 
 const { values } = parseArgs({
@@ -84,9 +84,14 @@ async function measure(mode: Mode, keysDir: string, keys: ReturnType<typeof make
     p.done(`${prop.failures} failures`);
     if (prop.failures > 0) throw new Error(`propagation with CURVE ${mode}: ${prop.firstError}`);
     const w = progress(`registrations (wrk), CURVE ${mode}`);
-    const load = runWrk(`${cluster.url}/`, cluster.dataDir, WRK_SCRIPT);
-    w.done(`${formatNumber(load.perSecond)}/s`);
-    return { ws: prop.latency.ws, zmq: prop.latency.zmq, perSecond: load.perSecond, errors: load.errors };
+    const load = runWrk({ url: `${cluster.url}/`, lua: SB_REGISTER, seconds: 10 });
+    w.done(`${formatNumber(load.opsPerSecond)}/s`);
+    return {
+      ws: prop.latency.ws,
+      zmq: prop.latency.zmq,
+      perSecond: load.opsPerSecond,
+      errors: load.non2xx + load.socketErrors,
+    };
   } finally {
     await cluster.close();
   }

@@ -25,9 +25,9 @@ import { waitFor } from '../harness/wait.ts';
 import { startEtcdCluster } from '../test/helpers/etcd-cluster.ts';
 import { withTimeout } from '../harness/time.ts';
 import { measureEtcdPropagation } from './etcd-figures.ts';
-import { runWrk, WRK_SCRIPT } from './lib/wrk.ts';
 import { recorder, type LatencySummary } from './lib/hdr.ts';
 import { plainProvider, register, watchWs } from './lib/switchboard.ts';
+import * as wrk from './lib/wrk.ts';
 
 interface Round {
   writeMs: number;
@@ -124,26 +124,10 @@ async function measure(ha: HaCluster, round: number): Promise<Round> {
   }
 }
 
-/**
- * etcd's own plain put through its JSON gateway (`POST /v3/kv/put`, base64 key and value), the comparison row:
- * 1,000 keys of provider-sized values in turn, each put a new etcd revision made durable on a quorum.
- */
-function etcdPutScript(): string {
-  const b64 = (text: string) => Buffer.from(text).toString('base64');
-  const bodies = Array.from({ length: 1000 }, (_, i) =>
-    JSON.stringify({
-      key: b64(`/bench/wrk/provider-${i}`),
-      value: b64(JSON.stringify({ service: 'wrk', host: '127.0.0.1', port: i + 1, protocol: 'http' })),
-    }),
-  );
-  return `
-local bodies = { ${bodies.map((b) => `'${b}'`).join(', ')} }
-local n = 0
-request = function()
-  n = n + 1
-  return wrk.format("POST", "/v3/kv/put", {["Content-Type"] = "application/json"}, bodies[(n % #bodies) + 1])
-end
-`;
+/** Requests/s and non-2xx answers of `wrk` (c=64, 10 s, its own process) running `lua` against `url`. */
+function runWrk(url: string, lua: string): { perSecond: number; errors: number } {
+  const r = wrk.runWrk({ url, lua, seconds: 10 });
+  return { perSecond: r.requestsPerSecond, errors: r.non2xx };
 }
 
 /**
@@ -184,7 +168,7 @@ async function throughput(etcd: Awaited<ReturnType<typeof startEtcdCluster>>): P
     const ha = await startHaCluster({ etcd, gateways: 1, workers: 1 });
     try {
       const url = ha.gateways[0].url;
-      const r = runWrk(url, dir.path, WRK_SCRIPT);
+      const r = runWrk(url, wrk.SB_REGISTER);
       const p = await wsPropagation(url);
       rows.push(
         `| Switchboard, etcd store (3 members), 3 leaders | ${r.perSecond.toFixed(0)} | ${r.errors} | ${ms(p)} |`,
@@ -195,7 +179,7 @@ async function throughput(etcd: Awaited<ReturnType<typeof startEtcdCluster>>): P
     const leader = await startLeaderProcess(dir.path);
     const gateway = await startGatewayProcess(leader.control);
     try {
-      const r = runWrk(gateway.url, dir.path, WRK_SCRIPT);
+      const r = runWrk(gateway.url, wrk.SB_REGISTER);
       const p = await wsPropagation(gateway.url);
       rows.push(`| Switchboard, SQLite store (one leader) | ${r.perSecond.toFixed(0)} | ${r.errors} | ${ms(p)} |`);
     } finally {
@@ -203,7 +187,7 @@ async function throughput(etcd: Awaited<ReturnType<typeof startEtcdCluster>>): P
       await leader.child.stop();
     }
     const member = { clientUrl: etcd.members[0].clientUrl };
-    const r = runWrk(member.clientUrl, dir.path, etcdPutScript());
+    const r = runWrk(member.clientUrl, wrk.etcdPut('/bench/wrk/'));
     const p = await measureEtcdPropagation(member, { events: 300 });
     rows.push(
       `| etcd itself (3 members): plain put, watch event | ${r.perSecond.toFixed(0)} | ${r.errors} | ${ms(p.latency)} |`,

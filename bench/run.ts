@@ -17,16 +17,12 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import {
-  measureEtcdCrashDetection,
-  measureEtcdLookup,
-  measureEtcdPropagation,
-  measureEtcdRegistration,
-} from './etcd-figures.ts';
+import { measureEtcdCrashDetection, measureEtcdPropagation } from './etcd-figures.ts';
 import { startEtcd, etcdUnavailableReason, type EtcdHandle } from './lib/etcd.ts';
 import { build, killAll, ROOT } from './lib/procs.ts';
 import { formatNumber, machineInfo, progress, Report, type Cell } from './lib/report.ts';
 import { startCluster, type Cluster } from './lib/switchboard.ts';
+import { measureThroughput } from './throughput.ts';
 import { DEFAULT_MASS_DOWN_SETTLE_MS } from '../src/leader/config.ts';
 import { DEFAULT_ZMTP_HEARTBEAT_INTERVAL_MS, DEFAULT_ZMTP_HEARTBEAT_TIMEOUT_MS } from '../src/worker/config.ts';
 import { recorder, type LatencySummary } from './lib/hdr.ts';
@@ -34,9 +30,7 @@ import {
   measureDetection,
   measureFanout,
   measureHeartbeatScale,
-  measureLookup,
   measurePropagation,
-  measureRegistration,
   measureRegistrySize,
 } from './switchboard-figures.ts';
 
@@ -75,6 +69,7 @@ const SIZES = quick
       events: 100,
       registrations: 1_000,
       lookupSeconds: 2,
+      throughputSeconds: 3,
       hb: { sims: 2, socketsPerSim: 25, idsPerSocket: 10, windowSeconds: 10, crashTrials: 2 },
       fanout: { subscribers: 200, clients: 2, events: 3 },
       registry: { providers: 5_000, gatewayStarts: 1 },
@@ -85,6 +80,7 @@ const SIZES = quick
       events: 1_000,
       registrations: 10_000,
       lookupSeconds: 10,
+      throughputSeconds: 10,
       hb: { sims: 4, socketsPerSim: 250, idsPerSocket: 10, windowSeconds: 60, crashTrials: 10 },
       fanout: { subscribers: 10_000, clients: 4, events: 10 },
       registry: { providers: 100_000, gatewayStarts: 3 },
@@ -149,14 +145,20 @@ const machine = machineInfo();
 const started = new Date();
 const t0 = Date.now();
 
+/** `node --cpu-prof` arguments for `role` when BENCH_PROFILE names it (profiles in bench/profiles/), else none. */
+function profileArgs(role: string): string[] {
+  const profile = new Set((process.env.BENCH_PROFILE ?? '').split(',').filter(Boolean));
+  if (!profile.has(role)) return [];
+  const profDir = join(fileURLToPath(new URL('.', import.meta.url)), 'profiles');
+  mkdirSync(profDir, { recursive: true });
+  return ['--cpu-prof', `--cpu-prof-dir=${profDir}`];
+}
+
 async function withCluster<T>(opts: Parameters<typeof startCluster>[0], fn: (c: Cluster) => Promise<T>): Promise<T> {
   const p = progress('switchboard');
   p.update('starting leader, workers and gateway');
-  const profile = new Set((process.env.BENCH_PROFILE ?? '').split(',').filter(Boolean));
-  const profDir = join(fileURLToPath(new URL('.', import.meta.url)), 'profiles');
-  if (profile.size) mkdirSync(profDir, { recursive: true });
   const nodeArgs: Record<string, string[]> = {};
-  for (const role of profile) nodeArgs[role] = ['--cpu-prof', `--cpu-prof-dir=${profDir}`];
+  for (const role of ['leader', 'worker', 'gateway']) nodeArgs[role] = profileArgs(role);
   const cluster = await startCluster({ ...opts, nodeArgs });
   p.done(`leader ${cluster.control}, ${cluster.workers.length} worker(s), gateway ${cluster.url}`);
   try {
@@ -202,7 +204,7 @@ async function main(): Promise<void> {
   const etcdNa = etcd ? undefined : 'n/a';
 
   try {
-    if ((['crash', 'freeze', 'propagation', 'lookup', 'registration'] as Figure[]).some(want)) {
+    if ((['crash', 'freeze', 'propagation'] as Figure[]).some(want)) {
       await withCluster({ workers: 1 }, async (cluster) => {
         if (want('crash')) {
           const p = progress('crash detection (Switchboard)');
@@ -293,67 +295,19 @@ async function main(): Promise<void> {
           }
           noteLoad('after propagation');
         }
-        if (want('lookup')) {
-          const p = progress('lookup (Switchboard)');
-          const sb = await measureLookup(cluster, {
-            durationSeconds: SIZES.lookupSeconds,
-            onProgress: (t) => p.update(t),
-          });
-          p.done(`${formatNumber(sb.perSecond)} req/s, p99 ${ms(sb.latency.p99)} ms`);
-          let e: Awaited<ReturnType<typeof measureEtcdLookup>> | undefined;
-          if (etcd) {
-            const pe = progress('lookup (etcd)');
-            e = await measureEtcdLookup(etcd, {
-              durationSeconds: SIZES.lookupSeconds,
-              onProgress: (t) => pe.update(t),
-            });
-            pe.done(`${formatNumber(e.perSecond)} req/s`);
-          }
-          report.addRow({
-            figure: 'lookup, 100 providers, c=64 (req/s)',
-            switchboard: sb.perSecond,
-            etcd: e?.perSecond ?? etcdNa,
-            ratio: ratio(sb.perSecond, e?.perSecond, 'higher'),
-            target: met(sb.perSecond >= 10_000, '≥ 10,000'),
-            command: cmd('lookup'),
-            note: `GET /v1/services/:name (${formatNumber(sb.bytesPerAnswer)} B JSON) by autocannon in the bench process, ${sb.durationSeconds} s; CPU gateway ${formatNumber(sb.cpuPercent.gateway)}%, autocannon ${formatNumber(sb.cpuPercent.client)}%; etcd: prefix range via its HTTP gateway${sb.errors || sb.non2xx ? `; ${sb.errors} errors, ${sb.non2xx} non-2xx` : ''}`,
-          });
-          report.addRow({
-            figure: 'lookup p50 / p99 (ms)',
-            switchboard: pct(sb.latency),
-            etcd: e ? pct(e.latency) : etcdNa,
-            ratio: ratio(sb.latency.p99, e?.latency.p99, 'lower'),
-            target: met(sb.latency.p99 <= 20, 'p99 ≤ 20'),
-            command: cmd('lookup'),
-          });
-          noteLoad('after lookup');
-        }
-        if (want('registration')) {
-          const p = progress('registration (Switchboard)');
-          const sb = await measureRegistration(cluster, { count: SIZES.registrations, onProgress: (t) => p.update(t) });
-          p.done(`${formatNumber(sb.perSecond)}/s${sb.failures ? `, ${sb.failures} failed: ${sb.firstError}` : ''}`);
-          let e: Awaited<ReturnType<typeof measureEtcdRegistration>> | undefined;
-          if (etcd) {
-            // Last on this etcd: it leaves thousands of leases behind.
-            const pe = progress('registration (etcd)');
-            e = await measureEtcdRegistration(etcd, {
-              count: SIZES.registrations,
-              onProgress: (d, t) => pe.update(`${d}/${t}`),
-            });
-            pe.done(`${formatNumber(e.perSecond)}/s`);
-          }
-          report.addRow({
-            figure: 'durable registrations/s, c=64',
-            switchboard: sb.perSecond,
-            etcd: e?.perSecond ?? etcdNa,
-            ratio: ratio(sb.perSecond, e?.perSecond, 'higher'),
-            target: met(sb.perSecond >= 10_000 && sb.failures === 0, '≥ 10,000'),
-            command: cmd('registration'),
-            note: `${formatNumber(sb.completed)} × PUT /v1/providers/:id answered after the SQLite commit (synchronous=FULL, group commit); latency p50/p99 ${pct(sb.latency)} ms; CPU leader ${formatNumber(sb.cpuPercent.leader)}%, gateway ${formatNumber(sb.cpuPercent.gateway)}%, client ${formatNumber(sb.cpuPercent.client)}%${e ? `; etcd: lease grant + put, p50/p99 ${pct(e.latency)} ms` : ''}${sb.failures ? `; ${sb.failures} failed: ${sb.firstError}` : ''}`,
-          });
-          noteLoad('after registration');
-        }
       });
+    }
+    if (want('lookup') || want('registration')) {
+      await measureThroughput({
+        etcd,
+        seconds: SIZES.throughputSeconds,
+        registration: want('registration'),
+        lookup: want('lookup'),
+        command: cmd,
+        addRow: (row) => report.addRow(row),
+        nodeArgs: profileArgs('gateway'),
+      });
+      noteLoad('after lookup and registration');
     }
   } finally {
     await etcd?.close();

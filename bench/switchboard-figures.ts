@@ -6,7 +6,6 @@
  *
  * Run them all, etcd beside, with `npm run bench` (bench/run.ts).
  */
-import { runLoad, type LoadResult } from './lib/autocannon.ts';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { recorder, type LatencySummary } from './lib/hdr.ts';
@@ -199,105 +198,6 @@ export async function measurePropagation(
     events: recs.ws.summary().count,
     failures,
     firstError,
-  };
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// registration throughput
-
-export interface RegistrationResult {
-  perSecond: number;
-  completed: number;
-  failures: number;
-  elapsedMs: number;
-  latency: LatencySummary;
-  firstError?: string;
-  /** Average CPU (% of one core) over the run: gateway, leader, and the bench process sending. */
-  cpuPercent: { gateway: number; leader: number; client: number };
-}
-
-/** `count` durable registrations (PUT /v1/providers/:id, answered after the leader's commit) at `concurrency`. */
-export async function measureRegistration(
-  cluster: Cluster,
-  opts: { count: number; concurrency?: number; onProgress?: OnProgress },
-): Promise<RegistrationResult> {
-  const service = `reg-${process.pid}`;
-  // Warm-up: JIT and keep-alive connections, not timed.
-  await registerMany(cluster.url, 500, {
-    prefix: `${service}-warm-`,
-    concurrency: opts.concurrency ?? 64,
-    body: (i) => plainProvider(`${service}-warm`, i),
-  });
-  const rec = recorder();
-  const sampler = new UsageSampler({ gateway: cluster.gateway.pid, leader: cluster.leader.pid, client: process.pid });
-  const res = await registerMany(cluster.url, opts.count, {
-    prefix: `${service}-`,
-    concurrency: opts.concurrency ?? 64,
-    body: (i) => plainProvider(service, i),
-    onLatency: (ms) => rec.record(ms),
-    onProgress: (d, t) => opts.onProgress?.(`${d}/${t}`),
-  });
-  const usage = sampler.stop();
-  return {
-    perSecond: (res.completed / res.elapsedMs) * 1000,
-    completed: res.completed,
-    failures: res.failures,
-    elapsedMs: res.elapsedMs,
-    latency: rec.summary(),
-    firstError: res.firstError,
-    cpuPercent: { gateway: usage.gateway.cpuPercent, leader: usage.leader.cpuPercent, client: usage.client.cpuPercent },
-  };
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// lookup
-
-export interface LookupResult extends LoadResult {
-  providersPerAnswer: number;
-  bytesPerAnswer: number;
-  /** Average CPU (% of one core) over the run: gateway, leader, and the bench process running autocannon. */
-  cpuPercent: { gateway: number; leader: number; client: number };
-}
-
-/** One service of `providers` providers; `GET /v1/services/:name` by autocannon at `concurrency` for `durationSeconds`. */
-export async function measureLookup(
-  cluster: Cluster,
-  opts: { providers?: number; concurrency?: number; durationSeconds: number; onProgress?: OnProgress },
-): Promise<LookupResult> {
-  const n = opts.providers ?? 100;
-  const service = `lookup-${process.pid}`;
-  await registerMany(cluster.url, n, {
-    prefix: `${service}-`,
-    concurrency: 20,
-    body: (i) => plainProvider(service, i),
-  });
-  const target = `${cluster.url}/v1/services/${service}`;
-  const check = await get(target);
-  const providers = (JSON.parse(check.body) as { providers: unknown[] }).providers.length;
-  if (providers !== n) throw new Error(`lookup setup: expected ${n} providers, got ${providers}`);
-  const sampler = new UsageSampler({
-    gateway: cluster.gateway.pid,
-    leader: cluster.leader.pid,
-    autocannon: process.pid,
-  });
-  const load = await runLoad(
-    { url: target },
-    {
-      connections: opts.concurrency ?? 64,
-      durationSeconds: opts.durationSeconds,
-      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-    },
-  );
-  const usage = sampler.stop();
-  return {
-    ...load,
-    cpuPercent: {
-      gateway: usage.gateway.cpuPercent,
-      leader: usage.leader.cpuPercent,
-      client: usage.autocannon.cpuPercent,
-    },
-    providersPerAnswer: providers,
-    bytesPerAnswer: Buffer.byteLength(check.body),
   };
 }
 

@@ -11,6 +11,7 @@ export * from './log.ts';
 export * from './metrics.ts';
 export * from './metrics-server.ts';
 export * from './zmq.ts';
+export * from './batch.ts';
 export * from './link.ts';
 export * from './replica.ts';
 export * from './follower-sync.ts';

@@ -6,16 +6,20 @@
  * With several leader endpoints (HA: one active leader, standbys that bind nothing) the one DEALER connects to
  * all of them with ZMQ_IMMEDIATE, so messages queue only on pipes that completed a handshake: the active leader's.
  * The link is lost only while no endpoint is connected.
+ *
+ * Writes (put, delete, ttl, maintenance) asked in one turn of the event loop leave together in `batch` frames at
+ * the end of that turn (bridge/batch.ts); each keeps its own reqId, timeout and answer.
  */
 import { Dealer } from 'zeromq';
 import type { TProperties, TSchema, Static } from 'typebox';
 import type { Validator } from 'typebox/compile';
+import { isBatchable, packBatches } from './batch.ts';
 import { pack } from './codec.ts';
 import { LinkError } from './errors.ts';
 import { leaderEndpoints, type LeaderEndpoints } from './leader-endpoints.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
-import type { RequestBody, Reply } from './messages.ts';
+import type { RequestBody, RequestMessage, Reply } from './messages.ts';
 import { curveClientOptions, type CurveClientKeys } from './curve.ts';
 import { baseSocketOptions, DEFAULT_MAX_MESSAGE_SIZE, FrameDecoder, receiveLoop, SendQueue } from './zmq.ts';
 
@@ -65,6 +69,9 @@ export class LeaderLink<S extends TSchema> {
   #connectionLost = false;
   /** Addresses (as ZeroMQ reports them) whose connection completed a handshake and has not dropped since. */
   readonly #connected = new Set<string>();
+  /** Writes of this turn, sent together when it ends. */
+  #outbox: RequestMessage[] = [];
+  #flushing: NodeJS.Immediate | undefined;
   #closed = false;
   #lastHandshakeWarning = 0;
 
@@ -156,12 +163,39 @@ export class LeaderLink<S extends TSchema> {
         reject(new LinkError('LINK_TIMEOUT', `the leader did not answer within ${timeoutMs} ms`));
       }, timeoutMs);
       this.#pending.set(reqId, { resolve, reject, timer });
-      if (!this.#queue.push([pack({ ...body, reqId })])) {
-        clearTimeout(timer);
-        this.#pending.delete(reqId);
-        reject(new LinkError('LINK_SEND_FAILED', 'the request could not be queued for the leader'));
+      const message = { ...body, reqId };
+      if (isBatchable(message.type)) {
+        this.#outbox.push(message);
+        this.#flushing ??= setImmediate(() => this.#flush());
+      } else if (!this.#queue.push([pack(message)])) {
+        this.#sendFailed([reqId]);
       }
     });
+  }
+
+  /** Sends the writes of the turn that ended: one alone as itself, more in batch frames. */
+  #flush(): void {
+    this.#flushing = undefined;
+    const outbox = this.#outbox;
+    this.#outbox = [];
+    if (this.#closed || outbox.length === 0) return;
+    if (outbox.length === 1) {
+      if (!this.#queue.push([pack(outbox[0])])) this.#sendFailed([outbox[0].reqId]);
+      return;
+    }
+    for (const { items, frame } of packBatches(outbox, (requests) => ({ type: 'batch', requests }))) {
+      if (!this.#queue.push([frame])) this.#sendFailed(items.map((m) => m.reqId));
+    }
+  }
+
+  #sendFailed(reqIds: number[]): void {
+    for (const reqId of reqIds) {
+      const p = this.#pending.get(reqId);
+      if (!p) continue;
+      clearTimeout(p.timer);
+      this.#pending.delete(reqId);
+      p.reject(new LinkError('LINK_SEND_FAILED', 'the request could not be queued for the leader'));
+    }
   }
 
   get pendingRequests(): number {
@@ -171,6 +205,8 @@ export class LeaderLink<S extends TSchema> {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearImmediate(this.#flushing);
+    this.#outbox = [];
     for (const [, p] of this.#pending) {
       clearTimeout(p.timer);
       p.reject(new LinkError('LINK_CLOSED', 'link to the leader closed'));
@@ -245,16 +281,23 @@ export class LeaderLink<S extends TSchema> {
   #receive(frames: Buffer[]): void {
     const message = this.#decoder.decode(this.#validator, frames[frames.length - 1]);
     if (message === undefined) return;
-    const reqId = (message as { reqId?: unknown }).reqId;
-    if (typeof reqId === 'number') {
-      const pending = this.#pending.get(reqId);
-      if (pending) {
-        this.#pending.delete(reqId);
-        clearTimeout(pending.timer);
-        pending.resolve(message);
-        return;
-      }
+    if ((message as { type?: unknown }).type === 'batch.reply') {
+      // Answers whose request timed out meanwhile are dropped, as a late single answer would be.
+      for (const reply of (message as unknown as { replies: Reply[] }).replies) this.#answer(reply);
+      return;
     }
-    this.#handler(message);
+    if (!this.#answer(message)) this.#handler(message);
+  }
+
+  /** Resolves the pending request `reply` answers; false when none waits for it. */
+  #answer(reply: Reply): boolean {
+    const reqId = (reply as { reqId?: unknown }).reqId;
+    if (typeof reqId !== 'number') return false;
+    const pending = this.#pending.get(reqId);
+    if (!pending) return false;
+    this.#pending.delete(reqId);
+    clearTimeout(pending.timer);
+    pending.resolve(reply);
+    return true;
   }
 }

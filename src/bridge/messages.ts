@@ -152,6 +152,30 @@ export const ClusterReply = Type.Object({
 /** Operator override of the mass-down guard: publish every held down now. */
 export const GuardReleaseRequest = Type.Object({ type: Type.Literal(MESSAGE_TYPE.guardRelease), reqId: ReqId });
 
+/**
+ * Writes in one batch frame: a gateway sends the writes of one event-loop turn together (fewer frames, sends and
+ * decodes on both sides). Each keeps its own `reqId` and is answered on its own terms (ack or nack); the leader
+ * answers them in `batch.reply` frames. A batch carries no `reqId` of its own: it is not one request.
+ */
+export const BATCHABLE_TYPES = [
+  MESSAGE_TYPE.put,
+  MESSAGE_TYPE.delete,
+  MESSAGE_TYPE.ttl,
+  MESSAGE_TYPE.maintenance,
+] as const;
+export type BatchableType = (typeof BATCHABLE_TYPES)[number];
+/** Requests in one batch frame; a sender splits longer lists. */
+export const MAX_BATCH_REQUESTS = 1000;
+/** Bytes of one encoded batch frame; a sender splits a batch whose encoding is larger (LEADER_FRAME_LIMITS). */
+export const MAX_BATCH_FRAME_BYTES = 8 * 1024 * 1024;
+export const BatchRequest = Type.Object({
+  type: Type.Literal(MESSAGE_TYPE.batch),
+  requests: Type.Array(Type.Union([PutRequest, DeleteRequest, TtlRequest, MaintenanceRequest]), {
+    minItems: 1,
+    maxItems: MAX_BATCH_REQUESTS,
+  }),
+});
+
 // --- leader → gateway
 export const Ack = Type.Object({
   type: Type.Literal(MESSAGE_TYPE.ack),
@@ -192,6 +216,11 @@ export const StoreHealth = Type.Object({
   since: Type.Optional(Type.Number({ description: 'Epoch milliseconds the store has been failing since' })),
 });
 export type StoreHealth = Static<typeof StoreHealth>;
+/** The answers to (some of) the requests of batch frames, each with its own `reqId`. */
+export const BatchReply = Type.Object({
+  type: Type.Literal(MESSAGE_TYPE.batchReply),
+  replies: Type.Array(Type.Union([Ack, Nack]), { minItems: 1, maxItems: MAX_BATCH_REQUESTS }),
+});
 export const Pong = Type.Object({
   type: Type.Literal(MESSAGE_TYPE.pong),
   reqId: ReqId,
@@ -229,6 +258,7 @@ export const ToLeader = Type.Union([
   GuardReleaseRequest,
   ClusterRequest,
   MetricsRequest,
+  BatchRequest,
 ]);
 export type ToLeader = Static<typeof ToLeader>;
 
@@ -244,6 +274,7 @@ export const LEADER_FRAME_LIMITS = {
   byType: {
     'worker.hello': 12 * 1024 * 1024,
     presence: 12 * 1024 * 1024,
+    batch: MAX_BATCH_FRAME_BYTES,
   } as Partial<Record<ToLeader['type'], number>>,
   /** Every other type (requests from gateways: a provider record is at most about 40 KiB). */
   other: 256 * 1024,
@@ -254,10 +285,20 @@ export const ToWorker = Type.Union([WorkerWelcome, TasksAdd, TasksRemove, Worker
 export type ToWorker = Static<typeof ToWorker>;
 
 /** Everything a gateway's DEALER accepts. */
-export const ToFollower = Type.Union([Ack, Nack, SnapshotReply, SinceReply, Pong, ClusterReply, MetricsReply]);
+export const ToFollower = Type.Union([
+  Ack,
+  Nack,
+  SnapshotReply,
+  SinceReply,
+  Pong,
+  ClusterReply,
+  MetricsReply,
+  BatchReply,
+]);
 export type ToFollower = Static<typeof ToFollower>;
 
-export type Reply = ToFollower;
+/** What answers one request (a `batch.reply` is unpacked into these). */
+export type Reply = Exclude<ToFollower, { type: 'batch.reply' }>;
 export type RequestMessage = Extract<ToLeader, { reqId: number }>;
 /** A request as the caller writes it; the link fills in reqId. */
 export type RequestBody = RequestMessage extends infer M ? (M extends unknown ? Omit<M, 'reqId'> : never) : never;

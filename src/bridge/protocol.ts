@@ -61,6 +61,7 @@ export const MESSAGE_TYPE = {
   metrics: 'metrics',
   cluster: 'cluster',
   guardRelease: 'guard.release',
+  batch: 'batch',
   // leader → gateway
   ack: 'ack',
   nack: 'nack',
@@ -69,6 +70,7 @@ export const MESSAGE_TYPE = {
   pong: 'pong',
   clusterReply: 'cluster.reply',
   metricsReply: 'metrics.reply',
+  batchReply: 'batch.reply',
 } as const;
 export type MessageType = (typeof MESSAGE_TYPE)[keyof typeof MESSAGE_TYPE];
 

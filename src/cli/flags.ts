@@ -101,6 +101,13 @@ export const FLAGS = {
     help: 'Gateway HTTP port (0: any free port)',
     default: '7700',
   },
+  gateways: {
+    name: 'gateways',
+    env: 'SWITCHBOARD_GATEWAYS',
+    kind: 'int',
+    help: 'Gateway processes sharing the HTTP port (node:cluster; the native feed and DNS are served by the first); 1: the gateway runs in this process',
+    default: '1',
+  },
   workerTimeoutMs: {
     name: 'worker-timeout-ms',
     env: 'SWITCHBOARD_WORKER_TIMEOUT_MS',

@@ -105,6 +105,32 @@ function feedConfig(v: Partial<Record<FlagKey, FlagValue>>): {
   };
 }
 
+/** The gateway's settings from its flags, following the leader at `leader` (events at `leaderEvents`). */
+function gatewayConfig(v: Partial<Record<FlagKey, FlagValue>>, leader?: string, leaderEvents?: string) {
+  return {
+    leader,
+    leaderEvents,
+    httpHost: str(v.httpHost),
+    httpPort: int(v.httpPort),
+    writeTimeoutMs: int(v.writeTimeoutMs),
+    curveSecretKey: str(v.curveSecretKey),
+    curveServerKey: str(v.curveServerKey),
+    ...feedConfig(v),
+    ...securityConfig(v),
+  };
+}
+
+/**
+ * `switchboard start` with a key pair: every role uses it. The leader admits its own key (and --curve-allow's);
+ * the worker and the gateways hold the same pair and expect the leader's key, which is theirs.
+ */
+async function startCurveKeys(v: Partial<Record<FlagKey, FlagValue>>) {
+  const curveKeyFile = str(v.curveSecretKey);
+  if (!curveKeyFile) return {};
+  const { readKeyPair } = await import('../bridge/curve.ts');
+  return { curveSecretKey: curveKeyFile, curveServerKey: readKeyPair('--curve-secret-key', curveKeyFile).publicKey };
+}
+
 /** Only when DNS is on, so scripts that parse the other lines see nothing new otherwise. */
 function dnsLine(app: { switchboardDns: { address: string | null } }): string | null {
   const address = app.switchboardDns.address;
@@ -147,7 +173,8 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   start: {
-    summary: 'Run the whole system in one process: leader (embedded SQLite store), one worker and the gateway.',
+    summary:
+      'Run the whole system in one process: leader (embedded SQLite store), one worker and the gateway (--gateways N: N gateway processes sharing the HTTP port).',
     flags: [
       'dataDir',
       'bind',
@@ -167,18 +194,31 @@ const COMMANDS: Record<string, Command> = {
       'checkMaxRpsPerHost',
       'curveSecretKey',
       'curveAllow',
+      'gateways',
       'logLevel',
     ],
     async run(v, log) {
+      const { clusterGatewayRole, reportReady, startGatewayCluster } = await import('./gateway-cluster.ts');
+      const role = clusterGatewayRole();
+      if (role) {
+        // A gateway worker of `--gateways N`: the fixed-endpoint feeds are the first gateway's alone.
+        const first = role.index === 0;
+        const gateway = await startGateway(
+          {
+            ...gatewayConfig(v, role.leader, role.events),
+            ...(await startCurveKeys(v)),
+            ...(first ? {} : { zmqPub: 'off', zmqSnapshot: 'off', dns: undefined }),
+          },
+          { log: log.child({ gateway: role.index + 1 }) },
+        );
+        reportReady({ url: gateway.url, feed: gateway.feed, dns: dnsLine(gateway.app) });
+        return [gateway];
+      }
+      const gateways = int(v.gateways) ?? 1;
+      if (gateways < 1 || gateways > 64) throw new UsageError('--gateways takes 1 to 64');
       const handles: Handle[] = [];
       try {
-        // With a key pair every role uses it: the leader admits its own key (and --curve-allow's), the worker and
-        // the gateway hold the same pair and expect the leader's key, which is theirs.
-        const curveKeyFile = str(v.curveSecretKey);
-        const ownKey = curveKeyFile
-          ? (await import('../bridge/curve.ts')).readKeyPair('--curve-secret-key', curveKeyFile).publicKey
-          : undefined;
-        const curveClient = ownKey ? { curveSecretKey: curveKeyFile, curveServerKey: ownKey } : {};
+        const curveClient = await startCurveKeys(v);
         const leader = await startLeader(
           {
             dataDir: str(v.dataDir),
@@ -187,7 +227,9 @@ const COMMANDS: Record<string, Command> = {
             workerTimeoutMs: int(v.workerTimeoutMs),
             ...leaderHealthFlags(v),
             curveAllow: str(v.curveAllow),
-            ...(ownKey ? { curveSecretKey: curveKeyFile, curveAllowKeys: [ownKey] } : {}),
+            ...(curveClient.curveServerKey
+              ? { curveSecretKey: curveClient.curveSecretKey, curveAllowKeys: [curveClient.curveServerKey] }
+              : {}),
           },
           { log },
         );
@@ -205,25 +247,26 @@ const COMMANDS: Record<string, Command> = {
           { log },
         );
         handles.push(worker);
-        const gateway = await startGateway(
-          {
-            leader: leader.control,
-            leaderEvents: leader.events,
-            httpHost: str(v.httpHost),
-            httpPort: int(v.httpPort),
-            writeTimeoutMs: int(v.writeTimeoutMs),
-            ...feedConfig(v),
-            ...securityConfig(v),
-            ...curveClient,
-          },
-          { log },
-        );
-        handles.push(gateway);
+        let gateway: { url: string; feed: { pub: string | null; snapshot: string | null } };
+        let dns: string | null = null;
+        if (gateways === 1) {
+          const inProcess = await startGateway(
+            { ...gatewayConfig(v, leader.control, leader.events), ...curveClient },
+            { log },
+          );
+          handles.push(inProcess);
+          gateway = inProcess;
+          dns = dnsLine(inProcess.app);
+        } else {
+          const group = await startGatewayCluster(gateways, leader, log);
+          handles.push(group);
+          gateway = group.ready;
+          dns = group.ready.dns;
+        }
         say(`switchboard leader: control=${leader.control} events=${leader.events} data=${str(v.dataDir) ?? './data'}`);
         say(`switchboard worker: id=${worker.id}`);
-        say(`switchboard gateway: url=${gateway.url}`);
+        say(`switchboard gateway: url=${gateway.url}${gateways > 1 ? ` processes=${gateways}` : ''}`);
         say(feedLine(gateway.feed));
-        const dns = dnsLine(gateway.app);
         if (dns) say(dns);
         say('');
         say(`  dashboard    ${gateway.url}/ui/`);
@@ -338,20 +381,7 @@ const COMMANDS: Record<string, Command> = {
       'logLevel',
     ],
     async run(v, log) {
-      const gateway = await startGateway(
-        {
-          leader: str(v.leader),
-          curveSecretKey: str(v.curveSecretKey),
-          curveServerKey: str(v.curveServerKey),
-          leaderEvents: str(v.leaderEvents),
-          httpHost: str(v.httpHost),
-          httpPort: int(v.httpPort),
-          writeTimeoutMs: int(v.writeTimeoutMs),
-          ...feedConfig(v),
-          ...securityConfig(v),
-        },
-        { log },
-      );
+      const gateway = await startGateway(gatewayConfig(v, str(v.leader), str(v.leaderEvents)), { log });
       say(`switchboard gateway: url=${gateway.url}`);
       say(feedLine(gateway.feed));
       say(`switchboard gateway dashboard: ${gateway.url}/ui/`);

@@ -1,6 +1,6 @@
 /** Request and response schemas of the REST API (they drive validation, serialization and the OpenAPI document). */
 import { Type, type Static } from 'typebox';
-import { Protocol, Provider, ProviderId, ProviderState, ServiceName } from '../bridge/index.ts';
+import { Protocol, Provider, ProviderId, ProviderInput, ProviderState, ServiceName } from '../bridge/index.ts';
 
 export const ProviderParams = Type.Object({ id: ProviderId });
 export const ServiceParams = Type.Object({ name: ServiceName });
@@ -85,6 +85,33 @@ export const ErrorResponse = Type.Object(
   },
   { $id: 'Error', description: 'Fastify error shape' },
 );
+
+/** Providers in one `PUT /v1/providers` (batch registration); a client with more sends several. */
+export const MAX_BATCH_REGISTRATIONS = 1000;
+/** Body limit of the batch route: 1,000 typical providers (~200 B each) fit with room; huge records need smaller batches. */
+export const BATCH_BODY_LIMIT = 4 * 1024 * 1024;
+
+/** One provider of a batch registration: the single route's body, with its id (absent: the server chooses it, as POST). */
+export const BatchProvider = Type.Object(
+  { id: Type.Optional(ProviderId), ...ProviderInput.properties },
+  { additionalProperties: false },
+);
+export type BatchProvider = Static<typeof BatchProvider>;
+export const BatchRegistration = Type.Array(BatchProvider, {
+  minItems: 1,
+  maxItems: MAX_BATCH_REGISTRATIONS,
+  description: `At most ${MAX_BATCH_REGISTRATIONS} providers`,
+});
+export const BatchResult = Type.Object({
+  results: Type.Array(
+    Type.Object({
+      status: Type.Integer({ description: 'What the single route would have answered: 201, 200, or an error status' }),
+      provider: Type.Optional(Provider),
+      error: Type.Optional(ErrorResponse),
+    }),
+    { description: 'One result per provider, in the order sent' },
+  ),
+});
 
 export const Health = Type.Object({ status: Type.String() });
 export const Readiness = Type.Object({

@@ -2,19 +2,31 @@
  * Handlers of gateway requests (each carries a `reqId`; the reply carries the same one). Writes are answered
  * only once durable (`registry.committed()`); a refusal is a `nack` with a public error code.
  */
-import { LeaderError, type Provider, type ToFollower } from '../bridge/index.ts';
-import type { Handlers, LeaderMessageType, LeaderParts } from './handlers.ts';
+import { LeaderError, type BatchableType, type Provider, type ToFollower } from '../bridge/index.ts';
+import { BatchAnswers, type WriteAnswer } from './batch-answers.ts';
+import type { Handlers, LeaderMessageType, LeaderMessages, LeaderParts } from './handlers.ts';
 import { SnapshotReplies } from './snapshot-replies.ts';
 
 export type GatewayRequestType = Exclude<LeaderMessageType, 'worker.hello' | 'worker.ping' | 'presence'>;
 
+/** Where a request's answer goes: straight to its sender, or into its batch's answers. */
+type Respond = (reply: WriteAnswer) => void;
+/** The writes, each answered through a `Respond`, so they serve a single request and a batch alike. */
+type Writes = { [T in BatchableType]: (respond: Respond, message: LeaderMessages[T]) => void };
+
 /** A reply as a handler writes it; `answer` adds the request's reqId. */
-export type ReplyBody = ToFollower extends infer M ? (M extends unknown ? Omit<M, 'reqId'> : never) : never;
+export type ReplyBody = ToFollower extends infer M ? (M extends { reqId: number } ? Omit<M, 'reqId'> : never) : never;
+type Nack = Extract<ToFollower, { type: 'nack' }>;
 
 export function gatewayHandlers(parts: LeaderParts): Handlers<GatewayRequestType> {
   const { registry, assignment, presence, control, session } = parts;
   // One encoding per revision, shared by every requester; how many are built per second is bounded.
   const snapshots = new SnapshotReplies({ registry, control, metrics: parts.metrics, log: parts.log });
+  parts.metrics.counter('switchboard_write_batches_total', 'Batch frames of writes received from gateways');
+  parts.metrics.counter(
+    'switchboard_batched_writes_total',
+    'Writes that came in batch frames (batched writes / batches = batch size)',
+  );
 
   const mustGet = (id: string): Provider => {
     const p = registry.get(id);
@@ -22,15 +34,19 @@ export function gatewayHandlers(parts: LeaderParts): Handlers<GatewayRequestType
     return p;
   };
 
-  /** Runs `work` (its synchronous part at once) and replies with its result, or a nack. Never rejects. */
-  const answer = (routing: Buffer, reqId: number, work: () => Promise<ReplyBody>): void => {
+  /** Runs `work` (its synchronous part at once) and responds with its result, or a nack. Never rejects. */
+  const answerWith = <R extends ReplyBody>(
+    respond: (reply: (R & { reqId: number }) | Nack) => void,
+    reqId: number,
+    work: () => Promise<R>,
+  ): void => {
     void (async () => {
       try {
         const reply = await work();
-        control.reply(routing, { ...reply, reqId });
+        respond({ ...reply, reqId });
       } catch (err) {
         if (err instanceof LeaderError) {
-          control.reply(routing, {
+          respond({
             type: 'nack',
             reqId,
             statusCode: err.statusCode,
@@ -39,7 +55,7 @@ export function gatewayHandlers(parts: LeaderParts): Handlers<GatewayRequestType
           });
         } else {
           parts.log.error({ err }, 'request failed');
-          control.reply(routing, {
+          respond({
             type: 'nack',
             reqId,
             statusCode: 503,
@@ -49,6 +65,64 @@ export function gatewayHandlers(parts: LeaderParts): Handlers<GatewayRequestType
         }
       }
     })();
+  };
+  const answer = (routing: Buffer, reqId: number, work: () => Promise<ReplyBody>): void =>
+    answerWith((reply) => control.reply(routing, reply), reqId, work);
+  type Ack = Extract<ReplyBody, { type: 'ack' }>;
+
+  const writes: Writes = {
+    put: (respond, m) =>
+      answerWith<Ack>(respond, m.reqId, async () => {
+        registry.assertWritable();
+        const previous = m.id ? registry.get(m.id) : undefined;
+        const result = registry.put(m.id, m.input);
+        if (result.changed) assignment.retask(previous, result.provider);
+        await registry.committed();
+        return { type: 'ack', status: result.status, rev: result.provider.rev, provider: result.provider };
+      }),
+
+    delete: (respond, m) =>
+      answerWith<Ack>(respond, m.reqId, async () => {
+        registry.assertWritable();
+        const removed = registry.remove(m.id);
+        parts.forget(removed);
+        await registry.committed();
+        return { type: 'ack', status: 204, rev: removed.rev };
+      }),
+
+    maintenance: (respond, m) =>
+      answerWith<Ack>(respond, m.reqId, async () => {
+        registry.assertWritable();
+        const provider = mustGet(m.id);
+        const now = Date.now();
+        const updated = m.enabled
+          ? presence.enterMaintenance(provider, m.reason, now)
+          : presence.leaveMaintenance(provider, now);
+        await registry.committed();
+        const current = updated ?? mustGet(m.id);
+        return { type: 'ack', status: 200, rev: current.rev, provider: current };
+      }),
+
+    ttl: (respond, m) =>
+      answerWith<Ack>(respond, m.reqId, async () => {
+        const provider = mustGet(m.id);
+        if (provider.check?.type !== 'ttl') {
+          throw new LeaderError(409, 'SB_NOT_TTL_CHECK', `provider '${m.id}' does not have a ttl check`);
+        }
+        const owner = assignment.ownerRouting(m.id);
+        if (!owner) throw new LeaderError(503, 'SB_NO_WORKER', `no worker watches provider '${m.id}' yet`);
+        control.reply(owner, { type: 'ttl.pass', id: m.id, at: Date.now() });
+        return { type: 'ack', status: 204, rev: provider.rev };
+      }),
+  };
+  const direct =
+    (routing: Buffer): Respond =>
+    (reply) =>
+      control.reply(routing, reply);
+  // One request of a batch, typed by its own `type` (as dispatch does for the handler table).
+  const runWrite = <K extends BatchableType>(respond: Respond, m: LeaderMessages[K] & { type: K }): void => {
+    const write: Writes[K] = writes[m.type];
+    write(respond, m);
   };
 
   return {
@@ -106,48 +180,18 @@ export function gatewayHandlers(parts: LeaderParts): Handlers<GatewayRequestType
       });
     },
 
-    put: (routing, m) =>
-      answer(routing, m.reqId, async () => {
-        registry.assertWritable();
-        const previous = m.id ? registry.get(m.id) : undefined;
-        const result = registry.put(m.id, m.input);
-        if (result.changed) assignment.retask(previous, result.provider);
-        await registry.committed();
-        return { type: 'ack', status: result.status, rev: result.provider.rev, provider: result.provider };
-      }),
+    put: (routing, m) => writes.put(direct(routing), m),
+    delete: (routing, m) => writes.delete(direct(routing), m),
+    maintenance: (routing, m) => writes.maintenance(direct(routing), m),
+    ttl: (routing, m) => writes.ttl(direct(routing), m),
 
-    delete: (routing, m) =>
-      answer(routing, m.reqId, async () => {
-        registry.assertWritable();
-        const removed = registry.remove(m.id);
-        parts.forget(removed);
-        await registry.committed();
-        return { type: 'ack', status: 204, rev: removed.rev };
-      }),
-
-    maintenance: (routing, m) =>
-      answer(routing, m.reqId, async () => {
-        registry.assertWritable();
-        const provider = mustGet(m.id);
-        const now = Date.now();
-        const updated = m.enabled
-          ? presence.enterMaintenance(provider, m.reason, now)
-          : presence.leaveMaintenance(provider, now);
-        await registry.committed();
-        const current = updated ?? mustGet(m.id);
-        return { type: 'ack', status: 200, rev: current.rev, provider: current };
-      }),
-
-    ttl: (routing, m) =>
-      answer(routing, m.reqId, async () => {
-        const provider = mustGet(m.id);
-        if (provider.check?.type !== 'ttl') {
-          throw new LeaderError(409, 'SB_NOT_TTL_CHECK', `provider '${m.id}' does not have a ttl check`);
-        }
-        const owner = assignment.ownerRouting(m.id);
-        if (!owner) throw new LeaderError(503, 'SB_NO_WORKER', `no worker watches provider '${m.id}' yet`);
-        control.reply(owner, { type: 'ttl.pass', id: m.id, at: Date.now() });
-        return { type: 'ack', status: 204, rev: provider.rev };
-      }),
+    // Each write of the batch as if it came alone (so it commits with the same group commit); the answers go
+    // back together (batch-answers.ts).
+    batch: (routing, m) => {
+      parts.metrics.inc('switchboard_write_batches_total');
+      parts.metrics.inc('switchboard_batched_writes_total', undefined, m.requests.length);
+      const answers = new BatchAnswers((frame) => control.replyEncoded(routing, frame), m.requests.length);
+      for (const request of m.requests) runWrite(answers.answer, request);
+    },
   };
 }

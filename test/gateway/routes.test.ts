@@ -228,6 +228,35 @@ test('reads come from the replica: filters, order, counts, 404 for an unknown id
   );
 });
 
+test("PUT /v1/providers registers an array: one result per provider, with the single route's error codes", async (t) => {
+  const g = await gatewayApp({ snapshot: { providers: [] } });
+  t.after(() => g.close());
+  const metadata = { ...good, port: 9001, check: { type: 'http', url: 'http://169.254.169.254/latest' } };
+  const res = await request(g, 'PUT', '/v1/providers', [{ id: 'b1', ...good }, metadata, { ...good, port: 9002 }]);
+  assert.equal(res.statusCode, 200, res.body);
+  const { results } = res.json<{ results: Array<{ status: number; error?: { code: string; statusCode: number } }> }>();
+  // No leader here: the writes that pass the gateway's own checks answer as the single route would (503).
+  assert.deepEqual(
+    results.map((r) => [r.status, r.error?.code, r.error?.statusCode]),
+    [
+      [503, 'SB_LEADER_UNAVAILABLE', 503],
+      [400, 'SB_CHECK_TARGET_REFUSED', 400],
+      [503, 'SB_LEADER_UNAVAILABLE', 503],
+    ],
+  );
+  // A malformed body is refused whole, naming the item; more than 1,000 providers is malformed too.
+  const bad = assertDocumentedError(
+    'PUT',
+    '/v1/providers',
+    await request(g, 'PUT', '/v1/providers', [good, { ...good, port: 0 }]),
+    400,
+  );
+  assert.match(bad.message, /body\/1\/port/);
+  const many = Array.from({ length: 1001 }, (_, i) => ({ ...good, port: 1 + i }));
+  assertDocumentedError('PUT', '/v1/providers', await request(g, 'PUT', '/v1/providers', many), 400);
+  assertDocumentedError('PUT', '/v1/providers', await request(g, 'PUT', '/v1/providers', []), 400);
+});
+
 test('without a leader: writes answer 503 SB_LEADER_UNAVAILABLE, reads still work, /readyz is 503', async (t) => {
   const g = await gatewayApp({ snapshot: { providers: [providerRecord('b1', 1)] } });
   t.after(() => g.close());

@@ -28,6 +28,7 @@ function client(endpoint: string) {
       for await (const [frame] of dealer) {
         const reply = unpack(frame) as Record<string, unknown>;
         assert.ok(toFollower.Check(reply), `a valid reply: ${JSON.stringify(reply).slice(0, 200)}`);
+        assert.ok('reqId' in reply, 'one request at a time: no batch replies here');
         replies.set(reply.reqId, reply);
       }
     } catch {

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Type } from 'typebox';
+import { STATUS_CODES } from 'node:http';
+import { Type, type Static } from 'typebox';
 import { Compile } from 'typebox/compile';
 import {
   checkTargets,
@@ -15,7 +16,15 @@ import {
 } from '../../bridge/index.ts';
 import type { GatewayContext } from '../context.ts';
 import { httpError } from '../errors.ts';
-import { errorResponses, MaintenanceBody, ProviderParams } from '../schemas.ts';
+import {
+  BATCH_BODY_LIMIT,
+  BatchRegistration,
+  BatchResult,
+  errorResponses,
+  MaintenanceBody,
+  ProviderParams,
+  type BatchProvider,
+} from '../schemas.ts';
 
 /** Each check variant on its own: the union's error would name a field of the first variant (`endpoint`). */
 const CHECK_VARIANTS: Record<
@@ -104,6 +113,50 @@ export async function providerRoutes(fastify: FastifyInstance, ctx: GatewayConte
       const ack = await ctx.writes.writeProvider({ type: 'put', input: request.body });
       return reply.code(ack.status).send(ack.provider);
     },
+  );
+
+  /** One provider of a batch: the single route's checks and write, its error as a result instead of a throw. */
+  const registerOne = async (item: BatchProvider): Promise<Static<typeof BatchResult>['results'][number]> => {
+    try {
+      const { id, ...input } = item;
+      const request = { body: input };
+      await validateCheck(request);
+      await checkTarget(request);
+      const ack = await ctx.writes.writeProvider(
+        id === undefined ? { type: 'put', input: request.body } : { type: 'put', id, input: request.body },
+      );
+      return { status: ack.status, provider: ack.provider };
+    } catch (err) {
+      const e = err as { statusCode?: number; code?: string; message?: string };
+      const statusCode = e.statusCode ?? 500;
+      if (statusCode >= 500 && !e.code?.startsWith('SB_')) throw err;
+      const error = {
+        statusCode,
+        error: STATUS_CODES[statusCode] ?? 'Error',
+        message: e.message ?? '',
+        code: e.code ?? 'SB_LEADER_FAILED',
+      };
+      return { status: statusCode, error };
+    }
+  };
+
+  app.put(
+    '/v1/providers',
+    {
+      bodyLimit: BATCH_BODY_LIMIT,
+      schema: {
+        tags,
+        summary: 'Register or update many providers at once',
+        description:
+          `Each provider is registered as \`PUT /v1/providers/:id\` would (without \`id\`: as \`POST /v1/providers\`), ` +
+          `and the writes of the batch reach the leader together. Answers 200 once every provider has its result, ` +
+          `in the order sent: \`status\` 201 or 200 with the stored \`provider\`, or the single route's error ` +
+          `status with its \`error\` (same codes). A malformed body is refused whole (400).`,
+        body: BatchRegistration,
+        response: { 200: BatchResult, ...errorResponses(400, 413, 415, 429) },
+      },
+    },
+    async (request) => ({ results: await Promise.all(request.body.map(registerOne)) }),
   );
 
   app.get(
