@@ -34,6 +34,23 @@ export function aclTokenProblem(value: unknown): string | undefined {
 }
 
 /**
+ * A stored record's JSON text, parsed and checked by `problemOf` (e.g. `providerProblem`). Throws an Error whose
+ * message says what is wrong (`its body is not JSON (...)`, or the first problem), for the caller to prefix with
+ * where the record was found.
+ */
+export function parseRecord<T>(text: string, problemOf: (value: unknown) => string | undefined): T {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`its body is not JSON (${(err as Error).message})`);
+  }
+  const problem = problemOf(body);
+  if (problem) throw new Error(problem);
+  return body as T;
+}
+
+/**
  * JSON with object keys sorted at every depth: two values that differ only in key order (a client in another
  * language, a map that was rebuilt) give the same text. Arrays keep their order: it means something.
  */

@@ -35,6 +35,7 @@ import {
   aclTokenProblem,
   EMPTY_ACL_STATE,
   newEpoch,
+  parseRecord,
   type AclPolicy,
   type AclState,
   type AclToken,
@@ -697,21 +698,13 @@ class AclRecords {
       if (!Number.isSafeInteger(version) || version < 0) throw new Error(`${key} is not a version: '${value}'`);
       this.#version = version;
     } else if (key.startsWith(ACL_POLICIES)) {
-      const name = key.slice(ACL_POLICIES.length);
-      if (deleted) this.#policies.delete(name);
-      else
-        this.#policies.set(
-          name,
-          checked<AclPolicy>(key, value, aclPolicyProblem, (p) => p.name === name),
-        );
+      follow(this.#policies, key.slice(ACL_POLICIES.length), deleted, () =>
+        checked<AclPolicy>(key, value, aclPolicyProblem, (p) => p.name === key.slice(ACL_POLICIES.length)),
+      );
     } else if (key.startsWith(ACL_TOKENS)) {
-      const accessor = key.slice(ACL_TOKENS.length);
-      if (deleted) this.#tokens.delete(accessor);
-      else
-        this.#tokens.set(
-          accessor,
-          checked<AclToken>(key, value, aclTokenProblem, (t) => t.accessor === accessor),
-        );
+      follow(this.#tokens, key.slice(ACL_TOKENS.length), deleted, () =>
+        checked<AclToken>(key, value, aclTokenProblem, (t) => t.accessor === key.slice(ACL_TOKENS.length)),
+      );
     } else if (strict) throw new Error(`unknown ACL key ${key}`);
   }
 
@@ -721,20 +714,24 @@ class AclRecords {
   }
 }
 
+/** A record map as a key's change leaves it: removed, or set to the parsed value. */
+function follow<T>(records: Map<string, T>, id: string, deleted: boolean, parse: () => T): void {
+  if (deleted) records.delete(id);
+  else records.set(id, parse());
+}
+
 function checked<T>(
   key: string,
   value: string,
   problemOf: (v: unknown) => string | undefined,
   named: (v: T) => boolean,
 ): T {
-  let body: unknown;
+  let body: T;
   try {
-    body = JSON.parse(value);
+    body = parseRecord<T>(value, problemOf);
   } catch (err) {
-    throw new Error(`${key} is not JSON (${(err as Error).message})`);
+    throw new Error(`${key}: ${(err as Error).message}`);
   }
-  const problem = problemOf(body);
-  if (problem) throw new Error(`${key} is invalid: ${problem}`);
-  if (!named(body as T)) throw new Error(`${key} holds a record of another name`);
-  return body as T;
+  if (!named(body)) throw new Error(`${key} holds a record of another name`);
+  return body;
 }

@@ -15,6 +15,7 @@ import {
   aclTokenProblem,
   EMPTY_ACL_STATE,
   newEpoch,
+  parseRecord,
   providerProblem,
   StartupError,
   type AclState,
@@ -43,6 +44,19 @@ export interface Loaded {
 
 /** A row or meta value that fails the checks at open; becomes a StartupError naming the file. */
 class StoreCheckError extends Error {}
+
+/** A row's JSON body, parsed and checked; `bad` names the row in the error. */
+function checkedRow<T>(
+  text: string,
+  problemOf: (value: unknown) => string | undefined,
+  bad: (what: string) => StoreCheckError,
+): T {
+  try {
+    return parseRecord<T>(text, problemOf);
+  } catch (err) {
+    throw bad((err as Error).message);
+  }
+}
 
 export class Store {
   readonly path: string;
@@ -182,15 +196,7 @@ export class Store {
     for (const row of rows) {
       const bad = (what: string): StoreCheckError =>
         new StoreCheckError(`provider row '${row.id}' is invalid: ${what}`);
-      let body: unknown;
-      try {
-        body = JSON.parse(row.body);
-      } catch (err) {
-        throw bad(`its body is not JSON (${(err as Error).message})`);
-      }
-      const problem = providerProblem(body);
-      if (problem) throw bad(problem);
-      const p = body as Provider;
+      const p = checkedRow<Provider>(row.body, providerProblem, bad);
       if (p.id !== row.id) throw bad(`its body has id '${p.id}'`);
       if (p.service !== row.service) throw bad(`its body has service '${p.service}', the row '${row.service}'`);
       if (p.rev > rev) throw bad(`/rev ${p.rev} is past the store's revision ${rev}`);
@@ -234,16 +240,9 @@ export class Store {
       return rows.map((row) => {
         const bad = (what: string): StoreCheckError =>
           new StoreCheckError(`${table} row '${row.k}' is invalid: ${what}`);
-        let body: unknown;
-        try {
-          body = JSON.parse(row.body);
-        } catch (err) {
-          throw bad(`its body is not JSON (${(err as Error).message})`);
-        }
-        const problem = check(body);
-        if (problem) throw bad(problem);
-        if (id(body as T) !== row.k) throw bad(`its body names '${id(body as T)}'`);
-        return body as T;
+        const body = checkedRow<T>(row.body, check, bad);
+        if (id(body) !== row.k) throw bad(`its body names '${id(body)}'`);
+        return body;
       });
     };
     const policies = read<AclState['policies'][number]>('acl_policies', 'name', aclPolicyProblem, (p) => p.name);
