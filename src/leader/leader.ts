@@ -13,7 +13,7 @@
  * - publisher.ts: the PUB (events and position beacons).
  */
 import { randomBytes } from 'node:crypto';
-import type { Logger, Metrics, Provider, RegistryEvent, StoreHealth } from '../bridge/index.ts';
+import type { AclState, Logger, Metrics, Provider, RegistryEvent, StoreHealth } from '../bridge/index.ts';
 import { aclHandlers } from './acl-handlers.ts';
 import { AclRegistry } from './acl-registry.ts';
 import { Assignment } from './assignment.ts';
@@ -51,6 +51,11 @@ export interface TermOptions {
   onFenced: (err: Error) => void;
   /** The store has failed for `storeFailExitMs`: the node gives up (the process exits). */
   onGiveUp: (err: Error) => void;
+  /**
+   * Run once the endpoints are bound, before anything is served: the ACL state to serve (a store's first bootstrap
+   * token is made here, so a leader that cannot even bind makes and shows none).
+   */
+  bootstrapAcl?: (acl: AclState) => Promise<AclState>;
 }
 
 /** A read-only view of the leader, for operators' tools, tests and benchmarks. */
@@ -81,6 +86,7 @@ export class Leader {
   readonly #presence: PresenceDecider;
   readonly #reaper: Reaper;
   readonly #handlers: Handlers;
+  readonly #bootstrapAcl: TermOptions['bootstrapAcl'];
   #closed = false;
   #stopping: Promise<void> | undefined;
   controlEndpoint = '';
@@ -92,6 +98,7 @@ export class Leader {
     this.#store = term.store;
     this.term = term.term;
     this.#candidates = term.candidates;
+    this.#bootstrapAcl = term.bootstrapAcl;
     this.#control = new ControlSocket({ log, metrics });
     this.#publisher = new EventPublisher({ log, metrics });
     this.#acl = new AclRegistry(term.loaded.acl, { defaultMaxProviders: config.aclMaxProviders });
@@ -190,6 +197,7 @@ export class Leader {
       this.eventsEndpoint = await this.#publisher.bind(
         this.#config.publish ?? defaultPublishEndpoint(this.#config.bind),
       );
+      if (this.#bootstrapAcl) this.#acl.replace(await this.#bootstrapAcl(this.#acl.state()));
     } catch (err) {
       await this.#control.close();
       this.#publisher.close();

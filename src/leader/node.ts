@@ -12,7 +12,7 @@
  * Transitions run one at a time, in the order the election reported them.
  */
 import type { Etcd3 } from 'etcd3';
-import type { Logger, Metrics, StoreHealth } from '../bridge/index.ts';
+import type { AclState, Logger, Metrics, StoreHealth } from '../bridge/index.ts';
 import { AclBootstrap } from './acl-bootstrap.ts';
 import { defaultPublishEndpoint, type LeaderConfig } from './config.ts';
 import { Election, withTimeout, type Term } from './election.ts';
@@ -107,8 +107,8 @@ export class LeaderNode {
       this.#store = store;
       try {
         const loaded = await store.load();
-        loaded.acl = await this.#bootstrap.ensure(store, loaded.acl);
-        await this.#activate(store, loaded, 0);
+        // Bootstrapped once bound: a leader that cannot bind makes (and shows) no token.
+        await this.#activate(store, loaded, 0, undefined, (acl) => this.#bootstrap!.ensure(store, acl));
       } catch (err) {
         await store.close();
         throw err;
@@ -201,12 +201,14 @@ export class LeaderNode {
     loaded: Awaited<ReturnType<RegistryStore['load']>>,
     term: number,
     candidates?: () => Promise<Array<{ endpoint: string; term: number }>>,
+    bootstrapAcl?: (acl: AclState) => Promise<AclState>,
   ): Promise<void> {
     const leader = new Leader(this.#config, this.#log, this.#metrics, {
       store,
       loaded,
       term,
       candidates,
+      bootstrapAcl,
       onFenced: (err) => this.#serial(() => this.#stepDown('fenced', err.message)),
       onGiveUp: (err) => this.#giveUp(err),
     });
