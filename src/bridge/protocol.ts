@@ -62,6 +62,8 @@ export const MESSAGE_TYPE = {
   cluster: 'cluster',
   guardRelease: 'guard.release',
   batch: 'batch',
+  aclGet: 'acl.get',
+  aclWrite: 'acl.write',
   // leader → gateway
   ack: 'ack',
   nack: 'nack',
@@ -71,7 +73,18 @@ export const MESSAGE_TYPE = {
   clusterReply: 'cluster.reply',
   metricsReply: 'metrics.reply',
   batchReply: 'batch.reply',
+  aclReply: 'acl.reply',
 } as const;
+
+/** The operations of an `acl.write` (messages.ts `AclOp`). */
+export const ACL_OPS = {
+  policyPut: 'policy.put',
+  policyDelete: 'policy.delete',
+  tokenCreate: 'token.create',
+  tokenUpdate: 'token.update',
+  tokenDelete: 'token.delete',
+} as const;
+export type AclOpName = (typeof ACL_OPS)[keyof typeof ACL_OPS];
 export type MessageType = (typeof MESSAGE_TYPE)[keyof typeof MESSAGE_TYPE];
 
 /**

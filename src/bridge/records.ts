@@ -3,16 +3,51 @@
  * a key-order-insensitive comparison of JSON values.
  */
 import { Compile } from 'typebox/compile';
+import { AclPolicy, AclToken } from './acl.ts';
 import { Provider } from './schemas.ts';
 
 const provider = Compile(Provider);
+const aclPolicy = Compile(AclPolicy);
+const aclToken = Compile(AclToken);
+
+/** Undefined when `value` passes `validator`, else the first problem as `<json pointer> <message>`. */
+function problem(validator: typeof provider | typeof aclPolicy | typeof aclToken, value: unknown, what: string) {
+  if (validator.Check(value)) return undefined;
+  const [first] = validator.Errors(value);
+  if (!first) return `is not a valid ${what}`;
+  return `${first.instancePath || '/'} ${first.message}`;
+}
 
 /** Undefined when `value` is a valid provider record, else the first problem as `<json pointer> <message>`. */
 export function providerProblem(value: unknown): string | undefined {
-  if (provider.Check(value)) return undefined;
-  const [first] = provider.Errors(value);
-  if (!first) return 'is not a valid provider';
-  return `${first.instancePath || '/'} ${first.message}`;
+  return problem(provider, value, 'provider');
+}
+
+/** The same for a stored ACL policy. */
+export function aclPolicyProblem(value: unknown): string | undefined {
+  return problem(aclPolicy, value, 'ACL policy');
+}
+
+/** The same for a stored ACL token. */
+export function aclTokenProblem(value: unknown): string | undefined {
+  return problem(aclToken, value, 'ACL token');
+}
+
+/**
+ * A stored record's JSON text, parsed and checked by `problemOf` (e.g. `providerProblem`). Throws an Error whose
+ * message says what is wrong (`its body is not JSON (...)`, or the first problem), for the caller to prefix with
+ * where the record was found.
+ */
+export function parseRecord<T>(text: string, problemOf: (value: unknown) => string | undefined): T {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`its body is not JSON (${(err as Error).message})`);
+  }
+  const problem = problemOf(body);
+  if (problem) throw new Error(problem);
+  return body as T;
 }
 
 /**

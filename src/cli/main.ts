@@ -88,6 +88,14 @@ function leaderHealthFlags(v: Partial<Record<FlagKey, FlagValue>>): {
   return { deregisterAfterMs: int(v.deregisterAfterMs), massDownPercent: int(v.massDownPercent) };
 }
 
+/** Tokens and policies of the leader: the bootstrap token's secret and the default quota per token. */
+function leaderAclFlags(v: Partial<Record<FlagKey, FlagValue>>): {
+  bootstrapTokenFile?: string;
+  aclMaxProviders?: number;
+} {
+  return { bootstrapTokenFile: str(v.bootstrapTokenFile), aclMaxProviders: int(v.aclMaxProviders) };
+}
+
 /** Gateway options for the change feeds (native ZeroMQ endpoints, history for resumes). */
 function feedConfig(v: Partial<Record<FlagKey, FlagValue>>): {
   zmqPub?: string;
@@ -184,6 +192,8 @@ const COMMANDS: Record<string, Command> = {
       'workerTimeoutMs',
       'deregisterAfterMs',
       'massDownPercent',
+      'bootstrapTokenFile',
+      'aclMaxProviders',
       'writeTimeoutMs',
       'zmqPub',
       'zmqSnapshot',
@@ -230,6 +240,7 @@ const COMMANDS: Record<string, Command> = {
             ...(curveClient.curveServerKey
               ? { curveSecretKey: curveClient.curveSecretKey, curveAllowKeys: [curveClient.curveServerKey] }
               : {}),
+            ...leaderAclFlags(v),
           },
           { log },
         );
@@ -296,6 +307,8 @@ const COMMANDS: Record<string, Command> = {
       'workerTimeoutMs',
       'deregisterAfterMs',
       'massDownPercent',
+      'bootstrapTokenFile',
+      'aclMaxProviders',
       'metricsPort',
       'metricsHost',
       'curveSecretKey',
@@ -318,6 +331,7 @@ const COMMANDS: Record<string, Command> = {
           curveSecretKey: str(v.curveSecretKey),
           curveAllow: str(v.curveAllow),
           ...leaderHealthFlags(v),
+          ...leaderAclFlags(v),
         },
         // The node logged the one fatal line; exit so a supervisor restarts it or a standby takes over.
         { log, onFatal: () => process.exit(STORE_FAILED_EXIT_CODE) },

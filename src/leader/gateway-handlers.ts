@@ -7,7 +7,10 @@ import { BatchAnswers, type WriteAnswer } from './batch-answers.ts';
 import type { Handlers, LeaderMessageType, LeaderMessages, LeaderParts } from './handlers.ts';
 import { SnapshotReplies } from './snapshot-replies.ts';
 
-export type GatewayRequestType = Exclude<LeaderMessageType, 'worker.hello' | 'worker.ping' | 'presence'>;
+export type GatewayRequestType = Exclude<
+  LeaderMessageType,
+  'worker.hello' | 'worker.ping' | 'presence' | 'acl.get' | 'acl.write'
+>;
 
 /** Where a request's answer goes: straight to its sender, or into its batch's answers. */
 type Respond = (reply: WriteAnswer) => void;
@@ -18,8 +21,44 @@ type Writes = { [T in BatchableType]: (respond: Respond, message: LeaderMessages
 export type ReplyBody = ToFollower extends infer M ? (M extends { reqId: number } ? Omit<M, 'reqId'> : never) : never;
 type Nack = Extract<ToFollower, { type: 'nack' }>;
 
+/** Runs `work` (its synchronous part at once) and responds with its result, or a nack. Never rejects. */
+function answerWith<R extends ReplyBody>(
+  log: LeaderParts['log'],
+  respond: (reply: (R & { reqId: number }) | Nack) => void,
+  reqId: number,
+  work: () => Promise<R>,
+): void {
+  void (async () => {
+    try {
+      const reply = await work();
+      respond({ ...reply, reqId });
+    } catch (err) {
+      if (err instanceof LeaderError) {
+        respond({ type: 'nack', reqId, statusCode: err.statusCode, code: err.code, message: err.message });
+      } else {
+        log.error({ err }, 'request failed');
+        respond({
+          type: 'nack',
+          reqId,
+          statusCode: 503,
+          code: 'SB_LEADER_FAILED',
+          message: 'the leader could not complete the request',
+        });
+      }
+    }
+  })();
+}
+
+/** Runs a request's `work` (its synchronous part at once) and replies with its result, or a nack. Never rejects. */
+export type Answer = (routing: Buffer, reqId: number, work: () => Promise<ReplyBody>) => void;
+
+/** The `answer` of a handler table: replies with what `work` resolves to, or a nack (a LeaderError's code). */
+export function answerer(parts: Pick<LeaderParts, 'control' | 'log'>): Answer {
+  return (routing, reqId, work) => answerWith(parts.log, (reply) => parts.control.reply(routing, reply), reqId, work);
+}
+
 export function gatewayHandlers(parts: LeaderParts): Handlers<GatewayRequestType> {
-  const { registry, assignment, presence, control, session } = parts;
+  const { registry, assignment, presence, control, session, acl } = parts;
   // One encoding per revision, shared by every requester; how many are built per second is bounded.
   const snapshots = new SnapshotReplies({ registry, control, metrics: parts.metrics, log: parts.log });
   parts.metrics.counter('switchboard_write_batches_total', 'Batch frames of writes received from gateways');
@@ -34,55 +73,28 @@ export function gatewayHandlers(parts: LeaderParts): Handlers<GatewayRequestType
     return p;
   };
 
-  /** Runs `work` (its synchronous part at once) and responds with its result, or a nack. Never rejects. */
-  const answerWith = <R extends ReplyBody>(
+  const answer = answerer(parts);
+  const answerWrite = <R extends ReplyBody>(
     respond: (reply: (R & { reqId: number }) | Nack) => void,
     reqId: number,
     work: () => Promise<R>,
-  ): void => {
-    void (async () => {
-      try {
-        const reply = await work();
-        respond({ ...reply, reqId });
-      } catch (err) {
-        if (err instanceof LeaderError) {
-          respond({
-            type: 'nack',
-            reqId,
-            statusCode: err.statusCode,
-            code: err.code,
-            message: err.message,
-          });
-        } else {
-          parts.log.error({ err }, 'request failed');
-          respond({
-            type: 'nack',
-            reqId,
-            statusCode: 503,
-            code: 'SB_LEADER_FAILED',
-            message: 'the leader could not complete the request',
-          });
-        }
-      }
-    })();
-  };
-  const answer = (routing: Buffer, reqId: number, work: () => Promise<ReplyBody>): void =>
-    answerWith((reply) => control.reply(routing, reply), reqId, work);
+  ): void => answerWith(parts.log, respond, reqId, work);
   type Ack = Extract<ReplyBody, { type: 'ack' }>;
 
   const writes: Writes = {
     put: (respond, m) =>
-      answerWith<Ack>(respond, m.reqId, async () => {
+      answerWrite<Ack>(respond, m.reqId, async () => {
         registry.assertWritable();
         const previous = m.id ? registry.get(m.id) : undefined;
-        const result = registry.put(m.id, m.input);
+        const owner = m.owner === undefined ? undefined : { owner: m.owner, maxProviders: acl.maxProviders(m.owner) };
+        const result = registry.put(m.id, m.input, Date.now(), owner);
         if (result.changed) assignment.retask(previous, result.provider);
         await registry.committed();
         return { type: 'ack', status: result.status, rev: result.provider.rev, provider: result.provider };
       }),
 
     delete: (respond, m) =>
-      answerWith<Ack>(respond, m.reqId, async () => {
+      answerWrite<Ack>(respond, m.reqId, async () => {
         registry.assertWritable();
         const removed = registry.remove(m.id);
         parts.forget(removed);
@@ -91,7 +103,7 @@ export function gatewayHandlers(parts: LeaderParts): Handlers<GatewayRequestType
       }),
 
     maintenance: (respond, m) =>
-      answerWith<Ack>(respond, m.reqId, async () => {
+      answerWrite<Ack>(respond, m.reqId, async () => {
         registry.assertWritable();
         const provider = mustGet(m.id);
         const now = Date.now();
@@ -104,7 +116,7 @@ export function gatewayHandlers(parts: LeaderParts): Handlers<GatewayRequestType
       }),
 
     ttl: (respond, m) =>
-      answerWith<Ack>(respond, m.reqId, async () => {
+      answerWrite<Ack>(respond, m.reqId, async () => {
         const provider = mustGet(m.id);
         if (provider.check?.type !== 'ttl') {
           throw new LeaderError(409, 'SB_NOT_TTL_CHECK', `provider '${m.id}' does not have a ttl check`);
@@ -137,6 +149,7 @@ export function gatewayHandlers(parts: LeaderParts): Handlers<GatewayRequestType
         guard: presence.guardStatus(),
         control: parts.controlEndpoint(),
         store: registry.storeHealth(),
+        aclVersion: acl.version,
       }),
 
     metrics: (routing, m) =>

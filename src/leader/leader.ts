@@ -6,13 +6,24 @@
  * - control.ts: the ROUTER (workers and gateways), its receive loop and reply queue;
  * - handlers.ts: the table of one handler per message type, filled by worker-handlers.ts and gateway-handlers.ts;
  * - registry.ts (+ group-commit.ts, store-api.ts): the authoritative records, revisions and durable commits;
+ * - acl-registry.ts (+ acl-handlers.ts): tokens and policies, committed one change at a time;
  * - assignment.ts (+ workers.ts): which worker watches which provider;
  * - presence-decider.ts (+ presence.ts, mass-down.ts): what observations mean, the mass-down guard, maintenance;
  * - reaper.ts: auto-deregistration;
  * - publisher.ts: the PUB (events and position beacons).
  */
 import { randomBytes } from 'node:crypto';
-import type { Logger, Metrics, Provider, RegistryEvent, ServerSecurity, StoreHealth } from '../bridge/index.ts';
+import type {
+  AclState,
+  Logger,
+  Metrics,
+  Provider,
+  RegistryEvent,
+  ServerSecurity,
+  StoreHealth,
+} from '../bridge/index.ts';
+import { aclHandlers } from './acl-handlers.ts';
+import { AclRegistry } from './acl-registry.ts';
 import { Assignment } from './assignment.ts';
 import { defaultPublishEndpoint, type LeaderConfig } from './config.ts';
 import { ControlSocket } from './control.ts';
@@ -50,6 +61,11 @@ export interface TermOptions {
   onGiveUp: (err: Error) => void;
   /** CURVE server and ZAP domain of the control ROUTER and event PUB (absent: plain ZeroMQ). */
   security?: ServerSecurity;
+  /**
+   * Run once the endpoints are bound, before anything is served: the ACL state to serve (a store's first bootstrap
+   * token is made here, so a leader that cannot even bind makes and shows none).
+   */
+  bootstrapAcl?: (acl: AclState) => Promise<AclState>;
 }
 
 /** A read-only view of the leader, for operators' tools, tests and benchmarks. */
@@ -73,12 +89,14 @@ export class Leader {
   readonly #store: RegistryStore;
   readonly #candidates: (() => Promise<LeaderCandidate[]>) | undefined;
   readonly #registry: Registry;
+  readonly #acl: AclRegistry;
   readonly #control: ControlSocket;
   readonly #publisher: EventPublisher;
   readonly #assignment: Assignment;
   readonly #presence: PresenceDecider;
   readonly #reaper: Reaper;
   readonly #handlers: Handlers;
+  readonly #bootstrapAcl: TermOptions['bootstrapAcl'];
   #closed = false;
   #stopping: Promise<void> | undefined;
   controlEndpoint = '';
@@ -90,19 +108,22 @@ export class Leader {
     this.#store = term.store;
     this.term = term.term;
     this.#candidates = term.candidates;
+    this.#bootstrapAcl = term.bootstrapAcl;
     this.#control = new ControlSocket({ log, metrics, security: term.security });
     this.#publisher = new EventPublisher({ log, metrics, security: term.security });
+    this.#acl = new AclRegistry(term.loaded.acl, { defaultMaxProviders: config.aclMaxProviders });
+    const fenced = (err: Error): void => {
+      // Halt at once (the plane closes before anything else), then tell the node.
+      void this.stepDown(`store refused the commit: ${err.message}`);
+      term.onFenced(err);
+    };
     this.#registry = new Registry(term.store, term.loaded, {
       log,
       metrics,
       historySize: config.historySize,
       publish: (event) => this.#publisher.publish(event),
       moreWaiting: () => this.#control.moreWaiting(),
-      // Halt at once (the plane closes before anything else), then tell the node.
-      onFenced: (err) => {
-        void this.stepDown(`store refused the commit: ${err.message}`);
-        term.onFenced(err);
-      },
+      onFenced: fenced,
       onGiveUp: term.onGiveUp,
       storeFailExitMs: config.storeFailExitMs,
     });
@@ -139,6 +160,8 @@ export class Leader {
     const parts: LeaderParts = {
       session: this.session,
       registry: this.#registry,
+      acl: this.#acl,
+      store: term.store,
       control: this.#control,
       assignment: this.#assignment,
       presence: this.#presence,
@@ -149,8 +172,10 @@ export class Leader {
       controlEndpoint: () => this.controlEndpoint,
       cluster: () => this.#cluster(),
       forget: (removed) => this.#forget(removed),
+      announceAcl: () => this.#publisher.beaconNow(),
+      fenced,
     };
-    this.#handlers = { ...workerHandlers(parts), ...gatewayHandlers(parts) };
+    this.#handlers = { ...workerHandlers(parts), ...gatewayHandlers(parts), ...aclHandlers(parts) };
   }
 
   get epoch(): string {
@@ -182,6 +207,7 @@ export class Leader {
       this.eventsEndpoint = await this.#publisher.bind(
         this.#config.publish ?? defaultPublishEndpoint(this.#config.bind),
       );
+      if (this.#bootstrapAcl) this.#acl.replace(await this.#bootstrapAcl(this.#acl.state()));
     } catch (err) {
       await this.#control.close();
       this.#publisher.close();
@@ -193,6 +219,7 @@ export class Leader {
       session: this.session,
       epoch: this.#registry.epoch,
       rev: this.#registry.committedRev,
+      aclVersion: this.#acl.version,
     }));
     this.#assignment.start();
     this.#reaper.start();

@@ -12,7 +12,8 @@
  * Transitions run one at a time, in the order the election reported them.
  */
 import type { Etcd3 } from 'etcd3';
-import type { Logger, Metrics, ServerSecurity, StoreHealth } from '../bridge/index.ts';
+import type { AclState, Logger, Metrics, ServerSecurity, StoreHealth } from '../bridge/index.ts';
+import { AclBootstrap } from './acl-bootstrap.ts';
 import { defaultPublishEndpoint, type LeaderConfig } from './config.ts';
 import { Election, withTimeout, type Term } from './election.ts';
 import { connectEtcd, EtcdStore } from './etcd-store.ts';
@@ -47,6 +48,7 @@ export class LeaderNode {
   readonly spec: StoreSpec;
   #store: RegistryStore | undefined;
   #etcd: { client: Etcd3; election: Election; store: EtcdStore } | undefined;
+  #bootstrap: AclBootstrap | undefined;
   #active: Leader | undefined;
   #queue: Promise<void> = Promise.resolve();
   #retakeTimer: NodeJS.Timeout | undefined;
@@ -102,12 +104,15 @@ export class LeaderNode {
   }
 
   async start(): Promise<void> {
+    // Read --bootstrap-token-file first: a bad one stops the start before any store is touched.
+    this.#bootstrap = new AclBootstrap({ file: this.#config.bootstrapTokenFile, log: this.#log });
     if (this.spec.kind === 'sqlite') {
       const store = sqliteStore(new Store(this.#config.dataDir, this.#log));
       this.#store = store;
       try {
         const loaded = await store.load();
-        await this.#activate(store, loaded, 0);
+        // Bootstrapped once bound: a leader that cannot bind makes (and shows) no token.
+        await this.#activate(store, loaded, 0, undefined, (acl) => this.#bootstrap!.ensure(store, acl));
       } catch (err) {
         await store.close();
         throw err;
@@ -183,6 +188,7 @@ export class LeaderNode {
     let loaded;
     try {
       loaded = await etcd.store.load();
+      loaded.acl = await this.#bootstrap!.ensure(etcd.store, loaded.acl);
     } catch (err) {
       this.#log.warn({ err: (err as Error).message, term: term.term }, 'could not take the store over; retrying');
       this.#retake();
@@ -199,12 +205,14 @@ export class LeaderNode {
     loaded: Awaited<ReturnType<RegistryStore['load']>>,
     term: number,
     candidates?: () => Promise<Array<{ endpoint: string; term: number }>>,
+    bootstrapAcl?: (acl: AclState) => Promise<AclState>,
   ): Promise<void> {
     const leader = new Leader(this.#config, this.#log, this.#metrics, {
       store,
       loaded,
       term,
       candidates,
+      bootstrapAcl,
       onFenced: (err) => this.#serial(() => this.#stepDown('fenced', err.message)),
       onGiveUp: (err) => this.#giveUp(err),
       security: this.#security,

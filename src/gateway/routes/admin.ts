@@ -113,7 +113,9 @@ class AdminSnapshots {
   get(): Promise<SnapshotFile> {
     const last = this.#last;
     const replica = this.#ctx.follower.replica;
-    if (last && last.epoch === replica.epoch && replica.rev <= last.rev) return Promise.resolve(last);
+    const aclVersion = this.#ctx.follower.acl.version;
+    if (last && last.epoch === replica.epoch && replica.rev <= last.rev && (last.acl?.version ?? 0) >= aclVersion)
+      return Promise.resolve(last);
     this.#inFlight ??= this.#ask().finally(() => (this.#inFlight = undefined));
     return this.#inFlight;
   }
@@ -122,7 +124,10 @@ class AdminSnapshots {
     const reply = await this.#ctx.writes.ask({ type: 'snapshot' });
     if (reply.type !== 'snapshot.reply')
       throw httpError('SB_LEADER_FAILED', `unexpected reply '${reply.type}' from the leader`);
-    const file = snapshotFile(reply.epoch, reply.rev, reply.providers);
+    // Tokens (secrets as hashes only) and policies travel with the providers, asked of the leader too.
+    const acl = await this.#ctx.writes.ask({ type: 'acl.get' });
+    if (acl.type !== 'acl.reply') throw httpError('SB_LEADER_FAILED', `unexpected reply '${acl.type}' from the leader`);
+    const file = snapshotFile(reply.epoch, reply.rev, reply.providers, { acl: acl.state });
     this.#last = file;
     clearTimeout(this.#forget);
     // Not kept longer: a registry's snapshot is large.
