@@ -359,7 +359,11 @@ export const HUMAN_COMMANDS: Record<string, HumanCommand> = {
     async run(ctx, _v, positionals) {
       // The Node client's watch: WebSocket, resumes from its last revision after a reconnect.
       const { SwitchboardClient } = await import('../client/index.ts');
-      const client = new SwitchboardClient({ gateways: [ctx.gateway], requestTimeoutMs: ctx.timeoutMs });
+      const client = new SwitchboardClient({
+        gateways: [ctx.gateway],
+        requestTimeoutMs: ctx.timeoutMs,
+        ...(ctx.token ? { token: ctx.token } : {}),
+      });
       const watch = client.watch({ services: positionals, retryDelayMs: 1000 });
       const stop = (): void => watch.close();
       process.once('SIGINT', stop);

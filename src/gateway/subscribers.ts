@@ -78,6 +78,8 @@ export interface Watcher {
   readonly address: string;
   /** null: every service. */
   readonly services: ReadonlySet<string> | null;
+  /** With ACLs on: the services its token may read now (the stream is filtered by it); null: every service. */
+  readonly reads: ((service: string) => boolean) | null;
   snapshot(message: Outgoing<SnapshotBody>): void;
   event(message: Outgoing<RegistryEvent>): void;
   /** A resume was served from history; the events after `rev` follow. */
@@ -220,7 +222,15 @@ export class EventHub {
       }
     }
     if (from === 'live') watcher.hello(position);
-    else watcher.snapshot(this.#snapshots.get(watcher.services));
+    else watcher.snapshot(this.#snapshotFor(watcher));
+  }
+
+  /** The snapshot a subscriber may see: its filter, narrowed to the services its token reads. */
+  #snapshotFor(watcher: Watcher): Outgoing<SnapshotBody> {
+    const { services, reads } = watcher;
+    if (reads === null) return this.#snapshots.get(services);
+    const names = services === null ? this.#replica.serviceNames() : [...services];
+    return this.#snapshots.get(new Set(names.filter(reads)));
   }
 
   #onEvent(event: RegistryEvent): void {
@@ -233,10 +243,12 @@ export class EventHub {
   #onReset(position: { epoch: string; rev: number }): void {
     this.history.reset(position.epoch, position.rev);
     // Watchers with the same filter share one snapshot (and so one encoding of it).
-    for (const w of [...this.#watchers]) w.snapshot(this.#snapshots.get(w.services));
+    for (const w of [...this.#watchers]) w.snapshot(this.#snapshotFor(w));
   }
 }
 
 function matches(watcher: Watcher, service: string): boolean {
-  return watcher.services === null || watcher.services.has(service);
+  return (
+    (watcher.services === null || watcher.services.has(service)) && (watcher.reads === null || watcher.reads(service))
+  );
 }
