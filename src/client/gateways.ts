@@ -28,7 +28,7 @@ export class GatewayPool {
       .map((g) => (typeof g === 'string' ? { url: g } : g))
       .map((g) => ({ ...g, url: g.url.replace(/\/+$/, '') }));
     this.#timeoutMs = timeoutMs;
-    this.authHeaders = Object.freeze(token ? { authorization: `Bearer ${token}` } : {});
+    this.authHeaders = Object.freeze<Record<string, string>>(token ? { authorization: `Bearer ${token}` } : {});
   }
 
   get current(): GatewayAddress {

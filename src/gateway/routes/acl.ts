@@ -4,7 +4,7 @@
  * fetches the new ACL version before the answer). A token's secret is made here and shown once, in the answer to
  * its creation; stores and replicas keep only its hash.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import {
@@ -152,9 +152,9 @@ export async function aclRoutes(fastify: FastifyInstance, ctx: GatewayContext): 
     },
   );
 
-  const token = async (request: FastifyRequest<{ Params: { accessor: string } }>): Promise<AclToken> => {
-    const found = index().token(request.params.accessor);
-    if (!found) throw httpError('SB_ACL_NOT_FOUND', `no token with accessor '${request.params.accessor}'`);
+  const token = (accessor: string): AclToken => {
+    const found = index().token(accessor);
+    if (!found) throw httpError('SB_ACL_NOT_FOUND', `no token with accessor '${accessor}'`);
     return found;
   };
 
@@ -168,7 +168,7 @@ export async function aclRoutes(fastify: FastifyInstance, ctx: GatewayContext): 
         response: { 200: AclTokenView, ...errorResponses(400, 401, 403, 404) },
       },
     },
-    async (request) => view(await token(request)),
+    async (request) => view(token(request.params.accessor)),
   );
 
   app.put(
@@ -185,7 +185,7 @@ export async function aclRoutes(fastify: FastifyInstance, ctx: GatewayContext): 
     async (request) => {
       const { accessor } = request.params;
       await change(request, { op: 'token.update', accessor, ...request.body });
-      return view(await token(request));
+      return view(token(accessor));
     },
   );
 
@@ -251,7 +251,7 @@ export async function aclRoutes(fastify: FastifyInstance, ctx: GatewayContext): 
         response: { 200: AclPolicy, 201: AclPolicy, ...errorResponses(400, 401, 403, 409, 413, 415, 429, 503) },
       },
     },
-    async (request, reply: FastifyReply) => {
+    async (request, reply) => {
       const { name } = request.params;
       const existed = index().policy(name) !== undefined;
       const body: AclPolicy = { name, ...request.body };

@@ -23,7 +23,7 @@ export async function ensureToken() {
   for (;;) {
     const res = await fetch('/v1/acl/token/self', { headers: authHeaders(), signal: AbortSignal.timeout(10_000) });
     if (res.status !== 401) return;
-    const given = prompt(message, '');
+    const given = window.prompt(message, '');
     if (given === null || given.trim() === '') {
       sessionStorage.removeItem(KEY);
       return;
