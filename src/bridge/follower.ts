@@ -9,8 +9,13 @@
  * With several leader candidates (HA) the DEALER connects to all of them and only the active one answers; its pong
  * says which it is (`control`) and where it publishes (`events`). A new leader session (a restart or a failover)
  * moves the SUB to the new leader's events and the sync machine catches up by `since` or a snapshot.
+ *
+ * It also holds the tokens and policies (`acl`): pongs and beacons carry the leader's ACL version, and whenever it
+ * differs from the one held (or a new leader session answers) the whole ACL state is fetched with `acl.get`, one
+ * fetch at a time. ACL changes are rare and small next to provider changes, so there is no ACL event stream.
  */
 import { Subscriber } from 'zeromq';
+import { AclIndex, EMPTY_ACL_STATE } from './acl.ts';
 import { LeaderError, LinkError } from './errors.ts';
 import { leaderEndpoints, matchLeaderEndpoint, type LeaderEndpoints } from './leader-endpoints.ts';
 import { DEFAULT_MAX_BUFFERED_EVENTS, FollowerSync, type SyncAction } from './follower-sync.ts';
@@ -35,6 +40,8 @@ export const DEFAULT_STALE_AFTER_MS = 2000;
 export const DEFAULT_SNAPSHOT_TIMEOUT_MS = 30_000;
 /** Pause before a failed sync request is sent again. */
 export const SYNC_RETRY_DELAY_MS = 500;
+/** How long an `acl.get` may take (100,000 tokens are a few tens of MiB). */
+export const DEFAULT_ACL_TIMEOUT_MS = 10_000;
 
 export interface FollowerOptions {
   /** The leader's control endpoint, or every leader candidate's (a list or comma-separated). */
@@ -50,6 +57,8 @@ export interface FollowerOptions {
   snapshotTimeoutMs?: number;
   maxBufferedEvents?: number;
   requestTimeoutMs?: number;
+  /** Timeout of one ACL fetch (`acl.get`). */
+  aclTimeoutMs?: number;
 }
 
 /** The leader's answer to a ping, as the follower saw it. */
@@ -64,11 +73,19 @@ export interface FollowerStatus {
   lastContactMs: number | null;
 }
 
+interface AclWaiter {
+  minVersion: number | undefined;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
 export class Follower {
   readonly replica = new Replica();
   readonly #sync: FollowerSync;
   readonly #link: LeaderLink<typeof ToFollower>;
-  readonly #opts: Required<Pick<FollowerOptions, 'pingIntervalMs' | 'staleAfterMs' | 'snapshotTimeoutMs'>>;
+  readonly #opts: Required<
+    Pick<FollowerOptions, 'pingIntervalMs' | 'staleAfterMs' | 'snapshotTimeoutMs' | 'aclTimeoutMs'>
+  >;
   readonly #log: Logger;
   readonly #metrics: Metrics;
   readonly #sub: Subscriber;
@@ -87,6 +104,17 @@ export class Follower {
   #pingTimer: NodeJS.Timeout | undefined;
   readonly #presence: LeaderPresence;
   #leaderSession: string | null = null;
+  #acl = new AclIndex(EMPTY_ACL_STATE);
+  /** The leader session the ACL state was fetched from (null: none fetched yet). */
+  #aclSession: string | null = null;
+  readonly #aclListeners = new Set<(acl: AclIndex) => void>();
+  /** The one `acl.get` in flight. */
+  #aclFetch: Promise<void> | undefined;
+  /** The leader session and ACL version last announced by a pong or beacon. */
+  #aclLatest: { session: string; version: number } | undefined;
+  /** `refreshAcl()` callers waiting for a fetch that starts after their call (or for their version). */
+  #aclNext: AclWaiter[] = [];
+  #aclTaken: AclWaiter[] = [];
   #closed = false;
 
   constructor(opts: FollowerOptions) {
@@ -100,6 +128,7 @@ export class Follower {
       pingIntervalMs: opts.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
       staleAfterMs: opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS,
       snapshotTimeoutMs: opts.snapshotTimeoutMs ?? DEFAULT_SNAPSHOT_TIMEOUT_MS,
+      aclTimeoutMs: opts.aclTimeoutMs ?? DEFAULT_ACL_TIMEOUT_MS,
     };
     this.#presence = new LeaderPresence({ staleAfterMs: this.#opts.staleAfterMs });
     this.#sync = new FollowerSync({ maxBufferedEvents: opts.maxBufferedEvents ?? DEFAULT_MAX_BUFFERED_EVENTS });
@@ -138,6 +167,12 @@ export class Follower {
     opts.metrics.gauge('switchboard_replica_stale', '1 while the replica may be behind the leader', () =>
       this.stale ? 1 : 0,
     );
+    opts.metrics.gauge(
+      'switchboard_acl_version',
+      'ACL version (tokens and policies) this process holds',
+      () => this.acl.version,
+    );
+    opts.metrics.counter('switchboard_acl_fetches_total', 'ACL states fetched from the leader');
     if (this.#fixedEvents) this.#connectEvents(this.#fixedEvents);
     this.#ping();
   }
@@ -178,6 +213,37 @@ export class Follower {
     };
   }
 
+  /** Tokens and policies as last fetched from the leader (version 0, empty, until then). */
+  get acl(): AclIndex {
+    return this.#acl;
+  }
+
+  /** True once an ACL state has been fetched from a leader (until then `acl` is empty: every token unknown). */
+  get aclLoaded(): boolean {
+    return this.#aclSession !== null;
+  }
+
+  /** Called with the new index each time a fetched ACL state replaces the one held. */
+  onAcl(listener: (acl: AclIndex) => void): () => void {
+    this.#aclListeners.add(listener);
+    return () => this.#aclListeners.delete(listener);
+  }
+
+  /**
+   * Fetches the ACL state now (read-your-writes: a gateway awaits this after its own `acl.write` was acknowledged,
+   * so the change is visible here before it answers). Resolves once a fetch that started after this call has been
+   * applied, or at once when `minVersion` (the `aclVersion` of the ack) is already held. Rejects when the fetch
+   * fails (timeout, leader gone) or the follower closes.
+   */
+  refreshAcl(minVersion?: number): Promise<void> {
+    if (this.#closed) return Promise.reject(new LinkError('LINK_CLOSED', 'the follower is closed'));
+    if (minVersion !== undefined && this.aclLoaded && this.#acl.version >= minVersion) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.#aclNext.push({ minVersion, resolve, reject });
+      this.#fetchAcl();
+    });
+  }
+
   /** Every pong the leader sends (its session, position and mass-down guard), for whoever reports on the leader. */
   onPong(listener: (pong: LeaderPong) => void): () => void {
     this.#pongListeners.add(listener);
@@ -196,6 +262,65 @@ export class Follower {
     await this.#subLoop;
     await this.#subWatch;
     await Promise.all(this.#requests);
+    await this.#aclFetch;
+    const closed = new LinkError('LINK_CLOSED', 'the follower is closed');
+    for (const w of [...this.#aclTaken.splice(0), ...this.#aclNext.splice(0)]) w.reject(closed);
+  }
+
+  /** The leader said which ACL version it holds (pong or beacon): fetch when it is not the one held here. */
+  #aclAnnounced(session: string, version: number | undefined): void {
+    // A leader that sends no version keeps no ACL state (an older build): nothing to fetch.
+    if (version === undefined) return;
+    this.#aclLatest = { session, version };
+    if (this.#aclBehind()) this.#fetchAcl();
+  }
+
+  /** The last announced ACL version (or session) is not the one held. */
+  #aclBehind(): boolean {
+    const latest = this.#aclLatest;
+    return latest !== undefined && (latest.session !== this.#aclSession || latest.version !== this.#acl.version);
+  }
+
+  /** Starts an `acl.get` unless one is in flight (the end of that one looks again). */
+  #fetchAcl(): void {
+    if (this.#closed || this.#aclFetch) return;
+    this.#aclTaken = this.#aclNext.splice(0);
+    let ok = false;
+    const fetch = this.#link
+      .request({ type: 'acl.get' }, this.#opts.aclTimeoutMs)
+      .then((reply) => {
+        if (this.#closed) return;
+        if (reply.type !== 'acl.reply') throw new Error(`unexpected reply ${reply.type} to acl.get`);
+        ok = true;
+        this.#metrics.inc('switchboard_acl_fetches_total');
+        // The pong that names a new session may come after the new leader's reply: the next announce fixes it.
+        const session = this.#leaderSession ?? '';
+        const changed = session !== this.#aclSession || reply.state.version !== this.#acl.version;
+        this.#aclSession = session;
+        if (changed) {
+          this.#acl = new AclIndex(reply.state);
+          this.#log.info({ aclVersion: reply.state.version, tokens: reply.state.tokens.length }, 'ACL state applied');
+          for (const listener of this.#aclListeners) listener(this.#acl);
+        }
+        for (const w of this.#aclTaken.splice(0)) w.resolve();
+        this.#aclNext = this.#aclNext.filter((w) => {
+          const done = w.minVersion !== undefined && this.#acl.version >= w.minVersion;
+          if (done) w.resolve();
+          return !done;
+        });
+      })
+      .catch((err: unknown) => {
+        if (this.#closed) return;
+        this.#log.warn({ err: err instanceof Error ? err.message : err }, 'ACL fetch failed');
+        const error = err instanceof Error ? err : new Error(String(err));
+        for (const w of this.#aclTaken.splice(0)) w.reject(error);
+      })
+      .finally(() => {
+        this.#aclFetch = undefined;
+        // After a failure only a new announce (the next pong or beacon) or a new refresh tries again: no spinning.
+        if (!this.#closed && (this.#aclNext.length > 0 || (ok && this.#aclBehind()))) this.#fetchAcl();
+      });
+    this.#aclFetch = fetch;
   }
 
   #connectEvents(endpoint: string): void {
@@ -239,6 +364,7 @@ export class Follower {
         if (!this.#fixedEvents) this.#connectEvents(resolveAdvertised(reply.events, this.#active));
         for (const listener of this.#pongListeners) listener(reply);
         this.#run(this.#sync.onPong(reply));
+        this.#aclAnnounced(reply.session, reply.aclVersion);
       })
       .catch((err: unknown) => {
         if (this.#closed) return;
@@ -268,6 +394,7 @@ export class Follower {
       if (!b) return;
       this.#presence.contact(Date.now());
       this.#run(this.#sync.onBeacon(b));
+      this.#aclAnnounced(b.session, b.aclVersion);
       return;
     }
     if (topic !== TOPIC_EVENT) {

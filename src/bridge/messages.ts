@@ -7,7 +7,8 @@
  */
 import { Type, type Static } from 'typebox';
 import { Compile } from 'typebox/compile';
-import { MESSAGE_TYPE, OBSERVATION_CAUSES } from './protocol.ts';
+import { AclPolicy, AclState, AclToken, ACL_POLICY_NAME_PATTERN } from './acl.ts';
+import { ACL_OPS, MESSAGE_TYPE, OBSERVATION_CAUSES } from './protocol.ts';
 import { Check, CheckResult, Provider, ProviderId, ProviderInput, RegistryEvent } from './schemas.ts';
 
 const Id = Type.String({ minLength: 1, maxLength: 128 });
@@ -26,6 +27,10 @@ export const MAX_TASKS_PER_WORKER = 50_000;
 export const MAX_TASKS_PER_CHANGE = 50_000;
 const ReqId = Type.Integer({ minimum: 0 });
 const Millis = Type.Number();
+/** The ACL state's version (bridge/acl.ts `AclState.version`): grows by one per ACL change. */
+const AclVersion = Type.Integer({ minimum: 0 });
+/** A token's public id (`AclToken.accessor`). */
+const Accessor = Type.String({ minLength: 1, maxLength: 64 });
 
 /** One provider a worker must watch. */
 export const Task = Type.Object({
@@ -90,6 +95,11 @@ export const PutRequest = Type.Object({
   /** Absent for POST: the leader derives the id. */
   id: Type.Optional(ProviderId),
   input: ProviderInput,
+  /**
+   * Accessor id of the token that sent the registration (absent with ACLs off). The leader stores it on the
+   * provider and refuses the put with SB_QUOTA_EXCEEDED when the token would own more than its `maxProviders`.
+   */
+  owner: Type.Optional(Accessor),
 });
 export const DeleteRequest = Type.Object({ type: Type.Literal(MESSAGE_TYPE.delete), reqId: ReqId, id: ProviderId });
 export const TtlRequest = Type.Object({ type: Type.Literal(MESSAGE_TYPE.ttl), reqId: ReqId, id: ProviderId });
@@ -152,6 +162,35 @@ export const ClusterReply = Type.Object({
 /** Operator override of the mass-down guard: publish every held down now. */
 export const GuardReleaseRequest = Type.Object({ type: Type.Literal(MESSAGE_TYPE.guardRelease), reqId: ReqId });
 
+/** The whole ACL state (answered with `acl.reply`): followers fetch it when a pong or beacon shows a new version. */
+export const AclGetRequest = Type.Object({ type: Type.Literal(MESSAGE_TYPE.aclGet), reqId: ReqId });
+/**
+ * One change to tokens or policies. The gateway that takes the REST call builds it (for `token.create` it has made
+ * the accessor, the secret and its hash: the secret never leaves that gateway); the leader checks it against the
+ * stored state (SB_ACL_NOT_FOUND, SB_ACL_CONFLICT) and commits it.
+ */
+export const AclOp = Type.Union([
+  /** Create or replace a policy. */
+  Type.Object({ op: Type.Literal(ACL_OPS.policyPut), policy: AclPolicy }),
+  /** Refused while a token names it, and for `global-management`. */
+  Type.Object({ op: Type.Literal(ACL_OPS.policyDelete), name: Type.String({ pattern: ACL_POLICY_NAME_PATTERN }) }),
+  /** Refused when the accessor exists or a named policy does not. */
+  Type.Object({ op: Type.Literal(ACL_OPS.tokenCreate), token: AclToken }),
+  /** Changes only the fields given; `maxProviders: null` goes back to the leader's default. */
+  Type.Object({
+    op: Type.Literal(ACL_OPS.tokenUpdate),
+    accessor: Accessor,
+    description: Type.Optional(Type.String({ maxLength: 512 })),
+    policies: Type.Optional(AclToken.properties.policies),
+    maxProviders: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.Null()])),
+  }),
+  /** Refused when it would leave no token holding an `admin` policy. */
+  Type.Object({ op: Type.Literal(ACL_OPS.tokenDelete), accessor: Accessor }),
+]);
+export type AclOp = Static<typeof AclOp>;
+/** Answered with `ack` (status 200, `rev` the registry's, `aclVersion` the new ACL version) once durable, or `nack`. */
+export const AclWriteRequest = Type.Object({ type: Type.Literal(MESSAGE_TYPE.aclWrite), reqId: ReqId, op: AclOp });
+
 // --- leader → gateway
 export const Ack = Type.Object({
   type: Type.Literal(MESSAGE_TYPE.ack),
@@ -159,6 +198,8 @@ export const Ack = Type.Object({
   status: Type.Integer(),
   rev: Type.Integer({ minimum: 0 }),
   provider: Type.Optional(Provider),
+  /** The ACL version after an `acl.write` (a follower has the change once its `acl.version` reaches it). */
+  aclVersion: Type.Optional(AclVersion),
 });
 export const Nack = Type.Object({
   type: Type.Literal(MESSAGE_TYPE.nack),
@@ -206,10 +247,21 @@ export const Pong = Type.Object({
   control: Type.Optional(Type.String({ maxLength: 256 })),
   /** Whether the leader's store takes commits; while not, writes are refused (SB_STORE_UNAVAILABLE). */
   store: Type.Optional(StoreHealth),
+  /** The leader's ACL version: a follower holding another one fetches the state (`acl.get`). */
+  aclVersion: Type.Optional(AclVersion),
 });
+/** Every token (secrets as hashes only) and policy, at one ACL version. */
+export const AclReply = Type.Object({ type: Type.Literal(MESSAGE_TYPE.aclReply), reqId: ReqId, state: AclState });
 
 // --- leader PUB
-export const Beacon = Type.Object({ session: Id, epoch: Id, rev: Type.Integer({ minimum: 0 }), at: Millis });
+export const Beacon = Type.Object({
+  session: Id,
+  epoch: Id,
+  rev: Type.Integer({ minimum: 0 }),
+  at: Millis,
+  /** The leader's ACL version (as in `pong`); also sent at once after each ACL change. */
+  aclVersion: Type.Optional(AclVersion),
+});
 export type Beacon = Static<typeof Beacon>;
 // Topics live in protocol.ts (dependency-free); re-exported here for code that imports them from messages.ts.
 export { TOPIC_EVENT, TOPIC_BEACON } from './protocol.ts';
@@ -229,6 +281,8 @@ export const ToLeader = Type.Union([
   GuardReleaseRequest,
   ClusterRequest,
   MetricsRequest,
+  AclGetRequest,
+  AclWriteRequest,
 ]);
 export type ToLeader = Static<typeof ToLeader>;
 
@@ -244,6 +298,9 @@ export const LEADER_FRAME_LIMITS = {
   byType: {
     'worker.hello': 12 * 1024 * 1024,
     presence: 12 * 1024 * 1024,
+    // The largest op is a policy of 1000 rules of 63-character names: about 90 KiB of msgpack.
+    'acl.write': 128 * 1024,
+    'acl.get': 1024,
   } as Partial<Record<ToLeader['type'], number>>,
   /** Every other type (requests from gateways: a provider record is at most about 40 KiB). */
   other: 256 * 1024,
@@ -254,7 +311,16 @@ export const ToWorker = Type.Union([WorkerWelcome, TasksAdd, TasksRemove, Worker
 export type ToWorker = Static<typeof ToWorker>;
 
 /** Everything a gateway's DEALER accepts. */
-export const ToFollower = Type.Union([Ack, Nack, SnapshotReply, SinceReply, Pong, ClusterReply, MetricsReply]);
+export const ToFollower = Type.Union([
+  Ack,
+  Nack,
+  SnapshotReply,
+  SinceReply,
+  Pong,
+  ClusterReply,
+  MetricsReply,
+  AclReply,
+]);
 export type ToFollower = Static<typeof ToFollower>;
 
 export type Reply = ToFollower;

@@ -61,6 +61,8 @@ export const MESSAGE_TYPE = {
   metrics: 'metrics',
   cluster: 'cluster',
   guardRelease: 'guard.release',
+  aclGet: 'acl.get',
+  aclWrite: 'acl.write',
   // leader → gateway
   ack: 'ack',
   nack: 'nack',
@@ -69,7 +71,18 @@ export const MESSAGE_TYPE = {
   pong: 'pong',
   clusterReply: 'cluster.reply',
   metricsReply: 'metrics.reply',
+  aclReply: 'acl.reply',
 } as const;
+
+/** The operations of an `acl.write` (messages.ts `AclOp`). */
+export const ACL_OPS = {
+  policyPut: 'policy.put',
+  policyDelete: 'policy.delete',
+  tokenCreate: 'token.create',
+  tokenUpdate: 'token.update',
+  tokenDelete: 'token.delete',
+} as const;
+export type AclOpName = (typeof ACL_OPS)[keyof typeof ACL_OPS];
 export type MessageType = (typeof MESSAGE_TYPE)[keyof typeof MESSAGE_TYPE];
 
 /**

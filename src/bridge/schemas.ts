@@ -155,6 +155,13 @@ export const Provider = Type.Object({
   updatedAt: Type.Number(),
   rev: Type.Integer({ minimum: 1, description: 'Revision of the last change to this provider' }),
   lastCheck: Type.Optional(CheckResult),
+  owner: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 64,
+      description: 'Accessor id of the token that registered it; absent with ACLs off',
+    }),
+  ),
 });
 export type Provider = Static<typeof Provider>;
 

@@ -96,6 +96,14 @@ export function gatewayHandlers(parts: LeaderParts): Handlers<GatewayRequestType
 
     snapshot: (routing, m) => snapshots.request(routing, m.reqId),
 
+    // Interim: the ACL registry and its store commits follow in the next commits.
+    'acl.get': (routing, m) =>
+      control.reply(routing, { type: 'acl.reply', reqId: m.reqId, state: { version: 0, tokens: [], policies: [] } }),
+    'acl.write': (routing, m) =>
+      answer(routing, m.reqId, async () => {
+        throw new LeaderError(503, 'SB_LEADER_FAILED', 'ACL writes are not implemented by this leader yet');
+      }),
+
     since: (routing, m) => {
       const events = m.epoch === registry.epoch ? registry.since(m.since) : undefined;
       control.reply(routing, {

@@ -25,6 +25,8 @@ test('dispatch hands each message type to its own handler, with the message, the
     'guard.release': record('guard.release'),
     cluster: record('cluster'),
     metrics: record('metrics'),
+    'acl.get': record('acl.get'),
+    'acl.write': record('acl.write'),
   };
   const messages: ToLeader[] = [
     { type: 'worker.hello', workerId: 'w1', observations: [{ id: 'p1', alive: true, cause: 'beat', at: 1 }] },
@@ -40,6 +42,8 @@ test('dispatch hands each message type to its own handler, with the message, the
     { type: 'guard.release', reqId: 8 },
     { type: 'cluster', reqId: 9 },
     { type: 'metrics', reqId: 10 },
+    { type: 'acl.get', reqId: 11 },
+    { type: 'acl.write', reqId: 12, op: { op: 'token.delete', accessor: 'a1' } },
   ];
   for (const m of messages) assert.ok(toLeader.Check(m), `${m.type} is a valid wire message`);
   assert.equal(new Set(messages.map((m) => m.type)).size, Object.keys(handlers).length, 'one message per handler');
