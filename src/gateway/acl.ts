@@ -10,7 +10,7 @@
  * - With ACLs off every check passes and nothing is filtered (a loopback-only gateway, `switchboard start`).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { EMPTY_ACL_STATE, AclIndex, type AclNeed, type ResolvedToken } from '../bridge/index.ts';
+import type { AclIndex, AclNeed, ResolvedToken } from '../bridge/index.ts';
 import { httpError } from './errors.ts';
 
 /**
@@ -151,7 +151,7 @@ export interface GatewayAclOptions {
   enabled: boolean;
   source: AclSource;
   /** The service of a registered provider (from the replica). */
-  serviceOf(id: string): string | undefined;
+  serviceOf: (id: string) => string | undefined;
 }
 
 export class GatewayAcl {
@@ -169,7 +169,7 @@ export class GatewayAcl {
 
   /** The current tokens and policies (empty until the follower has fetched them). */
   get index(): AclIndex {
-    return this.#source.acl ?? EMPTY_INDEX;
+    return this.#source.acl;
   }
 
   /**
@@ -279,8 +279,6 @@ export class GatewayAcl {
     };
   }
 }
-
-const EMPTY_INDEX = new AclIndex(EMPTY_ACL_STATE);
 
 /** The OpenAPI security schemes: a bearer token, the same secret in a header, and `?token=` on the streams. */
 export const SECURITY_SCHEMES = {
