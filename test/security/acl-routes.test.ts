@@ -56,8 +56,17 @@ test('a token comes as Bearer, X-Switchboard-Token or X-Consul-Token; ?token= on
   assert.equal(stream.statusCode, 403);
   assert.match(stream.json().message, /read on service 'orders'/);
   assert.equal((await get('/v1/events?token=wrong')).statusCode, 401);
-  // The one writing its secret anywhere would be a log line; none does, at any level.
-  assert.ok(lines.length > 0);
+  // A refused write is audited with the token's accessor (never its secret).
+  const write = await g.app.inject({
+    method: 'DELETE',
+    url: `/v1/providers/b1?token=${SECRET}`,
+    headers: { 'x-switchboard-token': SECRET },
+  });
+  assert.equal(write.statusCode, 403);
+  const audit = lines.map((l) => JSON.parse(l)).find((l) => l.audit === true);
+  assert.equal(audit?.who?.token, 'a-reader');
+  assert.equal(audit?.result, 'refused');
+  // No line, at any level, carries the secret.
   for (const line of lines) assert.ok(!line.includes(SECRET), `secret in a log line: ${line}`);
   assert.equal(redactUrl(`/v1/watch?service=a&token=${SECRET}&rev=1`), '/v1/watch?service=a&token=[redacted]&rev=1');
 });
