@@ -123,7 +123,8 @@ test('every route × {none, read, other service, right, admin}: 401, 403 or allo
     ['GET', '/v1/agent/self', undefined, [401, 200, 200, 200, 200]],
     ['GET', '/v1/catalog/datacenters', undefined, [401, 200, 200, 200, 200]],
     ['PUT', '/v1/providers/p-billing', billing, [401, 403, 403, 200, 200]],
-    ['POST', '/v1/providers', billing, [401, 403, 403, 200, 200]],
+    // The id derives from service, host, port and protocol: new for the first allowed token, the same for the next.
+    ['POST', '/v1/providers', { ...billing, port: 8090 }, [401, 403, 403, 201, 200]],
     // No TTL check on this provider: the allowed tokens reach the handler and get its 409.
     ['PUT', '/v1/providers/p-billing/ttl', undefined, [401, 403, 403, 409, 409]],
     ['PUT', '/v1/providers/p-billing/maintenance', { enabled: false }, [401, 403, 403, 200, 200]],
