@@ -3,16 +3,34 @@
  * a key-order-insensitive comparison of JSON values.
  */
 import { Compile } from 'typebox/compile';
+import { AclPolicy, AclToken } from './acl.ts';
 import { Provider } from './schemas.ts';
 
 const provider = Compile(Provider);
+const aclPolicy = Compile(AclPolicy);
+const aclToken = Compile(AclToken);
+
+/** Undefined when `value` passes `validator`, else the first problem as `<json pointer> <message>`. */
+function problem(validator: typeof provider | typeof aclPolicy | typeof aclToken, value: unknown, what: string) {
+  if (validator.Check(value)) return undefined;
+  const [first] = validator.Errors(value);
+  if (!first) return `is not a valid ${what}`;
+  return `${first.instancePath || '/'} ${first.message}`;
+}
 
 /** Undefined when `value` is a valid provider record, else the first problem as `<json pointer> <message>`. */
 export function providerProblem(value: unknown): string | undefined {
-  if (provider.Check(value)) return undefined;
-  const [first] = provider.Errors(value);
-  if (!first) return 'is not a valid provider';
-  return `${first.instancePath || '/'} ${first.message}`;
+  return problem(provider, value, 'provider');
+}
+
+/** The same for a stored ACL policy. */
+export function aclPolicyProblem(value: unknown): string | undefined {
+  return problem(aclPolicy, value, 'ACL policy');
+}
+
+/** The same for a stored ACL token. */
+export function aclTokenProblem(value: unknown): string | undefined {
+  return problem(aclToken, value, 'ACL token');
 }
 
 /**

@@ -2,11 +2,14 @@
  * The snapshot file of `switchboard snapshot save` / `restore`: the leader's committed state at one revision, as
  * JSON, the same for both stores.
  *
- *   { format: 'switchboard-snapshot', version: 1, epoch, rev, takenAt, providers: [...] }
+ *   { format: 'switchboard-snapshot', version: 1, epoch, rev, takenAt, providers: [...], acl?: { version, tokens, policies } }
  *
  * `epoch` and `rev` say where it was taken; a restore keeps `rev` (revisions go on from there) under a new epoch.
+ * `acl` (tokens with their secrets as hashes only, and policies) is absent from files of stores without ACLs and
+ * of older versions; a store restored without it bootstraps a new admin token at its next start.
  */
 import { Type, type Static } from 'typebox';
+import { AclState, aclState } from './acl.ts';
 import { Provider } from './schemas.ts';
 import { addressKey } from './ids.ts';
 import { providerProblem } from './records.ts';
@@ -21,11 +24,26 @@ export const SnapshotFile = Type.Object({
   rev: Type.Integer({ minimum: 0, description: 'The committed revision the snapshot reflects' }),
   takenAt: Type.String({ description: 'When it was taken (ISO 8601)' }),
   providers: Type.Array(Provider),
+  acl: Type.Optional(AclState),
 });
 export type SnapshotFile = Static<typeof SnapshotFile>;
 
-export function snapshotFile(epoch: string, rev: number, providers: Provider[], takenAt = new Date()): SnapshotFile {
-  return { format: SNAPSHOT_FORMAT, version: SNAPSHOT_VERSION, epoch, rev, takenAt: takenAt.toISOString(), providers };
+export function snapshotFile(
+  epoch: string,
+  rev: number,
+  providers: Provider[],
+  opts: { takenAt?: Date; acl?: AclState } = {},
+): SnapshotFile {
+  const file: SnapshotFile = {
+    format: SNAPSHOT_FORMAT,
+    version: SNAPSHOT_VERSION,
+    epoch,
+    rev,
+    takenAt: (opts.takenAt ?? new Date()).toISOString(),
+    providers,
+  };
+  if (opts.acl && opts.acl.version > 0) file.acl = opts.acl;
+  return file;
 }
 
 /**
@@ -69,5 +87,27 @@ export function parseSnapshotFile(text: string): SnapshotFile {
     addresses.add(address);
     if (provider.rev > rev) throw new Error(`${where}: /rev ${provider.rev} is past the snapshot's rev ${rev}`);
   });
+  if (v.acl !== undefined) aclProblem(v.acl);
   return value as SnapshotFile;
+}
+
+/** Throws naming the first problem of a snapshot's ACL state: a bad record, a name twice, an unknown policy. */
+function aclProblem(acl: unknown): void {
+  if (!aclState.Check(acl)) {
+    const [first] = aclState.Errors(acl);
+    throw new Error(`acl${first?.instancePath ?? ''}: ${first?.message ?? 'is not a valid ACL state'}`);
+  }
+  const policies = new Set<string>();
+  acl.policies.forEach((p, i) => {
+    if (policies.has(p.name)) throw new Error(`acl/policies/${i} (name '${p.name}'): the name appears twice`);
+    policies.add(p.name);
+  });
+  const accessors = new Set<string>();
+  acl.tokens.forEach((t, i) => {
+    const where = `acl/tokens/${i} (accessor '${t.accessor}')`;
+    if (accessors.has(t.accessor)) throw new Error(`${where}: the accessor appears twice`);
+    accessors.add(t.accessor);
+    const unknown = t.policies.find((name) => !policies.has(name));
+    if (unknown !== undefined) throw new Error(`${where}: names policy '${unknown}', which the file does not have`);
+  });
 }

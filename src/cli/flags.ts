@@ -52,6 +52,20 @@ export const FLAGS = {
     help: 'A leader whose store keeps failing this long exits with code 75 (its commits are retried until then)',
     default: '30000',
   },
+  bootstrapTokenFile: {
+    name: 'bootstrap-token-file',
+    env: 'SWITCHBOARD_BOOTSTRAP_TOKEN_FILE',
+    kind: 'string',
+    help: 'Leader: file holding the secret (16+ characters) of the admin token made when a store gets its ACLs; without it one is generated and logged once',
+    default: 'generated',
+  },
+  aclMaxProviders: {
+    name: 'acl-max-providers',
+    env: 'SWITCHBOARD_ACL_MAX_PROVIDERS',
+    kind: 'int',
+    help: 'Leader: providers one token may have registered at once, unless the token sets its own maxProviders',
+    default: '10000',
+  },
   bind: {
     name: 'bind',
     env: 'SWITCHBOARD_BIND',

@@ -84,6 +84,14 @@ function leaderHealthFlags(v: Partial<Record<FlagKey, FlagValue>>): {
   return { deregisterAfterMs: int(v.deregisterAfterMs), massDownPercent: int(v.massDownPercent) };
 }
 
+/** Tokens and policies of the leader: the bootstrap token's secret and the default quota per token. */
+function leaderAclFlags(v: Partial<Record<FlagKey, FlagValue>>): {
+  bootstrapTokenFile?: string;
+  aclMaxProviders?: number;
+} {
+  return { bootstrapTokenFile: str(v.bootstrapTokenFile), aclMaxProviders: int(v.aclMaxProviders) };
+}
+
 /** Gateway options for the change feeds (native ZeroMQ endpoints, history for resumes). */
 function feedConfig(v: Partial<Record<FlagKey, FlagValue>>): {
   zmqPub?: string;
@@ -153,6 +161,8 @@ const COMMANDS: Record<string, Command> = {
       'workerTimeoutMs',
       'deregisterAfterMs',
       'massDownPercent',
+      'bootstrapTokenFile',
+      'aclMaxProviders',
       'writeTimeoutMs',
       'zmqPub',
       'zmqSnapshot',
@@ -173,6 +183,7 @@ const COMMANDS: Record<string, Command> = {
             publish: str(v.publish),
             workerTimeoutMs: int(v.workerTimeoutMs),
             ...leaderHealthFlags(v),
+            ...leaderAclFlags(v),
           },
           { log },
         );
@@ -236,6 +247,8 @@ const COMMANDS: Record<string, Command> = {
       'workerTimeoutMs',
       'deregisterAfterMs',
       'massDownPercent',
+      'bootstrapTokenFile',
+      'aclMaxProviders',
       'metricsPort',
       'metricsHost',
       'logLevel',
@@ -254,6 +267,7 @@ const COMMANDS: Record<string, Command> = {
           metricsPort: int(v.metricsPort),
           metricsHost: str(v.metricsHost),
           ...leaderHealthFlags(v),
+          ...leaderAclFlags(v),
         },
         // The node logged the one fatal line; exit so a supervisor restarts it or a standby takes over.
         { log, onFatal: () => process.exit(STORE_FAILED_EXIT_CODE) },

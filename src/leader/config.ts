@@ -21,6 +21,8 @@ export const DEFAULT_STORE_FAIL_EXIT_MS = 30_000;
 /** The etcd election lease TTL, seconds: a dead or frozen leader is replaced about this long after it stopped. */
 export const DEFAULT_SESSION_TTL_S = 2;
 export const DEFAULT_METRICS_HOST = '127.0.0.1';
+/** Providers one token may have registered at once, unless the token says otherwise (`maxProviders`). */
+export const DEFAULT_ACL_MAX_PROVIDERS = 10_000;
 
 export const LeaderConfigSchema = Type.Object(
   {
@@ -52,6 +54,13 @@ export const LeaderConfigSchema = Type.Object(
     /** Serve the leader's Prometheus metrics on http://metricsHost:metricsPort/metrics (0: any free port). */
     metricsPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
     metricsHost: Type.String({ minLength: 1 }),
+    /**
+     * The secret of the bootstrap token, read from this file (trimmed, at least 16 characters) the first time a store
+     * gets its ACLs; absent: a secret is generated and logged once.
+     */
+    bootstrapTokenFile: Type.Optional(Type.String({ minLength: 1 })),
+    /** Providers one token may have registered at once, unless the token has its own `maxProviders`. */
+    aclMaxProviders: Type.Integer({ minimum: 0, maximum: 100_000_000 }),
   },
   { additionalProperties: false },
 );
@@ -74,6 +83,7 @@ export const LEADER_DEFAULTS = {
   sessionTtlS: DEFAULT_SESSION_TTL_S,
   storeFailExitMs: DEFAULT_STORE_FAIL_EXIT_MS,
   metricsHost: DEFAULT_METRICS_HOST,
+  aclMaxProviders: DEFAULT_ACL_MAX_PROVIDERS,
 };
 
 export function leaderConfig(input: LeaderConfigInput): Readonly<LeaderConfig> {

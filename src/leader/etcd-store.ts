@@ -9,6 +9,9 @@
  *   meta/leader           the active leader's term, written when it takes over
  *   providers/<id>        the provider record (JSON)
  *   services/<name>       the last revision that changed the service
+ *   acl/version           the ACL version (absent: never bootstrapped); written by every ACL change
+ *   acl/policies/<name>   an ACL policy (JSON)
+ *   acl/tokens/<accessor> an ACL token (JSON; the secret only as its SHA-256)
  *   election/<lease>      the candidates (see election.ts)
  *
  * Fencing: every write is an etcd transaction whose compare includes "the leader's election key still exists
@@ -21,11 +24,32 @@
  * last one, so a writer that dies in between has acknowledged none of it. The next leader finds `meta/pending`
  * and starts after it: the revisions of the half-written batch are never handed out again (no repeat), and the
  * events that were never published show as a gap, which every follower already answers with a snapshot.
+ *
+ * An ACL change (`commitAcl`) is one fenced transaction that also compares `acl/version` with the version it
+ * follows. It touches neither provider keys nor meta/rev, and it runs in the same one-at-a-time queue as the
+ * provider commits, so the two never interleave.
  */
 import { Etcd3, Range, type IKeyValue, type ITxnResponse, type Namespace, type Watcher } from 'etcd3';
-import { newEpoch, type Logger, type Provider } from '../bridge/index.ts';
+import {
+  aclPolicyProblem,
+  aclTokenProblem,
+  EMPTY_ACL_STATE,
+  newEpoch,
+  type AclPolicy,
+  type AclState,
+  type AclToken,
+  type Logger,
+  type Provider,
+} from '../bridge/index.ts';
 import { withTimeout, type Fence } from './election.ts';
-import { DEFAULT_STORE_PREFIX, parseEtcdUrl, StoreError, type Loaded, type RegistryStore } from './store-api.ts';
+import {
+  DEFAULT_STORE_PREFIX,
+  parseEtcdUrl,
+  StoreError,
+  type AclChange,
+  type Loaded,
+  type RegistryStore,
+} from './store-api.ts';
 
 /** etcd's default `--max-txn-ops`. */
 export const DEFAULT_MAX_TXN_OPS = 128;
@@ -44,8 +68,22 @@ const META_PENDING = 'meta/pending';
 const META_LEADER = 'meta/leader';
 const PROVIDERS = 'providers/';
 const SERVICES = 'services/';
+export const ACL_DIR = 'acl/';
+const ACL_VERSION = 'acl/version';
+const ACL_POLICIES = 'acl/policies/';
+const ACL_TOKENS = 'acl/tokens/';
 /** Ops each split transaction keeps free for meta keys. */
 const META_OPS = 2;
+
+/** The keys (relative to the prefix) and values of a whole ACL state, as a restore writes them. */
+export function aclKeys(acl: AclState | undefined): Array<{ key: string; value: string }> {
+  if (!acl || acl.version === 0) return [];
+  return [
+    ...acl.policies.map((p) => ({ key: ACL_POLICIES + p.name, value: JSON.stringify(p) })),
+    ...acl.tokens.map((t) => ({ key: ACL_TOKENS + t.accessor, value: JSON.stringify(t) })),
+    { key: ACL_VERSION, value: String(acl.version) },
+  ];
+}
 
 /** An etcd client for every member of `url`, with a deadline on every unary call (streams have none). */
 export function connectEtcd(url: string, opts: { callTimeoutMs?: number } = {}): Etcd3 {
@@ -143,8 +181,11 @@ export class EtcdStore implements RegistryStore {
     const serviceRevs = new Map<string, number>();
     for (const kv of await this.#rangeAll(SERVICES, at))
       serviceRevs.set(kv.key.toString().slice(SERVICES.length), Number(kv.value.toString()));
+    const acl = new AclRecords();
+    for (const kv of await this.#rangeAll(ACL_DIR, at)) acl.apply(false, kv.key.toString(), kv.value.toString(), true);
     const pendingKv = byKey.get(META_PENDING);
     return {
+      acl: acl.state(),
       epoch: byKey.get(META_EPOCH)!.value.toString(),
       rev: Number(revKv?.value.toString() ?? '0'),
       providers,
@@ -233,7 +274,35 @@ export class EtcdStore implements RegistryStore {
         { term: fence.createRevision, rev, providers: snapshot.providers.length, hot },
         'took the store over',
       );
-      return { epoch: snapshot.epoch, rev, providers: snapshot.providers, serviceRevs: snapshot.serviceRevs };
+      return {
+        epoch: snapshot.epoch,
+        rev,
+        providers: snapshot.providers,
+        serviceRevs: snapshot.serviceRevs,
+        acl: snapshot.acl,
+      };
+    });
+  }
+
+  commitAcl(change: AclChange): Promise<void> {
+    const ops: Op[] = [
+      ...change.deletePolicies.map((name) => ({ key: ACL_POLICIES + name, value: undefined })),
+      ...change.putPolicies.map((p) => ({ key: ACL_POLICIES + p.name, value: JSON.stringify(p) })),
+      ...change.deleteTokens.map((a) => ({ key: ACL_TOKENS + a, value: undefined })),
+      ...change.putTokens.map((t) => ({ key: ACL_TOKENS + t.accessor, value: JSON.stringify(t) })),
+      { key: ACL_VERSION, value: String(change.version) },
+    ];
+    return this.#serial(() => this.#commitAcl(change.version, ops));
+  }
+
+  /** The ACL state as stored now, after every store operation queued before this call. */
+  readAcl(): Promise<AclState> {
+    return this.#serial(async () => {
+      this.#assertOpen();
+      const acl = new AclRecords();
+      const res = await this.#call(this.#ns.getAll().prefix(ACL_DIR).exec(), 'ACL read');
+      for (const kv of res.kvs) acl.apply(false, kv.key.toString(), kv.value.toString(), true);
+      return acl.state();
     });
   }
 
@@ -332,6 +401,44 @@ export class EtcdStore implements RegistryStore {
       throw new StoreError('STORE_CONFLICT', `meta/pending changed under the leader while writing revision ${rev}`);
     }
     this.#inDoubt.clear();
+  }
+
+  /** One fenced transaction, in order after the version it follows (an ACL change is a few keys). */
+  async #commitAcl(version: number, ops: Op[]): Promise<void> {
+    this.#assertOpen();
+    const writer = this.#writer;
+    if (!writer) throw new StoreError('STORE_NOT_LEADER', 'the store was not taken over (load() first)');
+    if (this.#fence()?.createRevision !== writer.fence.createRevision) {
+      this.#writer = undefined;
+      throw new StoreError('STORE_FENCED', 'this process lost the leadership: it may not write');
+    }
+    const { fence } = writer;
+    const follows =
+      version === 1
+        ? this.#fenced(fence).and(ACL_VERSION, 'Version', '==', 0)
+        : this.#fenced(fence).and(ACL_VERSION, 'Value', '==', String(version - 1));
+    const res = await this.#call(
+      follows
+        .then(
+          ...ops.map((op) =>
+            op.value === undefined ? this.#ns.delete().key(op.key) : this.#ns.put(op.key).value(op.value),
+          ),
+        )
+        .else(this.#ns.get(fence.key), this.#ns.get(ACL_VERSION))
+        .commit(),
+      `ACL commit of version ${version}`,
+    );
+    if (res.succeeded) return;
+    const [fenceKv] = res.responses[0].response_range.kvs;
+    if (fenceKv?.create_revision !== fence.createRevision) {
+      this.#writer = undefined;
+      throw this.#fencedError();
+    }
+    const [versionKv] = res.responses[1].response_range.kvs;
+    throw new StoreError(
+      'STORE_CONFLICT',
+      `the stored ACL version is ${versionKv?.value.toString() ?? 0}; version ${version} does not follow it`,
+    );
   }
 
   /** Splits ops into transactions of at most maxOps - META_OPS ops and about maxBytes. */
@@ -433,6 +540,7 @@ export class StoreFollower {
   #metaRevMod = '0';
   readonly #providers = new Map<string, Provider>();
   readonly #serviceRevs = new Map<string, number>();
+  #acl = new AclRecords();
   #watcher: Watcher | undefined;
   #waiters: Array<{ revision: number; resolve: () => void }> = [];
   #starting: Promise<void> | undefined;
@@ -459,6 +567,7 @@ export class StoreFollower {
       rev: Math.max(this.#rev, this.#pending ?? 0),
       providers: [...this.#providers.values()],
       serviceRevs: new Map(this.#serviceRevs),
+      acl: this.#acl.state(),
       storeRevision: this.appliedRevision,
       metaRevMod: this.#metaRevMod,
       pending: this.#pending,
@@ -505,6 +614,7 @@ export class StoreFollower {
     for (const p of snap.providers) this.#providers.set(p.id, p);
     this.#serviceRevs.clear();
     for (const [k, v] of snap.serviceRevs) this.#serviceRevs.set(k, v);
+    this.#acl = AclRecords.from(snap.acl);
     this.#advance(snap.storeRevision);
     if (this.#closed) return;
     const watcher = this.#ns
@@ -550,6 +660,7 @@ export class StoreFollower {
       this.#metaRevMod = kv.mod_revision;
     } else if (key === META_PENDING) this.#pending = deleted ? undefined : Number(value);
     else if (key === META_EPOCH && !deleted) this.#epoch = value;
+    else if (key.startsWith(ACL_DIR)) this.#acl.apply(deleted, key, value, false);
   }
 
   #advance(revision: number): void {
@@ -560,4 +671,70 @@ export class StoreFollower {
     this.#waiters = this.#waiters.filter((w) => w.revision > revision);
     for (const w of due) w.resolve();
   }
+}
+
+/**
+ * The `acl/` keys as records: what a full read collects and what the hot copy keeps current. A record that is not
+ * a valid token or policy fails a full read (`strict`: a take-over must not run on damaged ACLs); the watch throws
+ * too, and its caller logs the key and keeps following.
+ */
+class AclRecords {
+  #version = 0;
+  readonly #policies = new Map<string, AclPolicy>();
+  readonly #tokens = new Map<string, AclToken>();
+
+  static from(state: AclState): AclRecords {
+    const r = new AclRecords();
+    r.#version = state.version;
+    for (const p of state.policies) r.#policies.set(p.name, p);
+    for (const t of state.tokens) r.#tokens.set(t.accessor, t);
+    return r;
+  }
+
+  apply(deleted: boolean, key: string, value: string, strict: boolean): void {
+    if (key === ACL_VERSION) {
+      const version = deleted ? 0 : Number(value);
+      if (!Number.isSafeInteger(version) || version < 0) throw new Error(`${key} is not a version: '${value}'`);
+      this.#version = version;
+    } else if (key.startsWith(ACL_POLICIES)) {
+      const name = key.slice(ACL_POLICIES.length);
+      if (deleted) this.#policies.delete(name);
+      else
+        this.#policies.set(
+          name,
+          checked<AclPolicy>(key, value, aclPolicyProblem, (p) => p.name === name),
+        );
+    } else if (key.startsWith(ACL_TOKENS)) {
+      const accessor = key.slice(ACL_TOKENS.length);
+      if (deleted) this.#tokens.delete(accessor);
+      else
+        this.#tokens.set(
+          accessor,
+          checked<AclToken>(key, value, aclTokenProblem, (t) => t.accessor === accessor),
+        );
+    } else if (strict) throw new Error(`unknown ACL key ${key}`);
+  }
+
+  state(): AclState {
+    if (this.#version === 0) return EMPTY_ACL_STATE;
+    return { version: this.#version, tokens: [...this.#tokens.values()], policies: [...this.#policies.values()] };
+  }
+}
+
+function checked<T>(
+  key: string,
+  value: string,
+  problemOf: (v: unknown) => string | undefined,
+  named: (v: T) => boolean,
+): T {
+  let body: unknown;
+  try {
+    body = JSON.parse(value);
+  } catch (err) {
+    throw new Error(`${key} is not JSON (${(err as Error).message})`);
+  }
+  const problem = problemOf(body);
+  if (problem) throw new Error(`${key} is invalid: ${problem}`);
+  if (!named(body as T)) throw new Error(`${key} holds a record of another name`);
+  return body as T;
 }

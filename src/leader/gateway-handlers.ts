@@ -6,24 +6,21 @@ import { LeaderError, type Provider, type ToFollower } from '../bridge/index.ts'
 import type { Handlers, LeaderMessageType, LeaderParts } from './handlers.ts';
 import { SnapshotReplies } from './snapshot-replies.ts';
 
-export type GatewayRequestType = Exclude<LeaderMessageType, 'worker.hello' | 'worker.ping' | 'presence'>;
+export type GatewayRequestType = Exclude<
+  LeaderMessageType,
+  'worker.hello' | 'worker.ping' | 'presence' | 'acl.get' | 'acl.write'
+>;
 
 /** A reply as a handler writes it; `answer` adds the request's reqId. */
 export type ReplyBody = ToFollower extends infer M ? (M extends unknown ? Omit<M, 'reqId'> : never) : never;
 
-export function gatewayHandlers(parts: LeaderParts): Handlers<GatewayRequestType> {
-  const { registry, assignment, presence, control, session } = parts;
-  // One encoding per revision, shared by every requester; how many are built per second is bounded.
-  const snapshots = new SnapshotReplies({ registry, control, metrics: parts.metrics, log: parts.log });
+/** Runs a request's `work` (its synchronous part at once) and replies with its result, or a nack. Never rejects. */
+export type Answer = (routing: Buffer, reqId: number, work: () => Promise<ReplyBody>) => void;
 
-  const mustGet = (id: string): Provider => {
-    const p = registry.get(id);
-    if (!p) throw new LeaderError(404, 'SB_PROVIDER_NOT_FOUND', `provider '${id}' is not registered`);
-    return p;
-  };
-
-  /** Runs `work` (its synchronous part at once) and replies with its result, or a nack. Never rejects. */
-  const answer = (routing: Buffer, reqId: number, work: () => Promise<ReplyBody>): void => {
+/** The `answer` of a handler table: replies with what `work` resolves to, or a nack (a LeaderError's code). */
+export function answerer(parts: Pick<LeaderParts, 'control' | 'log'>): Answer {
+  const { control } = parts;
+  return (routing, reqId, work) => {
     void (async () => {
       try {
         const reply = await work();
@@ -50,6 +47,20 @@ export function gatewayHandlers(parts: LeaderParts): Handlers<GatewayRequestType
       }
     })();
   };
+}
+
+export function gatewayHandlers(parts: LeaderParts): Handlers<GatewayRequestType> {
+  const { registry, assignment, presence, control, session, acl } = parts;
+  // One encoding per revision, shared by every requester; how many are built per second is bounded.
+  const snapshots = new SnapshotReplies({ registry, control, metrics: parts.metrics, log: parts.log });
+
+  const mustGet = (id: string): Provider => {
+    const p = registry.get(id);
+    if (!p) throw new LeaderError(404, 'SB_PROVIDER_NOT_FOUND', `provider '${id}' is not registered`);
+    return p;
+  };
+
+  const answer = answerer(parts);
 
   return {
     ping: (routing, m) =>
@@ -63,6 +74,7 @@ export function gatewayHandlers(parts: LeaderParts): Handlers<GatewayRequestType
         guard: presence.guardStatus(),
         control: parts.controlEndpoint(),
         store: registry.storeHealth(),
+        aclVersion: acl.version,
       }),
 
     metrics: (routing, m) =>
@@ -96,14 +108,6 @@ export function gatewayHandlers(parts: LeaderParts): Handlers<GatewayRequestType
 
     snapshot: (routing, m) => snapshots.request(routing, m.reqId),
 
-    // Interim: the ACL registry and its store commits follow in the next commits.
-    'acl.get': (routing, m) =>
-      control.reply(routing, { type: 'acl.reply', reqId: m.reqId, state: { version: 0, tokens: [], policies: [] } }),
-    'acl.write': (routing, m) =>
-      answer(routing, m.reqId, async () => {
-        throw new LeaderError(503, 'SB_LEADER_FAILED', 'ACL writes are not implemented by this leader yet');
-      }),
-
     since: (routing, m) => {
       const events = m.epoch === registry.epoch ? registry.since(m.since) : undefined;
       control.reply(routing, {
@@ -118,7 +122,8 @@ export function gatewayHandlers(parts: LeaderParts): Handlers<GatewayRequestType
       answer(routing, m.reqId, async () => {
         registry.assertWritable();
         const previous = m.id ? registry.get(m.id) : undefined;
-        const result = registry.put(m.id, m.input);
+        const owner = m.owner === undefined ? undefined : { owner: m.owner, maxProviders: acl.maxProviders(m.owner) };
+        const result = registry.put(m.id, m.input, Date.now(), owner);
         if (result.changed) assignment.retask(previous, result.provider);
         await registry.committed();
         return { type: 'ack', status: result.status, rev: result.provider.rev, provider: result.provider };

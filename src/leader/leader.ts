@@ -6,6 +6,7 @@
  * - control.ts: the ROUTER (workers and gateways), its receive loop and reply queue;
  * - handlers.ts: the table of one handler per message type, filled by worker-handlers.ts and gateway-handlers.ts;
  * - registry.ts (+ group-commit.ts, store-api.ts): the authoritative records, revisions and durable commits;
+ * - acl-registry.ts (+ acl-handlers.ts): tokens and policies, committed one change at a time;
  * - assignment.ts (+ workers.ts): which worker watches which provider;
  * - presence-decider.ts (+ presence.ts, mass-down.ts): what observations mean, the mass-down guard, maintenance;
  * - reaper.ts: auto-deregistration;
@@ -13,6 +14,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger, Metrics, Provider, RegistryEvent, StoreHealth } from '../bridge/index.ts';
+import { aclHandlers } from './acl-handlers.ts';
+import { AclRegistry } from './acl-registry.ts';
 import { Assignment } from './assignment.ts';
 import { defaultPublishEndpoint, type LeaderConfig } from './config.ts';
 import { ControlSocket } from './control.ts';
@@ -71,6 +74,7 @@ export class Leader {
   readonly #store: RegistryStore;
   readonly #candidates: (() => Promise<LeaderCandidate[]>) | undefined;
   readonly #registry: Registry;
+  readonly #acl: AclRegistry;
   readonly #control: ControlSocket;
   readonly #publisher: EventPublisher;
   readonly #assignment: Assignment;
@@ -90,17 +94,19 @@ export class Leader {
     this.#candidates = term.candidates;
     this.#control = new ControlSocket({ log, metrics });
     this.#publisher = new EventPublisher({ log, metrics });
+    this.#acl = new AclRegistry(term.loaded.acl, { defaultMaxProviders: config.aclMaxProviders });
+    const fenced = (err: Error): void => {
+      // Halt at once (the plane closes before anything else), then tell the node.
+      void this.stepDown(`store refused the commit: ${err.message}`);
+      term.onFenced(err);
+    };
     this.#registry = new Registry(term.store, term.loaded, {
       log,
       metrics,
       historySize: config.historySize,
       publish: (event) => this.#publisher.publish(event),
       moreWaiting: () => this.#control.moreWaiting(),
-      // Halt at once (the plane closes before anything else), then tell the node.
-      onFenced: (err) => {
-        void this.stepDown(`store refused the commit: ${err.message}`);
-        term.onFenced(err);
-      },
+      onFenced: fenced,
       onGiveUp: term.onGiveUp,
       storeFailExitMs: config.storeFailExitMs,
     });
@@ -137,6 +143,8 @@ export class Leader {
     const parts: LeaderParts = {
       session: this.session,
       registry: this.#registry,
+      acl: this.#acl,
+      store: term.store,
       control: this.#control,
       assignment: this.#assignment,
       presence: this.#presence,
@@ -147,8 +155,10 @@ export class Leader {
       controlEndpoint: () => this.controlEndpoint,
       cluster: () => this.#cluster(),
       forget: (removed) => this.#forget(removed),
+      announceAcl: () => this.#publisher.beaconNow(),
+      fenced,
     };
-    this.#handlers = { ...workerHandlers(parts), ...gatewayHandlers(parts) };
+    this.#handlers = { ...workerHandlers(parts), ...gatewayHandlers(parts), ...aclHandlers(parts) };
   }
 
   get epoch(): string {
@@ -191,6 +201,7 @@ export class Leader {
       session: this.session,
       epoch: this.#registry.epoch,
       rev: this.#registry.committedRev,
+      aclVersion: this.#acl.version,
     }));
     this.#assignment.start();
     this.#reaper.start();

@@ -13,6 +13,7 @@
  */
 import type { Etcd3 } from 'etcd3';
 import type { Logger, Metrics, StoreHealth } from '../bridge/index.ts';
+import { AclBootstrap } from './acl-bootstrap.ts';
 import { defaultPublishEndpoint, type LeaderConfig } from './config.ts';
 import { Election, withTimeout, type Term } from './election.ts';
 import { connectEtcd, EtcdStore } from './etcd-store.ts';
@@ -44,6 +45,7 @@ export class LeaderNode {
   readonly spec: StoreSpec;
   #store: RegistryStore | undefined;
   #etcd: { client: Etcd3; election: Election; store: EtcdStore } | undefined;
+  #bootstrap: AclBootstrap | undefined;
   #active: Leader | undefined;
   #queue: Promise<void> = Promise.resolve();
   #retakeTimer: NodeJS.Timeout | undefined;
@@ -98,11 +100,14 @@ export class LeaderNode {
   }
 
   async start(): Promise<void> {
+    // Read --bootstrap-token-file first: a bad one stops the start before any store is touched.
+    this.#bootstrap = new AclBootstrap({ file: this.#config.bootstrapTokenFile, log: this.#log });
     if (this.spec.kind === 'sqlite') {
       const store = sqliteStore(new Store(this.#config.dataDir, this.#log));
       this.#store = store;
       try {
         const loaded = await store.load();
+        loaded.acl = await this.#bootstrap.ensure(store, loaded.acl);
         await this.#activate(store, loaded, 0);
       } catch (err) {
         await store.close();
@@ -179,6 +184,7 @@ export class LeaderNode {
     let loaded;
     try {
       loaded = await etcd.store.load();
+      loaded.acl = await this.#bootstrap!.ensure(etcd.store, loaded.acl);
     } catch (err) {
       this.#log.warn({ err: (err as Error).message, term: term.term }, 'could not take the store over; retrying');
       this.#retake();

@@ -23,6 +23,7 @@ export class EventPublisher {
   readonly #queue: SendQueue;
   readonly #metrics: Metrics;
   #beaconTimer: NodeJS.Timeout | undefined;
+  #position: (() => Omit<Beacon, 'at'>) | undefined;
 
   constructor(opts: { log: Logger; metrics: Metrics }) {
     this.#metrics = opts.metrics;
@@ -49,7 +50,13 @@ export class EventPublisher {
   /** Sends `position()` as a beacon every `intervalMs` until close (a second start replaces the first). */
   startBeacons(intervalMs: number, position: () => Omit<Beacon, 'at'>): void {
     clearInterval(this.#beaconTimer);
+    this.#position = position;
     this.#beaconTimer = setInterval(() => this.#beacon(position()), intervalMs);
+  }
+
+  /** One beacon now, besides the periodic ones (while beacons run): e.g. after an ACL change. */
+  beaconNow(): void {
+    if (this.#beaconTimer && this.#position) this.#beacon(this.#position());
   }
 
   stopBeacons(): void {

@@ -34,6 +34,14 @@ export const DEFAULT_HISTORY_SIZE = 10_000;
 export const RETRY_MIN_MS = 50;
 export const RETRY_MAX_MS = 1000;
 
+/** Who registers, and how many providers they may own at once (ACLs on); absent with ACLs off. */
+export interface PutOwner {
+  /** Accessor id of the token. */
+  owner: string;
+  /** The token's quota: a put that would give it more providers is refused (SB_QUOTA_EXCEEDED). */
+  maxProviders: number;
+}
+
 export interface PutResult {
   status: 200 | 201;
   provider: Provider;
@@ -77,6 +85,8 @@ export class Registry {
   readonly #byAddress = new Map<string, string>();
   /** Last revision that changed each service, for events' `prev`. */
   readonly #serviceRev = new Map<string, number>();
+  /** Providers per owner (token accessor), kept as records change: a quota check is one lookup, not a scan. */
+  readonly #owned = new Map<string, number>();
   /** `prev` of a service the store no longer lists (emptied before a restart): see `Loaded.emptiedRev`. */
   readonly #emptiedRev: number;
   readonly #publish: (event: RegistryEvent) => void;
@@ -149,6 +159,7 @@ export class Registry {
     for (const p of loaded.providers) {
       this.#providers.set(p.id, p);
       this.#byAddress.set(addressKey(p), p.id);
+      this.#own(p.owner, 1);
     }
     for (const [service, rev] of loaded.serviceRevs) this.#serviceRev.set(service, rev);
     this.#emptiedRev = loaded.emptiedRev ?? 0;
@@ -204,12 +215,21 @@ export class Registry {
     return this.#providers.get(id);
   }
 
+  /** How many providers this token accessor registered (and still owns). */
+  ownedBy(owner: string): number {
+    return this.#owned.get(owner) ?? 0;
+  }
+
   all(): IterableIterator<Provider> {
     return this.#providers.values();
   }
 
-  /** Register or update. `id` absent: derived from the address (POST). */
-  put(id: string | undefined, input: ProviderInput, now = Date.now()): PutResult {
+  /**
+   * Register or update. `id` absent: derived from the address (POST). With `owner` (ACLs on) the provider is
+   * recorded as that token's, and refused (SB_QUOTA_EXCEEDED) when the token would own more than its quota; a
+   * provider it already owns never counts twice. Without `owner` the stored owner, if any, stays.
+   */
+  put(id: string | undefined, input: ProviderInput, now = Date.now(), owner?: PutOwner): PutResult {
     const key = addressKey(input);
     const providerId =
       id ?? this.#byAddress.get(key) ?? providerIdFor(input.service, input.host, input.port, input.protocol);
@@ -222,9 +242,17 @@ export class Registry {
       );
     }
     const previous = this.#providers.get(providerId);
+    if (owner && previous?.owner !== owner.owner && this.ownedBy(owner.owner) >= owner.maxProviders) {
+      throw new LeaderError(
+        403,
+        'SB_QUOTA_EXCEEDED',
+        `token '${owner.owner}' already has ${this.ownedBy(owner.owner)} providers registered, its quota (maxProviders ${owner.maxProviders})`,
+      );
+    }
     const { check, tags = [], meta = {}, ...address } = input;
     if (previous) {
       const same =
+        (!owner || previous.owner === owner.owner) &&
         addressKey(previous) === key &&
         previous.host === input.host &&
         // Key order is not a change: a client in another language may send meta or check fields in any order.
@@ -233,6 +261,7 @@ export class Registry {
         sameJson(previous.meta, meta);
       if (same) return { status: 200, provider: previous, changed: false };
       const provider: Provider = { ...previous, ...address, tags, meta, updatedAt: now, rev: 0 };
+      if (owner) provider.owner = owner.owner;
       if (check) provider.check = check;
       else {
         delete provider.check;
@@ -262,6 +291,7 @@ export class Registry {
       updatedAt: now,
       rev: 0,
     };
+    if (owner) provider.owner = owner.owner;
     if (check) provider.check = check;
     this.#byAddress.set(key, providerId);
     return { status: 201, provider: this.#stage('registered', provider, now), changed: true };
@@ -461,6 +491,13 @@ export class Registry {
     this.#retryDelayMs = Math.min(this.#retryDelayMs * 2, RETRY_MAX_MS);
   }
 
+  #own(owner: string | undefined, delta: number): void {
+    if (owner === undefined) return;
+    const n = (this.#owned.get(owner) ?? 0) + delta;
+    if (n > 0) this.#owned.set(owner, n);
+    else this.#owned.delete(owner);
+  }
+
   #becameIdle(): void {
     for (const resolve of this.#idleWaiters.splice(0)) resolve();
   }
@@ -486,6 +523,8 @@ export class Registry {
     this.#rev++;
     provider.rev = this.#rev;
     const staged = this.#staged;
+    this.#own(this.#providers.get(provider.id)?.owner, -1);
+    if (!removal) this.#own(provider.owner, 1);
     if (removal) {
       this.#providers.delete(provider.id);
       staged.puts.delete(provider.id);

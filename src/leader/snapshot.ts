@@ -13,7 +13,7 @@ import {
   type SnapshotFile,
 } from '../bridge/index.ts';
 import { ELECTION_DIR } from './election.ts';
-import { connectEtcd, DEFAULT_MAX_TXN_OPS } from './etcd-store.ts';
+import { ACL_DIR, aclKeys, connectEtcd, DEFAULT_MAX_TXN_OPS } from './etcd-store.ts';
 import { DEFAULT_STORE_PREFIX } from './store-api.ts';
 import { Store } from './store.ts';
 
@@ -42,7 +42,7 @@ export function restoreSqlite(snapshot: SnapshotFile, dataDir: string, log: Logg
   const store = new Store(dataDir, log);
   try {
     const epoch = newEpoch();
-    store.replaceAll(epoch, snapshot.rev, snapshot.providers);
+    store.replaceAll(epoch, snapshot.rev, snapshot.providers, snapshot.acl);
     log.info({ path: store.path, epoch, rev: snapshot.rev, providers: snapshot.providers.length }, 'snapshot restored');
     return { path: store.path, epoch, rev: snapshot.rev, providers: snapshot.providers.length };
   } finally {
@@ -53,8 +53,9 @@ export function restoreSqlite(snapshot: SnapshotFile, dataDir: string, log: Logg
 /**
  * Into etcd under `prefix` (the key layout of `EtcdStore`). Refused while any election candidate key exists under
  * the prefix: a leader, active or standby, is using the store. Written as: one transaction that deletes the old
- * providers, services and meta keys; the providers and service revisions in transactions under etcd's op limit;
- * and last `meta/epoch` + `meta/rev`, so a store whose restore was cut short has no epoch (run the restore again).
+ * providers, services, ACL and meta keys; the providers, service revisions and ACL records (`acl/version` among
+ * them) in transactions under etcd's op limit; and last `meta/epoch` +
+ * `meta/rev`, so a store whose restore was cut short has no epoch (run the restore again).
  */
 export async function restoreEtcd(
   snapshot: SnapshotFile,
@@ -80,13 +81,19 @@ export async function restoreEtcd(
       );
     const always = () => ns.if('meta/epoch', 'Version', '>', -1);
     await always()
-      .then(ns.delete().prefix('providers/'), ns.delete().prefix('services/'), ns.delete().prefix('meta/'))
+      .then(
+        ns.delete().prefix('providers/'),
+        ns.delete().prefix('services/'),
+        ns.delete().prefix('meta/'),
+        ns.delete().prefix(ACL_DIR),
+      )
       .commit();
     const services = new Map<string, number>();
     for (const p of snapshot.providers) services.set(p.service, Math.max(services.get(p.service) ?? 0, p.rev));
     const puts: Array<{ key: string; value: string }> = [
       ...snapshot.providers.map((p: Provider) => ({ key: `providers/${p.id}`, value: JSON.stringify(p) })),
       ...[...services].map(([name, rev]) => ({ key: `services/${name}`, value: String(rev) })),
+      ...aclKeys(snapshot.acl),
     ];
     for (let i = 0; i < puts.length; i += maxOps) {
       const chunk = puts.slice(i, i + maxOps);

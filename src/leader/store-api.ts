@@ -7,10 +7,22 @@
  * drives a store must therefore (a) keep one commit in flight at a time and stage what arrives meanwhile into
  * the next batch, and (b) acknowledge nothing before the commit's promise resolves.
  */
-import type { Provider } from '../bridge/index.ts';
+import type { AclPolicy, AclState, AclToken, Provider } from '../bridge/index.ts';
 import type { Loaded, Store } from './store.ts';
 
 export type { Loaded };
+
+/**
+ * One ACL write as the store keeps it: the records it puts and removes, and the version it makes (the stored
+ * version + 1; a store refuses it with STORE_CONFLICT when its version is not `version - 1`).
+ */
+export interface AclChange {
+  version: number;
+  putPolicies: AclPolicy[];
+  deletePolicies: string[];
+  putTokens: AclToken[];
+  deleteTokens: string[];
+}
 
 /** Which backend keeps the registry. */
 export type StoreKind = 'sqlite' | 'etcd';
@@ -42,6 +54,14 @@ export interface RegistryStore {
     deletes: Iterable<string>,
     services?: Iterable<[string, number]>,
   ): Promise<void>;
+  /**
+   * Writes one ACL change in one transaction (fenced on etcd like `commit`). ACL writes touch no provider key and
+   * not the registry's revision, and each backend runs its operations one at a time (SQLite inside the call, etcd
+   * in its own queue), so an ACL commit cannot interleave with a provider commit. Rejects like `commit`.
+   */
+  commitAcl(change: AclChange): Promise<void>;
+  /** The ACL state as stored now (read back after an ACL commit whose outcome was unknown). */
+  readAcl(): Promise<AclState>;
   /** Releases the store; idempotent. */
   close(): Promise<void>;
 }
@@ -116,6 +136,20 @@ export function sqliteStore(store: Store): RegistryStore {
         });
       }
     },
+    commitAcl: async (change) => {
+      if (closed) throw new StoreError('STORE_CLOSED', 'the store is closed');
+      try {
+        store.commitAcl(change);
+      } catch (err) {
+        if (err instanceof StoreError) throw err;
+        throw new StoreError(
+          'STORE_FAILED',
+          `SQLite could not commit ACL version ${change.version}: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+    },
+    readAcl: async () => store.readAcl(),
     close: async () => {
       closed = true;
       store.close();

@@ -10,7 +10,18 @@
 import Database from 'libsql';
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { newEpoch, providerProblem, StartupError, type Provider, type Logger } from '../bridge/index.ts';
+import {
+  aclPolicyProblem,
+  aclTokenProblem,
+  EMPTY_ACL_STATE,
+  newEpoch,
+  providerProblem,
+  StartupError,
+  type AclState,
+  type Provider,
+  type Logger,
+} from '../bridge/index.ts';
+import { StoreError, type AclChange } from './store-api.ts';
 
 export const STORE_FILE = 'switchboard.db';
 
@@ -26,6 +37,8 @@ export interface Loaded {
    * such a service's next event, so a follower that missed the removal still sees a gap, after a restart too.
    */
   emptiedRev?: number;
+  /** Tokens and policies (version 0 and empty: never bootstrapped). */
+  acl: AclState;
 }
 
 /** A row or meta value that fails the checks at open; becomes a StartupError naming the file. */
@@ -42,6 +55,10 @@ export class Store {
   readonly #setServiceRev: Database.Statement<[string, number]>;
   readonly #deleteService: Database.Statement<[string]>;
   readonly #hasProvider: Database.Statement<[string]>;
+  readonly #putPolicy: Database.Statement<[string, string]>;
+  readonly #deletePolicy: Database.Statement<[string]>;
+  readonly #putToken: Database.Statement<[string, string]>;
+  readonly #deleteToken: Database.Statement<[string]>;
 
   /**
    * What the open read and checked, handed to the first `load()` (the leader's) so a big store is parsed once.
@@ -98,6 +115,8 @@ export class Store {
         CREATE TABLE IF NOT EXISTS providers (id TEXT PRIMARY KEY, service TEXT NOT NULL, body TEXT NOT NULL);
         CREATE TABLE IF NOT EXISTS services (name TEXT PRIMARY KEY, rev INTEGER NOT NULL);
         CREATE INDEX IF NOT EXISTS providers_by_service ON providers (service);
+        CREATE TABLE IF NOT EXISTS acl_policies (name TEXT PRIMARY KEY, body TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS acl_tokens (accessor TEXT PRIMARY KEY, body TEXT NOT NULL);
       `);
       this.#put = this.#db.prepare('INSERT OR REPLACE INTO providers (id, service, body) VALUES (?, ?, ?)');
       this.#delete = this.#db.prepare('DELETE FROM providers WHERE id = ?');
@@ -106,6 +125,10 @@ export class Store {
       this.#setServiceRev = this.#db.prepare('INSERT OR REPLACE INTO services (name, rev) VALUES (?, ?)');
       this.#deleteService = this.#db.prepare('DELETE FROM services WHERE name = ?');
       this.#hasProvider = this.#db.prepare('SELECT 1 AS one FROM providers WHERE service = ? LIMIT 1');
+      this.#putPolicy = this.#db.prepare('INSERT OR REPLACE INTO acl_policies (name, body) VALUES (?, ?)');
+      this.#deletePolicy = this.#db.prepare('DELETE FROM acl_policies WHERE name = ?');
+      this.#putToken = this.#db.prepare('INSERT OR REPLACE INTO acl_tokens (accessor, body) VALUES (?, ?)');
+      this.#deleteToken = this.#db.prepare('DELETE FROM acl_tokens WHERE accessor = ?');
       if (!this.#meta('epoch')) {
         // A new file, or one whose creation was cut short before its first commit. A store with data and no
         // epoch is damaged: its followers could not tell it from another store.
@@ -184,7 +207,75 @@ export class Store {
       providers,
       serviceRevs: new Map(services.map((r) => [r.name, r.rev as number])),
       emptiedRev: Number(emptiedText),
+      acl: this.#readAcl(),
     };
+  }
+
+  /** The ACL state as stored now, checked like the providers. */
+  readAcl(): AclState {
+    try {
+      return this.#readAcl();
+    } catch (err) {
+      if (err instanceof StoreCheckError) throw new StartupError(`store ${this.path}: ${err.message}`);
+      throw err;
+    }
+  }
+
+  #readAcl(): AclState {
+    const versionText = this.#meta('acl_version') ?? '0';
+    if (!/^\d{1,15}$/.test(versionText))
+      throw new StoreCheckError(`meta 'acl_version' is not a version: '${versionText}'`);
+    const version = Number(versionText);
+    const read = <T>(table: string, key: string, check: (v: unknown) => string | undefined, id: (v: T) => string) => {
+      const rows = this.#db.prepare(`SELECT ${key} AS k, body FROM ${table}`).all() as Array<{
+        k: string;
+        body: string;
+      }>;
+      return rows.map((row) => {
+        const bad = (what: string): StoreCheckError =>
+          new StoreCheckError(`${table} row '${row.k}' is invalid: ${what}`);
+        let body: unknown;
+        try {
+          body = JSON.parse(row.body);
+        } catch (err) {
+          throw bad(`its body is not JSON (${(err as Error).message})`);
+        }
+        const problem = check(body);
+        if (problem) throw bad(problem);
+        if (id(body as T) !== row.k) throw bad(`its body names '${id(body as T)}'`);
+        return body as T;
+      });
+    };
+    const policies = read<AclState['policies'][number]>('acl_policies', 'name', aclPolicyProblem, (p) => p.name);
+    const tokens = read<AclState['tokens'][number]>('acl_tokens', 'accessor', aclTokenProblem, (t) => t.accessor);
+    if (version === 0 && (policies.length > 0 || tokens.length > 0))
+      throw new StoreCheckError(`has ACL records but no ACL version in its meta table`);
+    return version === 0 ? EMPTY_ACL_STATE : { version, tokens, policies };
+  }
+
+  /**
+   * Writes one ACL change in one transaction; throws a StoreError STORE_CONFLICT (nothing written) when the stored
+   * version is not the one the change follows.
+   */
+  commitAcl(change: AclChange): void {
+    this.#opened = undefined;
+    this.#transaction(() => {
+      const stored = Number(this.#meta('acl_version') ?? '0');
+      if (stored !== change.version - 1)
+        throw new StoreError(
+          'STORE_CONFLICT',
+          `the stored ACL version is ${stored}; version ${change.version} does not follow it`,
+        );
+      this.#writeAcl(change);
+    });
+  }
+
+  #writeAcl(change: AclChange): void {
+    for (const name of change.deletePolicies) this.#deletePolicy.run(name);
+    for (const p of change.putPolicies) this.#putPolicy.run(p.name, JSON.stringify(p));
+    for (const accessor of change.deleteTokens) this.#deleteToken.run(accessor);
+    for (const t of change.putTokens) this.#putToken.run(t.accessor, JSON.stringify(t));
+    this.#setMeta.run('acl_version', String(change.version));
   }
 
   /** Writes a batch atomically; throws if SQLite could not commit it. */
@@ -215,9 +306,10 @@ export class Store {
 
   /**
    * Replaces the whole content in one transaction (a snapshot restore): every provider, each service's revision
-   * (its newest provider's), the revision, and a new epoch so every follower drops its copy and takes a snapshot.
+   * (its newest provider's), the revision, the ACL state (none: the next leader bootstraps a new one), and a new
+   * epoch so every follower drops its copy and takes a snapshot.
    */
-  replaceAll(epoch: string, rev: number, providers: readonly Provider[]): void {
+  replaceAll(epoch: string, rev: number, providers: readonly Provider[], acl: AclState = EMPTY_ACL_STATE): void {
     this.#opened = undefined;
     const services = new Map<string, number>();
     for (const p of providers) services.set(p.service, Math.max(services.get(p.service) ?? 0, p.rev));
@@ -227,6 +319,15 @@ export class Store {
       for (const [name, serviceRev] of services) this.#setServiceRev.run(name, serviceRev);
       this.#setMeta.run('epoch', epoch);
       this.#setMeta.run('rev', String(rev));
+      this.#db.exec("DELETE FROM acl_policies; DELETE FROM acl_tokens; DELETE FROM meta WHERE key = 'acl_version'");
+      if (acl.version > 0)
+        this.#writeAcl({
+          version: acl.version,
+          putPolicies: acl.policies,
+          deletePolicies: [],
+          putTokens: acl.tokens,
+          deleteTokens: [],
+        });
     });
   }
 

@@ -92,7 +92,11 @@ export async function adminRoutes(fastify: FastifyInstance, ctx: GatewayContext)
       const reply = await ctx.writes.ask({ type: 'snapshot' });
       if (reply.type !== 'snapshot.reply')
         throw httpError('SB_LEADER_FAILED', `unexpected reply '${reply.type}' from the leader`);
-      return snapshotFile(reply.epoch, reply.rev, reply.providers);
+      // Tokens (secrets as hashes only) and policies travel with the providers, asked of the leader too.
+      const acl = await ctx.writes.ask({ type: 'acl.get' });
+      if (acl.type !== 'acl.reply')
+        throw httpError('SB_LEADER_FAILED', `unexpected reply '${acl.type}' from the leader`);
+      return snapshotFile(reply.epoch, reply.rev, reply.providers, { acl: acl.state });
     },
   );
 }
