@@ -15,13 +15,14 @@ export function authHeaders() {
 }
 
 /**
- * Makes sure the page holds a token the gateway accepts: asks `/v1/acl/token/self`, and on 401 prompts until a
- * valid token is given (or the user cancels). With ACLs off the gateway answers 404 and nothing is asked.
+ * Makes sure the page holds a token the gateway accepts: asks a cheap route that needs any token (`/v1/agent/self`,
+ * answered without the replica), and on 401 prompts until a valid token is given (or the user cancels). With ACLs
+ * off it answers 200 and nothing is asked.
  */
 export async function ensureToken() {
   let message = 'This gateway requires an access token (ACLs are on). Paste a token secret:';
   for (;;) {
-    const res = await fetch('/v1/acl/token/self', { headers: authHeaders(), signal: AbortSignal.timeout(10_000) });
+    const res = await fetch('/v1/agent/self', { headers: authHeaders(), signal: AbortSignal.timeout(10_000) });
     if (res.status !== 401) return;
     const given = window.prompt(message, '');
     if (given === null || given.trim() === '') {
