@@ -268,6 +268,21 @@ export const FLAGS = {
     help: 'WebSocket + SSE subscribers per client (loopback is one client, IPv6 counts per /64)',
     default: '256',
   },
+  acl: {
+    name: 'acl',
+    env: 'SWITCHBOARD_ACL',
+    kind: 'string',
+    help: 'Gateway: tokens and ACLs on every route but health and docs (on), or none (off)',
+    default: 'off when every listener (HTTP, feed, DNS) is loopback, else on',
+    choices: ['on', 'off'],
+  },
+  insecure: {
+    name: 'insecure',
+    env: 'SWITCHBOARD_INSECURE',
+    kind: 'bool',
+    help: 'Gateway: leave ACLs off although a listener binds beyond loopback (logged as a warning)',
+    default: 'false',
+  },
   checkAllowCidr: {
     name: 'check-allow-cidr',
     env: 'SWITCHBOARD_CHECK_ALLOW_CIDR',

@@ -4,26 +4,25 @@
  * can branch on (EXIT below, documented in docs/cli.md).
  */
 import { readFileSync } from 'node:fs';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseArgs } from 'node:util';
 import type { Provider } from '../bridge/index.ts';
 import { ago, fields, table } from './table.ts';
+import {
+  ApiError,
+  call,
+  DEFAULT_CLI_TIMEOUT_MS,
+  DEFAULT_GATEWAY,
+  EXIT,
+  intFlag,
+  UsageError,
+  type Ctx,
+  type HumanCommand,
+  type Io,
+  type Options,
+} from './api.ts';
+import { ACL_COMMAND } from './acl.ts';
 
-export const EXIT = {
-  OK: 0,
-  /** The gateway could not be reached, timed out, or failed (5xx). */
-  FAILED: 1,
-  /** Bad command line. */
-  USAGE: 2,
-  /** The provider (or service) does not exist. */
-  NOT_FOUND: 3,
-  /** The gateway refused the request (4xx other than 404: invalid body, conflict, …). */
-  REJECTED: 4,
-} as const;
-
-export const DEFAULT_GATEWAY = 'http://127.0.0.1:7700';
-export const DEFAULT_CLI_TIMEOUT_MS = 10_000;
-
-type Options = NonNullable<ParseArgsConfig['options']>;
+export { DEFAULT_CLI_TIMEOUT_MS, DEFAULT_GATEWAY, EXIT, UsageError };
 
 const COMMON: Options = {
   gateway: { type: 'string' },
@@ -41,72 +40,6 @@ const COMMON_HELP = [
   '  --version         Print the version',
   '  --help            Show this help',
 ];
-
-export class UsageError extends Error {}
-
-/** An HTTP answer that is not what the command wanted, carried to the exit code. */
-class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-interface Io {
-  out: (text: string) => void;
-  err: (text: string) => void;
-}
-
-interface Ctx extends Io {
-  gateway: string;
-  token: string | undefined;
-  json: boolean;
-  timeoutMs: number;
-}
-
-interface HumanCommand {
-  summary: string;
-  usage: string;
-  options: Options;
-  help: string[];
-  run(ctx: Ctx, values: Record<string, unknown>, positionals: string[]): Promise<number>;
-}
-
-async function call<T>(ctx: Ctx, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const headers: Record<string, string> = { accept: 'application/json' };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  if (ctx.token) headers.authorization = `Bearer ${ctx.token}`;
-  let res: Response;
-  try {
-    res = await fetch(new URL(path, ctx.gateway), {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(ctx.timeoutMs),
-    });
-  } catch (err) {
-    // fetch wraps the socket error: ECONNREFUSED, ENOTFOUND, … (or an AggregateError of them), or a timeout.
-    const c = (err as { cause?: { code?: string; message?: string; errors?: Array<{ code?: string }> } }).cause;
-    const cause = c?.code ?? c?.errors?.[0]?.code ?? c?.message ?? (err as Error).message;
-    throw new ApiError(0, `cannot reach the gateway at ${ctx.gateway} (${cause})`);
-  }
-  const text = await res.text();
-  let parsed: unknown = null;
-  try {
-    parsed = text ? JSON.parse(text) : null;
-  } catch {
-    parsed = text;
-  }
-  if (res.status >= 400) {
-    const e = parsed as { message?: string; code?: string } | null;
-    throw new ApiError(res.status, `${res.status} ${e?.code ?? ''} ${e?.message ?? text}`.replace(/\s+/g, ' ').trim());
-  }
-  if (res.headers.get('x-switchboard-stale') === 'true')
-    ctx.err('warning: the gateway has lost its leader; this answer may be out of date\n');
-  return { status: res.status, body: parsed as T };
-}
 
 const address = (p: Pick<Provider, 'host' | 'port'>): string =>
   p.host.includes(':') && !p.host.startsWith('[') ? `[${p.host}]:${p.port}` : `${p.host}:${p.port}`;
@@ -179,14 +112,6 @@ function parseMeta(items: string[]): Record<string, string> {
     meta[item.slice(0, eq)] = item.slice(eq + 1);
   }
   return meta;
-}
-
-function intFlag(v: unknown, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n))
-    throw new UsageError(`--${name} must be an integer, got '${typeof v === 'string' ? v : typeof v}'`);
-  return n;
 }
 
 /** The body of `register`: a JSON file (`-` for stdin) if given, then the flags on top of it. */
@@ -359,7 +284,11 @@ export const HUMAN_COMMANDS: Record<string, HumanCommand> = {
     async run(ctx, _v, positionals) {
       // The Node client's watch: WebSocket, resumes from its last revision after a reconnect.
       const { SwitchboardClient } = await import('../client/index.ts');
-      const client = new SwitchboardClient({ gateways: [ctx.gateway], requestTimeoutMs: ctx.timeoutMs });
+      const client = new SwitchboardClient({
+        gateways: [ctx.gateway],
+        requestTimeoutMs: ctx.timeoutMs,
+        ...(ctx.token ? { token: ctx.token } : {}),
+      });
       const watch = client.watch({ services: positionals, retryDelayMs: 1000 });
       const stop = (): void => watch.close();
       process.once('SIGINT', stop);
@@ -396,6 +325,7 @@ export const HUMAN_COMMANDS: Record<string, HumanCommand> = {
       return EXIT.OK;
     },
   },
+  acl: ACL_COMMAND,
 };
 
 export function humanHelp(name: string): string {

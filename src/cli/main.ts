@@ -28,6 +28,8 @@ const list = (v: unknown): string[] | undefined => (Array.isArray(v) ? (v as str
 
 /** Gateway security options (see the README's Security section). */
 const GATEWAY_SECURITY_FLAGS: FlagKey[] = [
+  'acl',
+  'insecure',
   'tlsCert',
   'tlsKey',
   'tlsClientCa',
@@ -44,6 +46,8 @@ const GATEWAY_SECURITY_FLAGS: FlagKey[] = [
 ];
 
 function securityConfig(v: Partial<Record<FlagKey, FlagValue>>): {
+  acl?: 'on' | 'off';
+  insecure?: boolean;
   tlsCert?: string;
   tlsKey?: string;
   tlsClientCa?: string;
@@ -59,6 +63,8 @@ function securityConfig(v: Partial<Record<FlagKey, FlagValue>>): {
   maxFeedConnectionsPerClient?: number;
 } {
   return {
+    acl: v.acl === 'on' || v.acl === 'off' ? v.acl : undefined,
+    insecure: v.insecure === true || v.insecure === 'true' || v.insecure === '1',
     tlsCert: str(v.tlsCert),
     tlsKey: str(v.tlsKey),
     tlsClientCa: str(v.tlsClientCa),

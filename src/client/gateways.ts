@@ -19,13 +19,16 @@ export class GatewayPool {
   readonly gateways: readonly GatewayAddress[];
   #current = 0;
   readonly #timeoutMs: number;
+  /** Headers sent with every request and WebSocket: the token, when the gateways have ACLs on. */
+  readonly authHeaders: Readonly<Record<string, string>>;
 
-  constructor(gateways: Array<string | GatewayAddress>, timeoutMs: number) {
+  constructor(gateways: Array<string | GatewayAddress>, timeoutMs: number, token?: string) {
     if (gateways.length === 0) throw new TypeError('at least one gateway is needed');
     this.gateways = gateways
       .map((g) => (typeof g === 'string' ? { url: g } : g))
       .map((g) => ({ ...g, url: g.url.replace(/\/+$/, '') }));
     this.#timeoutMs = timeoutMs;
+    this.authHeaders = Object.freeze<Record<string, string>>(token ? { authorization: `Bearer ${token}` } : {});
   }
 
   get current(): GatewayAddress {
@@ -51,7 +54,7 @@ export class GatewayPool {
       try {
         res = await fetch(`${gateway.url}${path}`, {
           method,
-          headers: body === undefined ? {} : { 'content-type': 'application/json' },
+          headers: body === undefined ? this.authHeaders : { ...this.authHeaders, 'content-type': 'application/json' },
           body: body === undefined ? undefined : JSON.stringify(body),
           signal: AbortSignal.timeout(this.#timeoutMs),
         });

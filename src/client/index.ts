@@ -36,6 +36,11 @@ export interface ClientOptions {
    * heartbeat is missed. Off by default.
    */
   deregisterOnClose?: boolean;
+  /**
+   * Access token (a token secret) for gateways with ACLs on: sent as `Authorization: Bearer` on every request and
+   * WebSocket.
+   */
+  token?: string;
 }
 
 /** How long `close()` waits for the deregistrations of `deregisterOnClose`. */
@@ -89,7 +94,7 @@ export class SwitchboardClient {
   #closing: Promise<void> | null = null;
 
   constructor(opts: ClientOptions) {
-    this.pool = new GatewayPool(opts.gateways, opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+    this.pool = new GatewayPool(opts.gateways, opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, opts.token);
     this.#cacheMs = opts.lookupCacheMs ?? DEFAULT_LOOKUP_CACHE_MS;
     this.#deregisterOnClose = opts.deregisterOnClose ?? false;
   }

@@ -194,6 +194,7 @@ export class Watch implements AsyncIterable<WatchUpdate> {
     }
     const ws = new WebSocket(`${gateway.url.replace(/^http/, 'ws')}/v1/watch?${query.toString()}`, {
       handshakeTimeout: 5000,
+      headers: { ...this.#pool.authHeaders },
     });
     this.#ws = ws;
     let alive = true;

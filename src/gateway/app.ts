@@ -17,6 +17,7 @@ import { serviceRoutes } from './routes/services.ts';
 import { eventRoutes } from './routes/events.ts';
 import { watchRoutes } from './routes/watch.ts';
 import { consulRoutes } from './routes/consul.ts';
+import { aclRoutes } from './routes/acl.ts';
 import { prometheusSdRoutes } from './routes/prometheus-sd.ts';
 import { attachSidecars, type SidecarOptions } from './sidecars.ts';
 import { dashboardRoutes } from './ui/plugin.ts';
@@ -25,6 +26,8 @@ import { httpError } from './errors.ts';
 import { frameworkErrors, mapFrameworkErrors } from './framework-errors.ts';
 import { validatorCompiler } from './validation.ts';
 import { installAudit } from './audit.ts';
+import { documentSecurity, SECURITY_SCHEMES } from './acl.ts';
+import { Type } from 'typebox';
 import { BrowserGuard, defaultAllowedHosts, type BrowserGuardOptions } from './browser-guard.ts';
 import {
   DEFAULT_WRITE_RATE_LIMIT,
@@ -113,6 +116,8 @@ export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<F
     app,
     opts.writeLimit ?? { max: DEFAULT_WRITE_RATE_LIMIT, windowMs: DEFAULT_WRITE_RATE_WINDOW_MS },
   );
+  // After Host/Origin and the write budget: a refused browser request never reaches the token check.
+  ctx.acl.install(app);
   installAudit(app, {
     log: opts.log,
     metrics: ctx.metrics,
@@ -137,10 +142,23 @@ export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<F
         { name: 'operations', description: 'Health, readiness and metrics of the gateway' },
         { name: 'integrations', description: "Other tools' formats: Prometheus HTTP service discovery" },
         { name: 'consul', description: "Consul's HTTP API, read-only: catalog and health reads, blocking queries" },
+        {
+          name: 'acl',
+          description: 'Tokens and policies (with ACLs on, every route but health and docs needs a token)',
+        },
       ],
-      components: {},
+      components: { securitySchemes: SECURITY_SCHEMES as never },
     },
-    transform: ({ schema, url }) => ({ schema: schema, url }),
+    // Every operation says which token it needs (acl.ts's ROUTE_NEEDS), and lists the 401/403 that follow.
+    transform: ({ schema, url, route }) => ({
+      schema: documentSecurity(
+        schema as Record<string, unknown> | undefined,
+        route.method,
+        url,
+        Type.Ref('Error'),
+      ) as never,
+      url,
+    }),
     // Shared schemas keep their $id as their name in components (Error, not def-0).
     refResolver: {
       buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),
@@ -195,6 +213,7 @@ export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<F
   await app.register(async (scope) => eventRoutes(scope, ctx));
   await app.register(async (scope) => prometheusSdRoutes(scope, ctx));
   await app.register(async (scope) => consulRoutes(scope, ctx));
+  await app.register(async (scope) => aclRoutes(scope, ctx));
   attachSidecars(app, ctx, { log: opts.log, dns: opts.dns, dnsTtlS: opts.dnsTtlS, leader: opts.leader });
   await app.register(dashboardRoutes);
   return app;

@@ -2,8 +2,8 @@
  * The audit log: every write and admin action, once, at info level, as one structured line
  * `{ audit: true, who, action, method, route, service?, provider?, status, result }`, and counted in
  * `switchboard_audit_events_total{action,result}`. Refusals (403, 415, 429, 400) are logged too: they are what an
- * operator looks for after an incident. `who` is the remote address and its client key today; the token check
- * (to come) sets `request.tokenAccessor` and it appears here with no other change.
+ * operator looks for after an incident. `who` is the remote address, its client key and, with ACLs on, the
+ * accessor id of the request's token (set by the token check, acl.ts).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger, Metrics } from '../bridge/index.ts';
@@ -11,7 +11,7 @@ import { clientKey } from './clients.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** Accessor id of the token that authenticated this request (set by the token check, to come). */
+    /** Accessor id of the token that authenticated this request (set by the token check, acl.ts). */
     tokenAccessor: string | null;
   }
 }
@@ -26,6 +26,11 @@ const ACTIONS: Record<string, string> = {
   'POST /v1/admin/release-guard': 'admin.release-guard',
   'GET /v1/admin/cluster': 'admin.cluster',
   'GET /v1/admin/snapshot': 'admin.snapshot',
+  'POST /v1/acl/tokens': 'acl.token.create',
+  'PUT /v1/acl/tokens/:accessor': 'acl.token.update',
+  'DELETE /v1/acl/tokens/:accessor': 'acl.token.delete',
+  'PUT /v1/acl/policies/:name': 'acl.policy.put',
+  'DELETE /v1/acl/policies/:name': 'acl.policy.delete',
 };
 const RESULTS = ['ok', 'refused', 'failed'] as const;
 

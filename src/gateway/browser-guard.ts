@@ -8,8 +8,8 @@
  * - state-changing requests with a body a page can send cross-site without a preflight (text/plain, forms) are
  *   refused, 415 SB_UNSUPPORTED_MEDIA_TYPE, unless they carry a token header (which forces a preflight);
  * - CORS on REST (`@fastify/cors`) with the same origin list, so allowed pages can read answers.
- * Same origin is always allowed, so the built-in dashboard works. The hooks run first in the request's life, so
- * the token check (to come) slots in after them.
+ * Same origin is always allowed, so the built-in dashboard works. The hooks run first in the request's life; the
+ * token check (acl.ts) comes after them.
  */
 import { hostname, networkInterfaces } from 'node:os';
 import cors from '@fastify/cors';
@@ -25,7 +25,7 @@ const STATE_CHANGING = new Set(['POST', 'PUT', 'DELETE', 'PATCH']);
 /** Content types a page may send cross-site without a CORS preflight. */
 const SIMPLE_TYPES = new Set(['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data']);
 /** Headers that make a request non-simple (a preflight first) and will carry tokens. */
-export const TOKEN_HEADERS = ['authorization', 'x-switchboard-token'];
+export const TOKEN_HEADERS = ['authorization', 'x-switchboard-token', 'x-consul-token'];
 
 export interface BrowserGuardOptions {
   /** Origins (`https://app.example:8443`) allowed besides the gateway's own; `*` allows any. */

@@ -66,6 +66,13 @@ export const GatewayConfigSchema = Type.Object(
     allowedHosts: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 255 }), { maxItems: 1000 })),
     writeRateLimit: Type.Integer({ minimum: 0, maximum: 100_000_000 }),
     writeRateWindowMs: Type.Integer({ minimum: 10, maximum: 3_600_000 }),
+    /**
+     * Tokens and ACLs on every public route (`--acl`). Absent: on unless every public listener (HTTP, native feed,
+     * DNS) binds loopback, or `insecure` says otherwise.
+     */
+    acl: Type.Optional(Type.Union([Type.Literal('on'), Type.Literal('off')])),
+    /** The operator accepts a non-loopback gateway without ACLs (`--insecure`); logged as a warning. */
+    insecure: Type.Boolean(),
     /** CIDR ranges checks may reach despite the SSRF rules (`ipc` allows ipc:// endpoints). */
     checkAllowCidr: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 1000 }),
     /** Key pair file (switchboard keygen): talk to the leader over CURVE. */
@@ -108,6 +115,7 @@ export const GATEWAY_DEFAULTS = {
   writeRateWindowMs: DEFAULT_WRITE_RATE_WINDOW_MS,
   checkAllowCidr: [] as string[],
   maxFeedConnectionsPerClient: DEFAULT_MAX_FEED_CONNECTIONS_PER_CLIENT,
+  insecure: false,
 };
 
 export function gatewayConfig(input: GatewayConfigInput): Readonly<GatewayConfig> {
@@ -130,4 +138,31 @@ export function gatewayConfig(input: GatewayConfigInput): Readonly<GatewayConfig
     }
   }
   return cfg;
+}
+
+/** The host of a listener: `host:port` (DNS), `tcp://host:port` (feed), or a bare host (HTTP); null when off. */
+function listenerHost(endpoint: string): string | null {
+  if (endpoint === 'off') return null;
+  const m = /^(?:tcp:\/\/)?(\[[^\]]+\]|[^:/]+)(?::[0-9*]+)?$/.exec(endpoint);
+  if (m) return m[1].replace(/^\[|\]$/g, '');
+  // ipc:// and inproc:// reach only this machine.
+  return /^(?:ipc|inproc):\/\//.test(endpoint) ? '127.0.0.1' : endpoint;
+}
+
+/** Whether ACLs are on, and why (the line the gateway logs once at startup). */
+export function aclDecision(
+  cfg: Pick<GatewayConfig, 'acl' | 'insecure' | 'httpHost' | 'zmqPub' | 'zmqSnapshot' | 'dns'>,
+  isLoopback: (host: string) => boolean,
+): { enabled: boolean; publicListeners: string[]; reason: string } {
+  const listeners = { http: cfg.httpHost, 'zmq-pub': cfg.zmqPub, 'zmq-snapshot': cfg.zmqSnapshot, dns: cfg.dns };
+  const publicListeners = Object.entries(listeners)
+    .filter(([, endpoint]) => {
+      const host = listenerHost(endpoint);
+      return host !== null && !isLoopback(host);
+    })
+    .map(([name, endpoint]) => `${name}=${endpoint}`);
+  if (cfg.acl !== undefined) return { enabled: cfg.acl === 'on', publicListeners, reason: `--acl ${cfg.acl}` };
+  if (publicListeners.length === 0) return { enabled: false, publicListeners, reason: 'every listener binds loopback' };
+  if (cfg.insecure) return { enabled: false, publicListeners, reason: '--insecure' };
+  return { enabled: true, publicListeners, reason: 'a listener binds beyond loopback' };
 }

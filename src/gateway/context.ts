@@ -1,4 +1,5 @@
 import type { CheckPolicy, Follower, Metrics } from '../bridge/index.ts';
+import type { GatewayAcl } from './acl.ts';
 import type { ChangeSignal } from './change-signal.ts';
 import type { LeaderChannel } from './leader-channel.ts';
 import type { EventHub } from './subscribers.ts';
@@ -17,6 +18,8 @@ export interface GatewayContext {
   push: PushSettings;
   /** Where checks may point (SSRF rules); registrations that break it answer 400 SB_CHECK_TARGET_REFUSED. */
   checkPolicy: CheckPolicy;
+  /** The token check (acl.ts): on or off, and what each request's token may do. */
+  acl: GatewayAcl;
   /** Budget of the lookup answer cache in bytes (default `DEFAULT_LOOKUP_CACHE_BYTES`). */
   lookupCacheBytes?: number;
 }

@@ -14,8 +14,9 @@ import {
   type Logger,
 } from '../bridge/index.ts';
 import { buildApp } from './app.ts';
+import { GatewayAcl, type AclSource } from './acl.ts';
 import { ChangeSignal } from './change-signal.ts';
-import { gatewayConfig, GATEWAY_DEFAULTS, type GatewayConfigInput } from './config.ts';
+import { aclDecision, gatewayConfig, GATEWAY_DEFAULTS, type GatewayConfigInput } from './config.ts';
 import type { GatewayContext, PushSettings } from './context.ts';
 import { startNativeFeed, type NativeFeed } from './feed.ts';
 import { FeedAdmission } from './feed-admission.ts';
@@ -54,6 +55,10 @@ export interface ContextOptions extends Partial<PushSettings> {
   checkAllowCidr?: readonly string[];
   /** Loopback check targets; default true (the gateway of a test or of `switchboard start` listens on loopback). */
   checkAllowLoopback?: boolean;
+  /** Tokens and ACLs on every public route; default off. */
+  aclEnabled?: boolean;
+  /** Where tokens and policies come from; the follower's replica of them by default. */
+  aclSource?: AclSource;
   log?: Logger;
 }
 
@@ -95,6 +100,11 @@ export function createContext(follower: Follower, metrics: Metrics, opts: Contex
     checkPolicy: new CheckPolicy({
       allowCidrs: opts.checkAllowCidr ?? [],
       allowLoopback: opts.checkAllowLoopback ?? true,
+    }),
+    acl: new GatewayAcl({
+      enabled: opts.aclEnabled ?? false,
+      source: opts.aclSource ?? follower,
+      serviceOf: (id) => follower.replica.provider(id)?.service,
     }),
     push: {
       sseHeartbeatMs: opts.sseHeartbeatMs ?? d.sseHeartbeatMs,
@@ -146,10 +156,26 @@ export async function start(
     await follower.close();
     throw err;
   }
+  const acl = aclDecision(cfg, isLoopbackHost);
+  log.info(
+    { acl: acl.enabled ? 'on' : 'off', reason: acl.reason },
+    `ACLs ${acl.enabled ? 'on' : 'off'} (${acl.reason})`,
+  );
+  if (!acl.enabled && acl.publicListeners.length > 0)
+    log.warn(
+      { listeners: acl.publicListeners },
+      'ACLs are off on a gateway that listens beyond loopback: anyone who reaches it can change the registry',
+    );
+  if (acl.enabled && !cfg.tlsCert && acl.publicListeners.some((l) => l.startsWith('http=')))
+    log.warn(
+      { listeners: acl.publicListeners },
+      'ACLs are on without TLS on a public HTTP listener: tokens cross the network in clear (--tls-cert, --tls-key)',
+    );
   // Loopback check targets only when the gateway itself is loopback-only (`switchboard start`, a laptop).
   const ctx = createContext(follower, metrics, {
     ...cfg,
     checkAllowLoopback: isLoopbackHost(cfg.httpHost),
+    aclEnabled: acl.enabled,
     log,
   });
   let app: FastifyInstance;

@@ -12,6 +12,14 @@ const Services = Type.Optional(
     description: `Only changes to these services (repeat the parameter for several, at most ${MAX_SERVICE_FILTERS}); all services when absent`,
   }),
 );
+/** Browsers cannot set headers on a WebSocket or an EventSource: the token may come in the query instead. */
+const Token = Type.Optional(
+  Type.String({
+    minLength: 1,
+    maxLength: 256,
+    description: 'Access token (with ACLs on), for clients that cannot send Authorization: Bearer; never logged',
+  }),
+);
 const Epoch = Type.Optional(
   Type.String({
     pattern: '^[A-Za-z0-9_-]{1,64}$',
@@ -23,6 +31,7 @@ export const WatchQuery = Type.Object(
   {
     service: Services,
     epoch: Epoch,
+    token: Token,
     rev: Type.Optional(
       Type.Integer({
         minimum: 0,
@@ -38,6 +47,7 @@ export const EventsQuery = Type.Object(
   {
     service: Services,
     epoch: Epoch,
+    token: Token,
     since: Type.Optional(
       Type.Integer({
         minimum: 0,

@@ -103,6 +103,8 @@ export interface Watcher {
   readonly address: string;
   /** null: every service. */
   readonly services: ReadonlySet<string> | null;
+  /** With ACLs on: the services its token may read now (the stream is filtered by it); null: every service. */
+  readonly reads: ((service: string) => boolean) | null;
   snapshot(message: Outgoing<SnapshotBody>): void;
   /** One or more events in revision order, written in one go. */
   events(message: OutgoingEvents): void;
@@ -256,7 +258,15 @@ export class EventHub {
       }
     }
     if (from === 'live') watcher.hello(position);
-    else watcher.snapshot(this.#snapshots.get(watcher.services));
+    else watcher.snapshot(this.#snapshotFor(watcher));
+  }
+
+  /** The snapshot a subscriber may see: its filter, narrowed to the services its token reads. */
+  #snapshotFor(watcher: Watcher): Outgoing<SnapshotBody> {
+    const { services, reads } = watcher;
+    if (reads === null) return this.#snapshots.get(services);
+    const names = services === null ? this.#replica.serviceNames() : [...services];
+    return this.#snapshots.get(new Set(names.filter(reads)));
   }
 
   #onEvent(event: RegistryEvent): void {
@@ -303,10 +313,12 @@ export class EventHub {
     this.#flush();
     this.history.reset(position.epoch, position.rev);
     // Watchers with the same filter share one snapshot (and so one encoding of it).
-    for (const w of [...this.#watchers]) w.snapshot(this.#snapshots.get(w.services));
+    for (const w of [...this.#watchers]) w.snapshot(this.#snapshotFor(w));
   }
 }
 
 function matches(watcher: Watcher, service: string): boolean {
-  return watcher.services === null || watcher.services.has(service);
+  return (
+    (watcher.services === null || watcher.services.has(service)) && (watcher.reads === null || watcher.reads(service))
+  );
 }

@@ -239,6 +239,13 @@ export async function consulRoutes(fastify: FastifyInstance, ctx: GatewayContext
     reply.header('x-consul-lastcontact', String(status.lastContactMs ?? 0));
   }
 
+  /** Consul filters what a token may not read out of its answers, and says so in a header. */
+  function readable(request: FastifyRequest, reply: FastifyReply, service: string): boolean {
+    if (ctx.acl.canRead(request, service)) return true;
+    reply.header('x-consul-results-filtered-by-acls', 'true');
+    return false;
+  }
+
   const passing = (q: ConsulQuery): boolean => q.passing !== undefined && q.passing !== 'false' && q.passing !== '0';
   const withTags = (p: Provider, wanted: string[] | undefined): boolean =>
     wanted === undefined || wanted.every((t) => p.tags.includes(t));
@@ -257,6 +264,7 @@ export async function consulRoutes(fastify: FastifyInstance, ctx: GatewayContext
       await block(request, null, request.query);
       const out: Record<string, string[]> = {};
       for (const name of replica.serviceNames()) {
+        if (!readable(request, reply, name)) continue;
         const seen = new Set<string>();
         for (const p of replica.service(name)) for (const t of p.tags) seen.add(t);
         out[name] = [...seen].sort();
@@ -281,6 +289,7 @@ export async function consulRoutes(fastify: FastifyInstance, ctx: GatewayContext
       const { name } = request.params;
       await block(request, name, request.query);
       consulHeaders(reply, name);
+      if (!readable(request, reply, name)) return [];
       return replica
         .service(name)
         .filter((p) => withTags(p, request.query.tag))
@@ -306,6 +315,7 @@ export async function consulRoutes(fastify: FastifyInstance, ctx: GatewayContext
       const { name } = request.params;
       await block(request, name, request.query);
       consulHeaders(reply, name);
+      if (!readable(request, reply, name)) return [];
       const onlyPassing = passing(request.query);
       return replica
         .service(name)
@@ -330,6 +340,7 @@ export async function consulRoutes(fastify: FastifyInstance, ctx: GatewayContext
       const { name } = request.params;
       await block(request, name, request.query);
       consulHeaders(reply, name);
+      if (!readable(request, reply, name)) return [];
       return replica
         .service(name)
         .sort(byId)
@@ -389,7 +400,8 @@ export async function consulRoutes(fastify: FastifyInstance, ctx: GatewayContext
     },
   );
 
-  for (const prefix of ['agent', 'catalog', 'health', 'kv', 'session', 'txn', 'event', 'acl', 'operator']) {
+  // Not `acl`: /v1/acl/ is Switchboard's own token and policy API.
+  for (const prefix of ['agent', 'catalog', 'health', 'kv', 'session', 'txn', 'event', 'operator']) {
     app.route({
       method: ['PUT', 'POST', 'DELETE', 'PATCH'],
       url: `/v1/${prefix}/*`,

@@ -36,6 +36,7 @@ class SseWatcher implements Watcher {
     res: ServerResponse,
     readonly address: string,
     readonly services: ReadonlySet<string> | null,
+    readonly reads: ((service: string) => boolean) | null,
     hub: EventHub,
     settings: PushSettings,
     log: FastifyBaseLogger,
@@ -122,13 +123,18 @@ export async function eventRoutes(fastify: FastifyInstance, ctx: GatewayContext)
         querystring: EventsQuery,
         headers: EventsHeaders,
         produces: ['text/event-stream'],
-        response: { 200: Type.String({ description: 'text/event-stream' }), ...errorResponses(400, 403, 503) },
+        response: {
+          200: Type.String({ description: 'text/event-stream' }),
+          ...errorResponses(400, 401, 403, 503),
+        },
       },
     },
     async (request, reply) => {
+      const { service, epoch, since } = request.query;
+      // A service named in the filter must be readable; without a filter the stream is narrowed to what is.
+      for (const name of service ?? []) ctx.acl.require(request, { access: 'read', service: name });
       const refusal = ctx.hub.refusal(clientKey(request.ip));
       if (refusal) throw httpError('SB_BUSY', refusal);
-      const { service, epoch, since } = request.query;
       const lastId = request.headers['last-event-id'];
       // Last-Event-ID is what EventSource sends on reconnect, so it is newer than a `since` left in the URL.
       const rev = lastId !== undefined ? Number(lastId) : since;
@@ -146,7 +152,8 @@ export async function eventRoutes(fastify: FastifyInstance, ctx: GatewayContext)
       });
       res.write(`retry: ${RETRY_MS}\n\n`);
       const services = service?.length ? new Set(service) : null;
-      const watcher = new SseWatcher(res, clientKey(request.ip), services, ctx.hub, ctx.push, request.log);
+      const reads = ctx.acl.streamReader(request);
+      const watcher = new SseWatcher(res, clientKey(request.ip), services, reads, ctx.hub, ctx.push, request.log);
       if (!ctx.hub.add(watcher, from ? { resume: from } : 'live')) {
         res.end(`event: refused\ndata: {"reason":"too many subscriptions; retry later"}\n\n`);
       }

@@ -57,7 +57,7 @@ export async function prometheusSdRoutes(fastify: FastifyInstance, ctx: GatewayC
         description:
           'Target groups in the http_sd format: one per provider, labels `__meta_switchboard_{service,id,state,protocol,host,port,tags}`, `__meta_switchboard_tag_<tag>` and `__meta_switchboard_meta_<key>`. Only `up` providers unless `state` says otherwise (`any` for all).',
         querystring: PrometheusSdQuery,
-        response: { 200: Type.Array(TargetGroup), ...errorResponses(400) },
+        response: { 200: Type.Array(TargetGroup), ...errorResponses(400, 401) },
       },
     },
     async (request) => {
@@ -65,7 +65,12 @@ export async function prometheusSdRoutes(fastify: FastifyInstance, ctx: GatewayC
       const state = request.query.state ?? 'up';
       const providers = service === undefined ? [...replica.providers()] : replica.service(service);
       return providers
-        .filter((p) => (state === 'any' || p.state === state) && (tag === undefined || p.tags.includes(tag)))
+        .filter(
+          (p) =>
+            (state === 'any' || p.state === state) &&
+            (tag === undefined || p.tags.includes(tag)) &&
+            ctx.acl.canRead(request, p.service),
+        )
         .sort(byId)
         .map((p) => ({ targets: [hostPort(p)], labels: prometheusLabels(p) }));
     },

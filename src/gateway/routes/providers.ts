@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { STATUS_CODES } from 'node:http';
 import { Type, type Static } from 'typebox';
@@ -65,6 +65,11 @@ async function canonicalHost(request: { body: unknown }): Promise<void> {
   body.host = host;
 }
 
+/** With ACLs on, the provider records the token that registered it (the leader counts it against its quota). */
+function owner(request: FastifyRequest): { owner?: string } {
+  return request.tokenAccessor ? { owner: request.tokenAccessor } : {};
+}
+
 export async function providerRoutes(fastify: FastifyInstance, ctx: GatewayContext): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const tags = ['providers'];
@@ -90,7 +95,12 @@ export async function providerRoutes(fastify: FastifyInstance, ctx: GatewayConte
       preHandler: checkTarget,
     },
     async (request, reply) => {
-      const ack = await ctx.writes.writeProvider({ type: 'put', id: request.params.id, input: request.body });
+      const ack = await ctx.writes.writeProvider({
+        type: 'put',
+        id: request.params.id,
+        input: request.body,
+        ...owner(request),
+      });
       return reply.code(ack.status).send(ack.provider);
     },
   );
@@ -110,7 +120,7 @@ export async function providerRoutes(fastify: FastifyInstance, ctx: GatewayConte
       preHandler: checkTarget,
     },
     async (request, reply) => {
-      const ack = await ctx.writes.writeProvider({ type: 'put', input: request.body });
+      const ack = await ctx.writes.writeProvider({ type: 'put', input: request.body, ...owner(request) });
       return reply.code(ack.status).send(ack.provider);
     },
   );

@@ -48,10 +48,13 @@ export async function serviceRoutes(fastify: FastifyInstance, ctx: GatewayContex
     },
     async (request, reply) => {
       await block(request, null, request.query.index, request.query.wait);
-      const services = replica.serviceNames().map((name) => {
-        const providers = replica.service(name);
-        return { name, providers: providers.length, up: providers.filter((p) => p.state === 'up').length };
-      });
+      const services = replica
+        .serviceNames()
+        .filter((name) => ctx.acl.canRead(request, name))
+        .map((name) => {
+          const providers = replica.service(name);
+          return { name, providers: providers.length, up: providers.filter((p) => p.state === 'up').length };
+        });
       reply.header('x-switchboard-index', String(ctx.changes.indexOf(null)));
       return { rev: replica.rev, stale: ctx.follower.stale, services };
     },

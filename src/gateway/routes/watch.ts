@@ -37,6 +37,7 @@ class WsWatcher implements Watcher {
     socket: WebSocket,
     readonly address: string,
     readonly services: ReadonlySet<string> | null,
+    readonly reads: ((service: string) => boolean) | null,
     hub: EventHub,
     settings: PushSettings,
     log: FastifyBaseLogger,
@@ -171,9 +172,12 @@ export async function watchRoutes(fastify: FastifyInstance, ctx: GatewayContext)
         'codes: 4008 too slow (resume), 4029 too many connections, 1001 gateway shutting down.',
       ].join(' '),
       querystring: WatchQuery,
-      response: errorResponses(400, 403, 503),
+      response: errorResponses(400, 401, 403, 503),
     },
     preHandler: async (request: FastifyRequest) => {
+      // A service named in the filter must be readable; without a filter the stream is narrowed to what is.
+      for (const service of (request.query as WatchQuery).service ?? [])
+        ctx.acl.require(request, { access: 'read', service });
       const refusal = ctx.hub.refusal(clientKey(request.ip));
       if (refusal) throw httpError('SB_BUSY', refusal);
     },
@@ -186,7 +190,8 @@ export async function watchRoutes(fastify: FastifyInstance, ctx: GatewayContext)
     wsHandler: (socket: WebSocket, request: FastifyRequest) => {
       const query = request.query as WatchQuery;
       const services = query.service?.length ? new Set(query.service) : null;
-      const watcher = new WsWatcher(socket, clientKey(request.ip), services, ctx.hub, ctx.push, request.log);
+      const reads = ctx.acl.streamReader(request);
+      const watcher = new WsWatcher(socket, clientKey(request.ip), services, reads, ctx.hub, ctx.push, request.log);
       const from =
         query.rev === undefined
           ? 'snapshot'

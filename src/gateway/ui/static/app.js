@@ -6,6 +6,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import htm from 'htm';
 import { Feed, FLASH_MS, HISTORY_SECONDS, LOG_LIMIT } from './feed.js';
 import { drawDelays, drawRate, percentiles } from './charts.js';
+import { authHeaders, ensureToken } from './auth.js';
 
 const html = htm.bind(h);
 
@@ -44,7 +45,7 @@ const short = (id) => (id ? String(id).slice(0, 8) : '—');
 async function api(method, path, body) {
   const res = await fetch(path, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: body === undefined ? authHeaders() : { ...authHeaders(), 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(10_000),
   });
@@ -77,7 +78,7 @@ function usePoll(path, ms) {
     let timer = 0;
     const run = async () => {
       try {
-        const res = await fetch(path, { signal: AbortSignal.timeout(Math.max(1000, ms)) });
+        const res = await fetch(path, { headers: authHeaders(), signal: AbortSignal.timeout(Math.max(1000, ms)) });
         const data = await res.json();
         const error = res.ok || path === '/readyz' ? null : (data?.message ?? `HTTP ${res.status}`);
         if (!stopped) setState({ data: error ? null : data, error, at: Date.now() });
@@ -814,5 +815,7 @@ function EventsView() {
 
 const root = document.getElementById('app');
 root.textContent = '';
+// With ACLs on, the page needs a token before the feed connects (asked once, kept for the tab's life).
+await ensureToken().catch(() => undefined);
 feed.start();
 render(html`<${App} />`, root);

@@ -3,6 +3,8 @@
 // exactly as the Node client does. Messages are queued and applied once per animation frame, so a burst of events
 // costs one render, not one per event.
 
+import { token } from './auth.js';
+
 /** Events kept for the live log (newest first); older ones are dropped. */
 export const LOG_LIMIT = 1000;
 /** Seconds of event-rate and delay history kept for the charts. */
@@ -74,7 +76,14 @@ export class Feed {
   }
 
   #connect() {
-    const query = this.epoch ? `?epoch=${encodeURIComponent(this.epoch)}&rev=${this.rev}` : '';
+    const params = new URLSearchParams();
+    if (this.epoch) {
+      params.set('epoch', this.epoch);
+      params.set('rev', String(this.rev));
+    }
+    // Browsers cannot set headers on a WebSocket: the token (ACLs on) goes in the query.
+    if (token()) params.set('token', token());
+    const query = params.size ? `?${params}` : '';
     const ws = new WebSocket(`${this.#url}${query}`);
     this.#ws = ws;
     ws.onopen = () => {
