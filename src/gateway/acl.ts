@@ -44,6 +44,8 @@ export const ROUTE_NEEDS: Readonly<Record<string, RouteNeed>> = {
   // Writes
   'PUT /v1/providers/:id': 'write:provider',
   'POST /v1/providers': 'write:provider',
+  // A batch: any token here; each item is checked as its single route would be (its own 403 in the results).
+  'PUT /v1/providers': 'token',
   'DELETE /v1/providers/:id': 'write:provider',
   'PUT /v1/providers/:id/ttl': 'write:provider',
   'PUT /v1/providers/:id/maintenance': 'write:provider',

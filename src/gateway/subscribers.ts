@@ -288,12 +288,12 @@ export class EventHub {
     // Selections other than "all of them", keyed by which events they hold (only when filters split a batch).
     let partial: Map<string, OutgoingEvents> | undefined;
     for (const w of this.#watchers) {
-      const services = w.services;
-      if (services === null) {
+      if (w.services === null && w.reads === null) {
         w.events(all);
         continue;
       }
-      const picked = pending.filter((m) => services.has(m.value.service));
+      // The service filter and the token's reads (ACLs) both narrow what this subscriber is sent.
+      const picked = pending.filter((m) => matches(w, m.value.service));
       if (picked.length === pending.length) w.events(all);
       else if (picked.length > 0) {
         const key = picked.map((m) => m.value.rev).join(',');

@@ -67,6 +67,7 @@ class Recorder implements Watcher {
   readonly transport = 'ws' as const;
   readonly address = 'test';
   readonly services = null;
+  readonly reads = null;
   readonly got: Array<{ snapshot: number } | { event: number }> = [];
   snapshot(message: Outgoing<SnapshotBody>): void {
     this.got.push({ snapshot: message.value.rev });

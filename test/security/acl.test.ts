@@ -126,6 +126,8 @@ test('every route × {none, read, other service, right, admin}: 401, 403 or allo
     // The id derives from service, host, port and protocol: new for the first allowed token, the same for the next.
     ['POST', '/v1/providers', { ...billing, port: 8090 }, [401, 403, 403, 201, 200]],
     // No TTL check on this provider: the allowed tokens reach the handler and get its 409.
+    // A batch answers 200 to any token; each item carries its own 403 (checked below).
+    ['PUT', '/v1/providers', [{ ...billing, id: 'p-batch', port: 8095 }], [401, 200, 200, 200, 200]],
     ['PUT', '/v1/providers/p-billing/ttl', undefined, [401, 403, 403, 409, 409]],
     ['PUT', '/v1/providers/p-billing/maintenance', { enabled: false }, [401, 403, 403, 200, 200]],
     ['DELETE', '/v1/providers/p-billing-del', undefined, [401, 403, 403, 204, 404]],
@@ -167,6 +169,13 @@ test('every route × {none, read, other service, right, admin}: 401, 403 or allo
         if (!(path.includes('*') && method !== 'PUT')) missing.push(`${method} ${path}`);
     }
   assert.deepEqual(missing, []);
+
+  // Batch items are checked one by one, as their single route: write on the body's service.
+  const batch = async (who: string) =>
+    (await call(who, 'PUT', '/v1/providers', [{ ...billing, id: 'p-batch', port: 8095 }])).json().results[0];
+  assert.equal((await batch('read')).error.code, 'SB_PERMISSION_DENIED');
+  assert.equal((await batch('other')).status, 403);
+  assert.equal((await batch('right')).provider.owner, s.accessors.right);
 
   // 403 names what is missing.
   const denied = await call('other', 'GET', '/v1/services/billing');

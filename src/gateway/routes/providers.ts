@@ -126,14 +126,23 @@ export async function providerRoutes(fastify: FastifyInstance, ctx: GatewayConte
   );
 
   /** One provider of a batch: the single route's checks and write, its error as a result instead of a throw. */
-  const registerOne = async (item: BatchProvider): Promise<Static<typeof BatchResult>['results'][number]> => {
+  const registerOne = async (
+    http: FastifyRequest,
+    item: BatchProvider,
+  ): Promise<Static<typeof BatchResult>['results'][number]> => {
     try {
       const { id, ...input } = item;
+      // As the single route's ACL check: write on the body's service, and on the current one of an existing id.
+      ctx.acl.require(http, { access: 'write', service: input.service });
+      const current = id === undefined ? undefined : ctx.follower.replica.provider(id)?.service;
+      if (current !== undefined) ctx.acl.require(http, { access: 'write', service: current });
       const request = { body: input };
       await validateCheck(request);
       await checkTarget(request);
       const ack = await ctx.writes.writeProvider(
-        id === undefined ? { type: 'put', input: request.body } : { type: 'put', id, input: request.body },
+        id === undefined
+          ? { type: 'put', input: request.body, ...owner(http) }
+          : { type: 'put', id, input: request.body, ...owner(http) },
       );
       return { status: ack.status, provider: ack.provider };
     } catch (err) {
@@ -163,10 +172,10 @@ export async function providerRoutes(fastify: FastifyInstance, ctx: GatewayConte
           `in the order sent: \`status\` 201 or 200 with the stored \`provider\`, or the single route's error ` +
           `status with its \`error\` (same codes). A malformed body is refused whole (400).`,
         body: BatchRegistration,
-        response: { 200: BatchResult, ...errorResponses(400, 413, 415, 429) },
+        response: { 200: BatchResult, ...errorResponses(400, 403, 413, 415, 429) },
       },
     },
-    async (request) => ({ results: await Promise.all(request.body.map(registerOne)) }),
+    async (request) => ({ results: await Promise.all(request.body.map((item) => registerOne(request, item))) }),
   );
 
   app.get(
