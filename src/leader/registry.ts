@@ -13,6 +13,7 @@
  */
 import {
   addressKey,
+  compactProvider,
   LeaderError,
   providerIdFor,
   sameJson,
@@ -147,7 +148,7 @@ export class Registry {
     this.#rev = loaded.rev;
     this.#committedRev = loaded.rev;
     for (const p of loaded.providers) {
-      this.#providers.set(p.id, p);
+      this.#providers.set(p.id, compactProvider(p));
       this.#byAddress.set(addressKey(p), p.id);
     }
     for (const [service, rev] of loaded.serviceRevs) this.#serviceRev.set(service, rev);
@@ -242,6 +243,7 @@ export class Registry {
           provider.stateSince = now;
         }
       }
+      compactProvider(provider);
       this.#byAddress.delete(addressKey(previous));
       this.#byAddress.set(key, providerId);
       if (previous.service !== input.service) {
@@ -263,6 +265,7 @@ export class Registry {
       rev: 0,
     };
     if (check) provider.check = check;
+    compactProvider(provider);
     this.#byAddress.set(key, providerId);
     return { status: 201, provider: this.#stage('registered', provider, now), changed: true };
   }

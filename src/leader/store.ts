@@ -10,7 +10,14 @@
 import Database from 'libsql';
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { newEpoch, providerProblem, StartupError, type Provider, type Logger } from '../bridge/index.ts';
+import {
+  compactProvider,
+  newEpoch,
+  providerProblem,
+  StartupError,
+  type Provider,
+  type Logger,
+} from '../bridge/index.ts';
 
 export const STORE_FILE = 'switchboard.db';
 
@@ -150,7 +157,8 @@ export class Store {
     const emptiedText = this.#meta('emptied') ?? '0';
     if (!/^\d{1,15}$/.test(emptiedText) || Number(emptiedText) > rev)
       throw new StoreCheckError(`meta 'emptied' is not a revision up to ${rev}: '${emptiedText}'`);
-    const rows = this.#db.prepare('SELECT id, service, body FROM providers').all() as Array<{
+    // Row by row, each record compacted as it is read: a big store is never held twice (rows and records).
+    const rows = this.#db.prepare('SELECT id, service, body FROM providers').iterate() as IterableIterator<{
       id: string;
       service: string;
       body: string;
@@ -171,7 +179,7 @@ export class Store {
       if (p.id !== row.id) throw bad(`its body has id '${p.id}'`);
       if (p.service !== row.service) throw bad(`its body has service '${p.service}', the row '${row.service}'`);
       if (p.rev > rev) throw bad(`/rev ${p.rev} is past the store's revision ${rev}`);
-      providers.push(p);
+      providers.push(compactProvider(p));
     }
     const services = this.#db.prepare('SELECT name, rev FROM services').all() as Array<{ name: string; rev: unknown }>;
     for (const s of services) {
