@@ -5,7 +5,8 @@
  *   npm run bench -- --quick           # smoke run (about 2 minutes), writes to the temp dir unless --out
  *   npm run bench -- --only crash,lookup [--no-etcd] [--no-build] [--out FILE]
  *
- * Figures: crash, freeze, propagation, lookup, registration, heartbeat, fanout, registry.
+ * Figures: crash, freeze, propagation, lookup, registration, heartbeat, fanout, registry, scale.
+ * `--providers 10000,100000,1000000` sets the sizes of the scale figure (default 1,000,000; --quick 10,000).
  * Switchboard runs as its own CLI processes from `dist/` (built first with `npm run build`), on 127.0.0.1 with
  * ephemeral ports and temporary data dirs; etcd runs as a private child too (bench/lib/etcd.ts). Everything
  * started here is killed at the end, on errors and on Ctrl-C. Progress goes to stderr, the table to stdout.
@@ -26,6 +27,7 @@ import { measureThroughput } from './throughput.ts';
 import { DEFAULT_MASS_DOWN_SETTLE_MS } from '../src/leader/config.ts';
 import { DEFAULT_ZMTP_HEARTBEAT_INTERVAL_MS, DEFAULT_ZMTP_HEARTBEAT_TIMEOUT_MS } from '../src/worker/config.ts';
 import { recorder, type LatencySummary } from './lib/hdr.ts';
+import { measureScale, SETTLE_MS as SCALE_SETTLE_MS } from './scale.ts';
 import {
   measureDetection,
   measureFanout,
@@ -43,6 +45,7 @@ const FIGURES = [
   'heartbeat',
   'fanout',
   'registry',
+  'scale',
 ] as const;
 type Figure = (typeof FIGURES)[number];
 
@@ -53,6 +56,7 @@ const { values } = parseArgs({
     'no-etcd': { type: 'boolean', default: false },
     'no-build': { type: 'boolean', default: false },
     out: { type: 'string' },
+    providers: { type: 'string' },
   },
 });
 const quick = values.quick;
@@ -73,6 +77,7 @@ const SIZES = quick
       hb: { sims: 2, socketsPerSim: 25, idsPerSocket: 10, windowSeconds: 10, crashTrials: 2 },
       fanout: { subscribers: 200, clients: 2, events: 3 },
       registry: { providers: 5_000, gatewayStarts: 1 },
+      scale: [10_000],
     }
   : {
       crashTrials: 20,
@@ -84,7 +89,11 @@ const SIZES = quick
       hb: { sims: 4, socketsPerSim: 250, idsPerSocket: 10, windowSeconds: 60, crashTrials: 10 },
       fanout: { subscribers: 10_000, clients: 4, events: 10 },
       registry: { providers: 100_000, gatewayStarts: 3 },
+      scale: [1_000_000],
     };
+const scaleSizes = values.providers ? values.providers.split(',').map((n) => Number(n.replace(/_/g, ''))) : SIZES.scale;
+for (const n of scaleSizes)
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--providers: '${n}' is not a count`);
 
 const cmd = (f: Figure): string => `npm run bench -- --only ${f}${quick ? ' --quick' : ''}`;
 const ms = (n: number): string => formatNumber(n);
@@ -453,6 +462,54 @@ async function main(): Promise<void> {
       });
       noteLoad('after registry size');
     });
+  }
+
+  if (want('scale')) {
+    for (const n of scaleSizes) {
+      const p = progress(`scale ${formatNumber(n)}`);
+      const r = await measureScale(n, (t) => p.update(t));
+      const load = loadavg()[0].toFixed(2);
+      p.done(
+        `${formatNumber(n)} providers: leader ${Math.round(r.leaderRssMiB)} MiB, gateway ready in ${ms(r.gatewayReadyMs)} ms`,
+      );
+      const cmd = `npm run bench -- --only scale --providers ${n}`;
+      const atScale = n >= 100_000;
+      const target = (ok: boolean, text: string): string => (atScale ? met(ok, text) : `${text} (not at target scale)`);
+      const name = `scale ${formatNumber(n)} providers`;
+      report.addRow({
+        figure: `${name}: leader RSS (MiB); per provider beyond the empty leader (B)`,
+        switchboard: `${Math.round(r.leaderRssMiB)}; ${formatNumber(Math.round(r.bytesPerProvider))}`,
+        target: target(r.bytesPerProvider <= 1024 && (n !== 100_000 || r.leaderRssMiB <= 200), '≤ 1,024 B/provider'),
+        command: cmd,
+        note: `empty leader ${Math.round(r.emptyLeaderRssMiB)} MiB; ${formatNumber(r.services)} services, no checks; RSS ${SCALE_SETTLE_MS / 1000} s after the store loaded; load average ${load}`,
+      });
+      report.addRow({
+        figure: `${name}: store written / loaded (ms)`,
+        switchboard: `${ms((n / r.seedPerSecond) * 1000)} / ${ms(r.leaderLoadMs)}`,
+        command: cmd,
+        note: `written by Store.commit in batches of 10,000 (${formatNumber(r.seedPerSecond)} providers/s; no HTTP); loaded = leader process start → ready (read, check, registry); SQLite file ${Math.round(r.storeMiB)} MiB`,
+      });
+      report.addRow({
+        figure: `${name}: snapshot request → reply (ms); size (MiB)`,
+        switchboard: `${ms(r.snapshotMs)}; ${Math.round(r.snapshotMiB)}`,
+        command: cmd,
+        note: `encode at the leader + transfer to a DEALER; leader RSS ${Math.round(r.leaderRssMiB)} before, ${Math.round(r.leaderRssWithSnapshotMiB)} holding the encoding, ${Math.round(r.leaderRssAfterSnapshotMiB)} after letting it go`,
+      });
+      report.addRow({
+        figure: `${name}: new gateway start → /readyz 200 (ms)`,
+        switchboard: ms(r.gatewayReadyMs),
+        target: n === 100_000 ? met(r.gatewayReadyMs <= 1000, '≤ 1,000') : undefined,
+        command: cmd,
+        note: `pieces timed in the bench process on the same reply: unpack ${ms(r.unpackMs)} ms, schema check ${ms(r.checkMs)} ms, replica load ${ms(r.replicaLoadMs)} ms`,
+      });
+      report.addRow({
+        figure: `${name}: gateway RSS once ready (MiB)`,
+        switchboard: Math.round(r.gatewayRssMiB),
+        target: n === 100_000 ? met(r.gatewayRssMiB <= 200, '≤ 200') : undefined,
+        command: cmd,
+      });
+      noteLoad(`after scale ${formatNumber(n)}`);
+    }
   }
 
   const minutes = ((Date.now() - t0) / 60_000).toFixed(1);

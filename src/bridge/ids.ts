@@ -11,5 +11,6 @@ export function providerIdFor(service: string, host: string, port: number, proto
 
 /** The key two registrations share when they describe the same endpoint. */
 export function addressKey(p: { service: string; host: string; port: number; protocol: string }): string {
-  return `${p.service}\0${p.host.toLowerCase()}\0${p.port}\0${p.protocol}`;
+  // join, not a template: one flat string instead of a tree of seven pieces (~190 bytes) kept as a map key.
+  return [p.service, p.host.toLowerCase(), p.port, p.protocol].join('\0');
 }

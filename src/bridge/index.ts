@@ -25,6 +25,7 @@ export * from './reachability.ts';
 export * from './check-policy.ts';
 export * from './leader-endpoints.ts';
 export * from './records.ts';
+export * from './intern.ts';
 export * from './snapshot-file.ts';
 export * from './acl.ts';
 export * from './curve.ts';

@@ -2,6 +2,7 @@
  * A copy of the registry kept in step with the leader (the Clone pattern's client side): a snapshot, then events
  * applied strictly in revision order. It only holds data; `Follower` moves the data in.
  */
+import { compactProvider } from './intern.ts';
 import { orderEvent, type Ordering } from './revision.ts';
 import type { Provider, RegistryEvent, Snapshot } from './schemas.ts';
 
@@ -132,6 +133,8 @@ export class Replica {
   }
 
   #put(provider: Provider): void {
+    // Decoded records carry their own copy of every string; the replica keeps shared ones (intern.ts).
+    compactProvider(provider);
     const previous = this.#providers.get(provider.id);
     if (previous && previous.service !== provider.service) this.#remove(provider.id);
     this.#providers.set(provider.id, provider);

@@ -13,6 +13,7 @@
  */
 import {
   addressKey,
+  compactProvider,
   LeaderError,
   providerIdFor,
   sameJson,
@@ -157,7 +158,7 @@ export class Registry {
     this.#rev = loaded.rev;
     this.#committedRev = loaded.rev;
     for (const p of loaded.providers) {
-      this.#providers.set(p.id, p);
+      this.#providers.set(p.id, compactProvider(p));
       this.#byAddress.set(addressKey(p), p.id);
       this.#own(p.owner, 1);
     }
@@ -271,6 +272,7 @@ export class Registry {
           provider.stateSince = now;
         }
       }
+      compactProvider(provider);
       this.#byAddress.delete(addressKey(previous));
       this.#byAddress.set(key, providerId);
       if (previous.service !== input.service) {
@@ -293,6 +295,7 @@ export class Registry {
     };
     if (owner) provider.owner = owner.owner;
     if (check) provider.check = check;
+    compactProvider(provider);
     this.#byAddress.set(key, providerId);
     return { status: 201, provider: this.#stage('registered', provider, now), changed: true };
   }

@@ -7,6 +7,8 @@
  *   peer, and past that are refused with a `nack` SB_BUSY (the follower retries);
  * - a peer that was sent this very revision less than SNAPSHOT_REPEAT_MS ago is refused the same way: a peer that
  *   asks again and again without reading cannot make the leader copy the registry into its queue again and again.
+ * - the encoded bytes are let go ENCODED_KEEP_MS after the last reply: between gateway starts the leader holds no
+ *   second copy of a big registry (18 MB at 100,000 providers).
  * The waiting line and the outcomes are counted (`switchboard_leader_snapshots_waiting`,
  * `switchboard_leader_snapshots_total{outcome}`).
  */
@@ -20,6 +22,8 @@ export const SNAPSHOTS_PER_SECOND = 8;
 export const MAX_SNAPSHOTS_WAITING = 64;
 /** A peer is not sent the same revision twice within this time. */
 export const SNAPSHOT_REPEAT_MS = 1000;
+/** The encoded snapshot is kept this long after its last reply, for the next request at the same revision. */
+export const ENCODED_KEEP_MS = 10_000;
 
 interface Waiting {
   routing: Buffer;
@@ -42,6 +46,7 @@ export class SnapshotReplies {
   #tokens = SNAPSHOTS_PER_SECOND;
   #refilledAt = Date.now();
   #timer: NodeJS.Timeout | undefined;
+  #dropTimer: NodeJS.Timeout | undefined;
   #draining = false;
 
   constructor(opts: { registry: Registry; control: ControlSocket; metrics: Metrics; log: Logger }) {
@@ -82,6 +87,7 @@ export class SnapshotReplies {
   close(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#dropEncoded();
     this.#waiting.length = 0;
     this.#waitingPeers.clear();
   }
@@ -132,13 +138,24 @@ export class SnapshotReplies {
     }
   }
 
+  #dropEncoded(): void {
+    clearTimeout(this.#dropTimer);
+    this.#dropTimer = undefined;
+    this.#encoded = null;
+    this.#encodedAt = '';
+  }
+
   #send(w: Waiting): void {
     const at = this.#at();
     if (at !== this.#encodedAt || !this.#encoded) {
-      this.#encoded = pack([...this.#registry.all()]);
+      // `pack` answers a view of an encoder buffer about twice its size: kept for seconds, keep just the bytes.
+      this.#encoded = Buffer.from(pack([...this.#registry.all()]));
       this.#encodedAt = at;
       this.#metrics.inc('switchboard_leader_snapshot_encodings_total');
     }
+    clearTimeout(this.#dropTimer);
+    this.#dropTimer = setTimeout(() => this.#dropEncoded(), ENCODED_KEEP_MS);
+    this.#dropTimer.unref();
     const now = Date.now();
     for (const [peer, last] of this.#lastSent) if (now - last.time >= SNAPSHOT_REPEAT_MS) this.#lastSent.delete(peer);
     this.#lastSent.set(w.peer, { at, time: now });

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import {
   aclPolicyProblem,
   aclTokenProblem,
+  compactProvider,
   EMPTY_ACL_STATE,
   newEpoch,
   parseRecord,
@@ -187,7 +188,8 @@ export class Store {
     const emptiedText = this.#meta('emptied') ?? '0';
     if (!/^\d{1,15}$/.test(emptiedText) || Number(emptiedText) > rev)
       throw new StoreCheckError(`meta 'emptied' is not a revision up to ${rev}: '${emptiedText}'`);
-    const rows = this.#db.prepare('SELECT id, service, body FROM providers').all() as Array<{
+    // Row by row, each record compacted as it is read: a big store is never held twice (rows and records).
+    const rows = this.#db.prepare('SELECT id, service, body FROM providers').iterate() as IterableIterator<{
       id: string;
       service: string;
       body: string;
@@ -200,7 +202,7 @@ export class Store {
       if (p.id !== row.id) throw bad(`its body has id '${p.id}'`);
       if (p.service !== row.service) throw bad(`its body has service '${p.service}', the row '${row.service}'`);
       if (p.rev > rev) throw bad(`/rev ${p.rev} is past the store's revision ${rev}`);
-      providers.push(p);
+      providers.push(compactProvider(p));
     }
     const services = this.#db.prepare('SELECT name, rev FROM services').all() as Array<{ name: string; rev: unknown }>;
     for (const s of services) {

@@ -171,7 +171,7 @@ test('every route × {none, read, other service, right, admin}: 401, 403 or allo
   assert.deepEqual(missing, []);
 
   // Batch items are checked one by one, as their single route: write on the body's service.
-  const batch = async (who: string) =>
+  const batch = async (who: 'read' | 'other' | 'right') =>
     (await call(who, 'PUT', '/v1/providers', [{ ...billing, id: 'p-batch', port: 8095 }])).json().results[0];
   assert.equal((await batch('read')).error.code, 'SB_PERMISSION_DENIED');
   assert.equal((await batch('other')).status, 403);
