@@ -16,6 +16,8 @@ import { Type, type Static } from 'typebox';
 import { Compile } from 'typebox/compile';
 
 export const ACL_POLICY_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
+/** The largest per-token provider quota (finite, so JSON's `1e400` — Infinity — is refused at the edge). */
+export const MAX_ACL_PROVIDER_QUOTA = 100_000_000;
 /** The policy every store is created with: `write` on every service, and `admin`. The bootstrap token holds it. */
 export const GLOBAL_MANAGEMENT_POLICY = 'global-management';
 
@@ -51,7 +53,7 @@ export const AclToken = Type.Object({
   description: Type.Optional(Type.String({ maxLength: 512 })),
   policies: Type.Array(Type.String({ pattern: ACL_POLICY_NAME_PATTERN }), { maxItems: 64 }),
   /** Providers this token may have registered at once (absent: the leader's default). */
-  maxProviders: Type.Optional(Type.Integer({ minimum: 0 })),
+  maxProviders: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_ACL_PROVIDER_QUOTA })),
   createdAt: Type.Number({ description: 'Epoch milliseconds' }),
 });
 export type AclToken = Static<typeof AclToken>;

@@ -7,7 +7,7 @@
  */
 import { Type, type Static } from 'typebox';
 import { Compile } from 'typebox/compile';
-import { AclPolicy, AclState, AclToken, ACL_POLICY_NAME_PATTERN } from './acl.ts';
+import { AclPolicy, AclState, AclToken, ACL_POLICY_NAME_PATTERN, MAX_ACL_PROVIDER_QUOTA } from './acl.ts';
 import { ACL_OPS, MESSAGE_TYPE, OBSERVATION_CAUSES } from './protocol.ts';
 import { Check, CheckResult, Provider, ProviderId, ProviderInput, RegistryEvent } from './schemas.ts';
 
@@ -205,7 +205,9 @@ export const AclOp = Type.Union([
     accessor: Accessor,
     description: Type.Optional(Type.String({ maxLength: 512 })),
     policies: Type.Optional(AclToken.properties.policies),
-    maxProviders: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.Null()])),
+    maxProviders: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 0, maximum: MAX_ACL_PROVIDER_QUOTA }), Type.Null()]),
+    ),
   }),
   /** Refused when it would leave no token holding an `admin` policy. */
   Type.Object({ op: Type.Literal(ACL_OPS.tokenDelete), accessor: Accessor }),

@@ -27,7 +27,8 @@ const ANSWER_MS = 2000;
 const MAX_FRAME = 4 * 1024 * 1024;
 
 /** Messages that may change the registry when valid; every other valid message is a read. */
-const WRITES = new Set(['put', 'delete', 'ttl', 'maintenance', 'guard.release', 'worker.hello', 'presence']);
+// `batch` carries writes (put, delete, ttl, maintenance) of a gateway's turn; its answer is a `batch.reply`.
+const WRITES = new Set(['put', 'delete', 'ttl', 'maintenance', 'batch', 'guard.release', 'worker.hello', 'presence']);
 
 /** `switchboard_frames_dropped_total` of one socket, every reason summed (read from the registry: no rendering). */
 async function dropped(metrics: Metrics, socket: string): Promise<number> {
@@ -223,7 +224,8 @@ test('fuzz: the leader ROUTER — answers after every frame, drops and counts wh
       // A reqId answered before (fuzzed ones repeat) must not count as this message's answer.
       // Worker messages carry no reqId in their schema (an extra one is ignored) and get no answer by it.
       const own =
-        type !== undefined && !type.startsWith('worker.') && type !== 'presence'
+        // A batch is answered per inner request (batch.reply), never under a reqId of its own.
+        type !== undefined && !type.startsWith('worker.') && type !== 'presence' && type !== 'batch'
           ? (message as { reqId: number }).reqId
           : undefined;
       if (own !== undefined) answered.delete(own);

@@ -51,4 +51,21 @@ test('GET /v1/admin/snapshot twice within a second, or several at once, answers 
     after.json<{ providers: Array<{ id: string }> }>().providers.map((p) => p.id),
     ['p1'],
   );
+  // Tokens and policies change apart from the revision: a snapshot right after an ACL change is still answered
+  // (it used to ask the leader for the same revision again, and got SB_BUSY), and carries the change.
+  const policy = await c.gateway.app.inject({ method: 'PUT', url: '/v1/acl/policies/p', payload: { rules: [] } });
+  assert.equal(policy.statusCode, 201);
+  const withAcl = await snapshot();
+  assert.equal(withAcl.statusCode, 200, withAcl.body);
+  assert.ok(withAcl.json<{ acl: { policies: Array<{ name: string }> } }>().acl.policies.some((p) => p.name === 'p'));
+  // JSON's 1e400 is Infinity, which Ajv calls an integer: a finite maximum refuses it at the gateway (the leader's
+  // frame check would have dropped the write, and the request waited for its timeout).
+  const infinite = await c.gateway.app.inject({
+    method: 'POST',
+    url: '/v1/acl/tokens',
+    headers: { 'content-type': 'application/json' },
+    payload: '{"policies":[],"maxProviders":1e400}',
+  });
+  assert.equal(infinite.statusCode, 400, infinite.body);
+  assert.equal(infinite.json<{ code: string }>().code, 'FST_ERR_VALIDATION');
 });

@@ -8,6 +8,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import {
+  MAX_ACL_PROVIDER_QUOTA,
   ACL_POLICY_NAME_PATTERN,
   AclPolicy,
   AclRule,
@@ -28,6 +29,7 @@ const Policies = Type.Array(Type.String({ pattern: ACL_POLICY_NAME_PATTERN }), {
 });
 const MaxProviders = Type.Integer({
   minimum: 0,
+  maximum: MAX_ACL_PROVIDER_QUOTA,
   description: "Providers this token may have registered at once (absent: the leader's --acl-max-providers)",
 });
 

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { snapshotFile, SnapshotFile } from '../../bridge/index.ts';
+import { snapshotFile, SnapshotFile, type Provider } from '../../bridge/index.ts';
 import type { GatewayContext } from '../context.ts';
 import { errorResponses } from '../schemas.ts';
 import { httpError } from '../errors.ts';
@@ -97,41 +97,51 @@ export async function adminRoutes(fastify: FastifyInstance, ctx: GatewayContext)
  * The leader refuses a peer the revision it sent that peer less than a second ago, and a second request from a peer
  * while its first waits (SB_BUSY, snapshot-replies.ts), and every request through this gateway is one peer. So two
  * calls within a second, or at once, answered 503 (found by test/fuzz/rest.test.ts). Calls at once share one request,
- * and a snapshot is answered again for REUSE_MS while the replica knows of nothing newer.
+ * and the providers are answered again for REUSE_MS while the replica knows of nothing newer. Tokens and policies
+ * are small and change apart from the revision: they are asked each time.
  */
 class AdminSnapshots {
   static readonly REUSE_MS = 1000;
   readonly #ctx: GatewayContext;
-  #inFlight: Promise<SnapshotFile> | undefined;
-  #last: SnapshotFile | undefined;
+  #inFlight: Promise<Registry> | undefined;
+  #last: Registry | undefined;
   #forget: NodeJS.Timeout | undefined;
 
   constructor(ctx: GatewayContext) {
     this.#ctx = ctx;
   }
 
-  get(): Promise<SnapshotFile> {
+  async get(): Promise<SnapshotFile> {
+    const [registry, acl] = await Promise.all([this.#registry(), this.#ctx.writes.ask({ type: 'acl.get' })]);
+    if (acl.type !== 'acl.reply') throw httpError('SB_LEADER_FAILED', `unexpected reply '${acl.type}' from the leader`);
+    // Tokens (secrets as hashes only) and policies travel with the providers.
+    return snapshotFile(registry.epoch, registry.rev, registry.providers, { acl: acl.state });
+  }
+
+  #registry(): Promise<Registry> {
     const last = this.#last;
     const replica = this.#ctx.follower.replica;
-    const aclVersion = this.#ctx.follower.acl.version;
-    if (last && last.epoch === replica.epoch && replica.rev <= last.rev && (last.acl?.version ?? 0) >= aclVersion)
-      return Promise.resolve(last);
+    if (last && last.epoch === replica.epoch && replica.rev <= last.rev) return Promise.resolve(last);
     this.#inFlight ??= this.#ask().finally(() => (this.#inFlight = undefined));
     return this.#inFlight;
   }
 
-  async #ask(): Promise<SnapshotFile> {
+  async #ask(): Promise<Registry> {
     const reply = await this.#ctx.writes.ask({ type: 'snapshot' });
     if (reply.type !== 'snapshot.reply')
       throw httpError('SB_LEADER_FAILED', `unexpected reply '${reply.type}' from the leader`);
-    // Tokens (secrets as hashes only) and policies travel with the providers, asked of the leader too.
-    const acl = await this.#ctx.writes.ask({ type: 'acl.get' });
-    if (acl.type !== 'acl.reply') throw httpError('SB_LEADER_FAILED', `unexpected reply '${acl.type}' from the leader`);
-    const file = snapshotFile(reply.epoch, reply.rev, reply.providers, { acl: acl.state });
-    this.#last = file;
+    const registry = { epoch: reply.epoch, rev: reply.rev, providers: reply.providers };
+    this.#last = registry;
     clearTimeout(this.#forget);
     // Not kept longer: a registry's snapshot is large.
     this.#forget = setTimeout(() => (this.#last = undefined), AdminSnapshots.REUSE_MS).unref();
-    return file;
+    return registry;
   }
+}
+
+/** The providers of one leader snapshot. */
+interface Registry {
+  epoch: string;
+  rev: number;
+  providers: Provider[];
 }
