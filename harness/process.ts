@@ -4,11 +4,21 @@ import { spawnChild, type Child } from './child.ts';
 
 export { ROOT, type Child } from './child.ts';
 export { fixedLeaderEndpoints, freePort } from './ports.ts';
-export const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+/**
+ * The CLI the tests run. scripts/run-tests.mjs builds `dist/` first and names its entry in SWITCHBOARD_TEST_CLI: a
+ * process then starts from JavaScript instead of compiling every module through tsx (about a second of CPU each,
+ * and the fault tests start hundreds). A test file run on its own without it runs the TypeScript source.
+ */
+export const CLI = process.env.SWITCHBOARD_TEST_CLI || fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 
-/** A TypeScript script as its own process (`node --import tsx`), logging at TEST_LOG_LEVEL (default warn). */
+/** The `node` arguments that run `script`: TypeScript through tsx, JavaScript as it is. */
+export function nodeArgs(script: string): string[] {
+  return script.endsWith('.ts') ? ['--import', 'tsx', script] : [script];
+}
+
+/** A script as its own process (TypeScript through tsx), logging at TEST_LOG_LEVEL (default warn). */
 export function spawnTs(script: string, args: string[], env: Record<string, string> = {}): Child {
-  return spawnChild(script.split('/').pop() ?? script, process.execPath, ['--import', 'tsx', script, ...args], {
+  return spawnChild(script.split('/').pop() ?? script, process.execPath, [...nodeArgs(script), ...args], {
     env: { SWITCHBOARD_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn', ...env },
     echoStderr: Boolean(process.env.TEST_SHOW_STDERR),
   });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { startCluster } from '../../harness/cluster.ts';
-import { CLI, ROOT } from '../../harness/process.ts';
+import { CLI, nodeArgs, ROOT } from '../../harness/process.ts';
 import { runCli, type CliRun } from '../helpers/cli.ts';
 import { http } from '../../harness/http.ts';
 import { waitFor } from '../../harness/wait.ts';
@@ -28,7 +28,7 @@ test('watch follows maint and deregister live; exit codes of maint and deregiste
   assert.equal(put.status, 201);
 
   // watch (live): a snapshot table, then one line per change; SIGINT ends it with 0.
-  const watch = spawn(process.execPath, ['--import', 'tsx', CLI, 'watch', 'billing', ...gw], {
+  const watch = spawn(process.execPath, [...nodeArgs(CLI), 'watch', 'billing', ...gw], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
-import { CLI, loopbackStartArgs, ROOT } from '../../harness/process.ts';
+import { CLI, nodeArgs, loopbackStartArgs, ROOT } from '../../harness/process.ts';
 import { tempDir } from '../../harness/tmp.ts';
 
 const REJECT_LATER = fileURLToPath(new URL('../fixtures/reject-later.mjs', import.meta.url));
@@ -14,14 +14,10 @@ function run(
   timeoutMs = 20_000,
 ): Promise<{ code: number | null; signal: string | null; stderr: string; stdout: string }> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(
-      process.execPath,
-      ['--import', 'tsx', ...preload.flatMap((p) => ['--import', p]), CLI, ...args],
-      {
-        cwd: ROOT,
-        env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'silent' },
-      },
-    );
+    const proc = spawn(process.execPath, [...preload.flatMap((p) => ['--import', p]), ...nodeArgs(CLI), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'silent' },
+    });
     let stderr = '';
     let stdout = '';
     proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));

@@ -1,6 +1,6 @@
 /** The `switchboard` binary run as a script would run it: a subprocess, its output and its exit code. */
 import { execFile } from 'node:child_process';
-import { CLI, ROOT } from '../../harness/process.ts';
+import { CLI, nodeArgs, ROOT } from '../../harness/process.ts';
 
 export interface CliRun {
   /** Exit code (-1 when it was killed at the deadline or by a signal). */
@@ -17,7 +17,7 @@ export function runCli(
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', ...preload, CLI, ...args],
+      [...preload, ...nodeArgs(CLI), ...args],
       {
         cwd: ROOT,
         env: { ...process.env, SWITCHBOARD_GATEWAY: '', SWITCHBOARD_TIMEOUT_MS: '60000', ...opts.env },
