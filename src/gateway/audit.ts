@@ -32,6 +32,8 @@ const ACTIONS: Record<string, string> = {
   'PUT /v1/acl/policies/:name': 'acl.policy.put',
   'DELETE /v1/acl/policies/:name': 'acl.policy.delete',
 };
+/** An open WebSocket or SSE stream ended because its token was revoked or narrowed (subscribers.ts). */
+export const STREAM_REVOKED = 'stream.revoked';
 const RESULTS = ['ok', 'refused', 'failed'] as const;
 
 export interface Who {
@@ -50,6 +52,24 @@ function resultOf(status: number): (typeof RESULTS)[number] {
   return status < 400 ? 'ok' : status < 500 ? 'refused' : 'failed';
 }
 
+/** One audited action: what the line carries besides `audit: true` and the `result` derived from `status`. */
+export interface AuditEntry {
+  who: Who;
+  action: string;
+  method: string;
+  route: string;
+  service?: string;
+  provider?: string;
+  status: number;
+}
+
+/** Logs one audit line (info level, one shape for every action) and counts it. */
+export function recordAudit(log: Logger | null, metrics: Metrics, entry: AuditEntry): void {
+  const result = resultOf(entry.status);
+  metrics.inc('switchboard_audit_events_total', { action: entry.action, result });
+  log?.info({ audit: true, ...entry, result }, `audit ${entry.action} ${result}`);
+}
+
 export interface AuditDeps {
   log: Logger | false;
   metrics: Metrics;
@@ -60,7 +80,7 @@ export interface AuditDeps {
 export function installAudit(app: FastifyInstance, deps: AuditDeps): void {
   const { metrics } = deps;
   const target = new WeakMap<FastifyRequest, { service?: string; provider?: string }>();
-  for (const action of new Set(Object.values(ACTIONS)))
+  for (const action of new Set([...Object.values(ACTIONS), STREAM_REVOKED]))
     for (const result of RESULTS)
       metrics.counter(
         'switchboard_audit_events_total',
@@ -93,28 +113,17 @@ export function installAudit(app: FastifyInstance, deps: AuditDeps): void {
   app.addHook('onResponse', (request, reply, done) => {
     const action = actionOf(request);
     if (action === undefined) return done();
-    const status = reply.statusCode;
-    const result = resultOf(status);
-    metrics.inc('switchboard_audit_events_total', { action, result });
-    if (log) {
-      const t = target.get(request) ?? {};
-      const id = (request.params as { id?: string } | undefined)?.id;
-      const provider = t.provider ?? id;
-      log.info(
-        {
-          audit: true,
-          who: whoOf(request),
-          action,
-          method: request.method,
-          route: request.routeOptions.url,
-          ...(t.service ? { service: t.service } : {}),
-          ...(provider ? { provider } : {}),
-          status,
-          result,
-        },
-        `audit ${action} ${result}`,
-      );
-    }
+    const t = target.get(request) ?? {};
+    const provider = t.provider ?? (request.params as { id?: string } | undefined)?.id;
+    recordAudit(log, metrics, {
+      who: whoOf(request),
+      action,
+      method: request.method,
+      route: request.routeOptions.url ?? '',
+      ...(t.service ? { service: t.service } : {}),
+      ...(provider ? { provider } : {}),
+      status: reply.statusCode,
+    });
     done();
   });
 }

@@ -33,7 +33,7 @@ export async function serviceRoutes(fastify: FastifyInstance, ctx: GatewayContex
     index: number | undefined,
     wait: string | undefined,
   ): Promise<void> {
-    if (index !== undefined) await waitForChange(ctx.changes, request, service, index, wait, DEFAULT_WAIT_MS);
+    if (index !== undefined) await waitForChange(ctx, request, service, index, wait, DEFAULT_WAIT_MS);
   }
 
   app.get(
