@@ -328,8 +328,7 @@ export class StreamAccess {
   revocation(services: ReadonlySet<string> | null): StreamRevocation | null {
     const token = this.#current();
     const accessor = this.who.token ?? '?';
-    if (!token)
-      return { code: 'SB_UNAUTHENTICATED', status: 401, message: `token ${accessor} was deleted (revoked)` };
+    if (!token) return { code: 'SB_UNAUTHENTICATED', status: 401, message: `token ${accessor} was deleted (revoked)` };
     if (services === null ? token.readsAny() : [...services].some((s) => token.allows(read(s)))) return null;
     return {
       code: 'SB_PERMISSION_DENIED',
