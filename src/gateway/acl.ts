@@ -272,6 +272,17 @@ export class GatewayAcl {
   }
 
   /**
+   * The check of a stream being opened: read on every service it names, and on at least one service when it names
+   * none (a stream that could carry nothing is refused now, as it would be ended at the next ACL change).
+   */
+  requireStream(request: FastifyRequest, services: readonly string[] | undefined): void {
+    if (!this.enabled) return;
+    for (const service of services ?? []) this.require(request, read(service));
+    const why = this.streamAccess(request)?.revocation(services?.length ? new Set(services) : null);
+    if (why) throw httpError(why.code, why.message);
+  }
+
+  /**
    * What a stream that outlives its request may read, following ACL changes (see {@link StreamAccess}). Null with
    * ACLs off (everything passes).
    */
@@ -335,8 +346,8 @@ export class StreamAccess {
       status: 403,
       message:
         services === null
-          ? `token ${accessor} no longer reads any service`
-          : `token ${accessor} no longer reads ${[...services].join(', ')}`,
+          ? `token ${accessor} reads no service`
+          : `token ${accessor} reads none of ${[...services].join(', ')}`,
     };
   }
 }

@@ -383,6 +383,17 @@ test('revocation reaches open streams: a deleted token ends its WS (4401) and SS
   const answer = await blocked;
   assert.equal(answer.statusCode, 403);
   assert.equal(answer.json().code, 'SB_PERMISSION_DENIED');
+
+  // Narrowed to nothing: the unfiltered streams end too (4403, event: error 403), and cannot be opened again.
+  const watchClosed = closed(watch.ws!);
+  assert.equal((await call('admin', 'PUT', '/v1/acl/policies/both-read', { rules: [] })).statusCode, 200);
+  assert.equal((await watchClosed).code, 4403);
+  await waitFor(() => sse.ended, { what: 'the SSE stream of the narrowed token ended' });
+  assert.match(
+    sse.text,
+    /event: error\ndata: \{"statusCode":403,"error":"Forbidden",.*"code":"SB_PERMISSION_DENIED"\}\n\n$/,
+  );
+  assert.equal((await openWs(`${wsUrl}?token=${wide}`)).refused, 403);
 });
 
 test("issue 12's attacker list fails with ACLs on: deregister, maintenance, guard release, re-point billing", async (t) => {

@@ -144,7 +144,7 @@ export async function eventRoutes(fastify: FastifyInstance, ctx: GatewayContext)
     async (request, reply) => {
       const { service, epoch, since } = request.query;
       // A service named in the filter must be readable; without a filter the stream is narrowed to what is.
-      for (const name of service ?? []) ctx.acl.require(request, { access: 'read', service: name });
+      ctx.acl.requireStream(request, service);
       const refusal = ctx.hub.refusal(clientKey(request.ip));
       if (refusal) throw httpError('SB_BUSY', refusal);
       const lastId = request.headers['last-event-id'];

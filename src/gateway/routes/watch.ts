@@ -195,8 +195,7 @@ export async function watchRoutes(fastify: FastifyInstance, ctx: GatewayContext)
     },
     preHandler: async (request: FastifyRequest) => {
       // A service named in the filter must be readable; without a filter the stream is narrowed to what is.
-      for (const service of (request.query as WatchQuery).service ?? [])
-        ctx.acl.require(request, { access: 'read', service });
+      ctx.acl.requireStream(request, (request.query as WatchQuery).service);
       const refusal = ctx.hub.refusal(clientKey(request.ip));
       if (refusal) throw httpError('SB_BUSY', refusal);
     },
