@@ -1,5 +1,6 @@
 /**
- * The audit log: every write and admin action, once, at info level, as one structured line
+ * The audit log: every write and admin action (and every stream a revocation ends, subscribers.ts), once, at info
+ * level, as one structured line
  * `{ audit: true, who, action, method, route, service?, provider?, status, result }`, and counted in
  * `switchboard_audit_events_total{action,result}`. Refusals (403, 415, 429, 400) are logged too: they are what an
  * operator looks for after an incident. `who` is the remote address, its client key and, with ACLs on, the
