@@ -26,6 +26,11 @@ export interface ClusterCurve {
   readonly gatewayConfig: { curveSecretKey?: string; curveServerKey?: string };
   /** Options of a test's own DEALER to the leader: it speaks as a gateway would, so with the gateway pair. */
   readonly probeOptions: SocketOptions<Socket>;
+  /**
+   * DEALER options of clients the leader must not answer: plain ZeroMQ, and a CURVE key pair of its own that is on
+   * no allow list (it knows the leader's public key: public keys are public). Empty without CURVE.
+   */
+  readonly strangers: Array<{ what: string; options: SocketOptions<Socket> }>;
 }
 
 const PLAIN: ClusterCurve = {
@@ -35,6 +40,7 @@ const PLAIN: ClusterCurve = {
   gatewayArgs: [],
   gatewayConfig: {},
   probeOptions: {},
+  strangers: [],
 };
 
 let pairs: Record<'leader' | 'worker' | 'gateway', CurveKeyPair> | undefined;
@@ -67,5 +73,12 @@ export function clusterCurve(dir: string, on = TEST_CURVE): ClusterCurve {
     gatewayArgs: flags(client('gateway')),
     gatewayConfig: client('gateway'),
     probeOptions: curveClientOptions({ ...pairs.gateway, serverKey: pairs.leader.publicKey }),
+    strangers: [
+      { what: 'a client without CURVE', options: {} },
+      {
+        what: 'a client whose key is not listed',
+        options: curveClientOptions({ ...generateKeyPair(), serverKey: pairs.leader.publicKey }),
+      },
+    ],
   };
 }

@@ -126,6 +126,8 @@ export async function startHaCluster(opts: HaClusterOptions = {}): Promise<HaClu
           leader.control,
           '--publish',
           leader.events,
+          // Its /metrics (`switchboard leader metrics: url=…` on stdout), for what an operator would look at.
+          ...['--metrics-port', '0'],
           ...curve.leaderArgs,
         ],
         // Its role changes are read from its info-level log lines.

@@ -3,6 +3,7 @@
  * everyone looks for it), workers, gateways, heartbeating provider processes, and a recorder that watches
  * through the Node client. The internal plane speaks CURVE unless SWITCHBOARD_TEST_CURVE=0 (harness/curve.ts).
  */
+import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import type { Provider } from '../../src/bridge/index.ts';
@@ -10,7 +11,7 @@ import type { SwitchboardClient } from '../../src/client/index.ts';
 import { type WatchUpdate, type Watch } from '../../src/client/index.ts';
 import { clusterCurve, type ClusterCurve } from '../../harness/curve.ts';
 import { http } from '../../harness/http.ts';
-import { leaderSnapshot, type LeaderSnapshot } from '../../harness/leader-probe.ts';
+import { leaderSnapshot, pingLeader, type LeaderSnapshot } from '../../harness/leader-probe.ts';
 import {
   freePort,
   startGatewayProcess,
@@ -153,4 +154,15 @@ export async function allInState(
     },
     { timeoutMs, what: `${ids.length} providers ${state}` },
   );
+}
+
+/**
+ * With CURVE on: the leader at `control` answers the cluster's keys and neither a plain client nor an unlisted key
+ * (each gets no answer within half a second). Nothing to check on a plain cluster.
+ */
+export async function assertLeaderAdmitsOnlyListedKeys(control: string, curve: ClusterCurve): Promise<void> {
+  if (!curve.on) return;
+  assert.equal(await pingLeader(control, curve.probeOptions, 5000), true, 'a listed key is answered');
+  for (const stranger of curve.strangers)
+    assert.equal(await pingLeader(control, stranger.options, 500), false, `${stranger.what} gets no answer`);
 }
