@@ -6,7 +6,13 @@
  * operator looks for after an incident. `who` is the remote address, its client key and, with ACLs on, the
  * accessor id of the request's token (set by the token check, acl.ts).
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type {
+  FastifyInstance,
+  FastifyRequest,
+  onResponseHookHandler,
+  onSendAsyncHookHandler,
+  preHandlerAsyncHookHandler,
+} from 'fastify';
 import type { Logger, Metrics } from '../bridge/index.ts';
 import { clientKey } from './clients.ts';
 
@@ -93,7 +99,7 @@ export function installAudit(app: FastifyInstance, deps: AuditDeps): void {
   const actionOf = (request: FastifyRequest): string | undefined =>
     ACTIONS[`${request.method} ${request.routeOptions.url ?? ''}`];
   // Before the handler: the service is still known for a provider about to be deregistered.
-  app.addHook('preHandler', async (request) => {
+  const remember: preHandlerAsyncHookHandler = async (request) => {
     if (actionOf(request) === undefined) return;
     const id = (request.params as { id?: string } | undefined)?.id;
     const service = (request.body as { service?: unknown } | undefined)?.service;
@@ -101,17 +107,17 @@ export function installAudit(app: FastifyInstance, deps: AuditDeps): void {
       ...(typeof service === 'string' ? { service } : id ? { service: deps.serviceOf(id) } : {}),
       ...(id ? { provider: id } : {}),
     });
-  });
+  };
   // A server-chosen id is known only from the answer.
-  app.addHook('onSend', async (request, _reply, payload) => {
+  const learnId: onSendAsyncHookHandler = async (request, _reply, payload) => {
     if (request.method !== 'POST' || request.routeOptions.url !== '/v1/providers' || typeof payload !== 'string')
       return payload;
     const id = /"id":"([^"]{1,256})"/.exec(payload)?.[1];
     const t = target.get(request);
     if (id && t) t.provider = id;
     return payload;
-  });
-  app.addHook('onResponse', (request, reply, done) => {
+  };
+  const record: onResponseHookHandler = (request, reply, done) => {
     const action = actionOf(request);
     if (action === undefined) return done();
     const t = target.get(request) ?? {};
@@ -126,5 +132,18 @@ export function installAudit(app: FastifyInstance, deps: AuditDeps): void {
       status: reply.statusCode,
     });
     done();
+  };
+  // Only audited routes carry the hooks: lookups and streams, the bulk of the traffic, pay nothing for them.
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    if (!methods.some((m) => ACTIONS[`${m} ${route.url}`] !== undefined)) return;
+    route.preHandler = [...hookList(route.preHandler), remember];
+    route.onSend = [...hookList(route.onSend), learnId];
+    route.onResponse = [...hookList(route.onResponse), record];
   });
+}
+
+/** A route option's hooks as a list (Fastify takes one function or an array). */
+function hookList<T>(hooks: T | T[] | undefined): T[] {
+  return hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks];
 }
