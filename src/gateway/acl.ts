@@ -191,12 +191,28 @@ export class GatewayAcl {
       }
     });
     if (!this.enabled) return;
-    app.addHook('onRequest', async (request) => this.#onRequest(request));
-    app.addHook('preHandler', async (request) => {
-      if (request.aclToken === null) return;
-      if (this.#need(request) !== 'write:provider') return;
-      const service = (request.body as { service?: unknown } | undefined)?.service;
-      if (typeof service === 'string') this.require(request, write(service));
+    // Callback hooks, not async ones: they run on every request, and a promise per hook per request shows in
+    // the lookup profile.
+    app.addHook('onRequest', (request, _reply, done) => {
+      try {
+        this.#onRequest(request);
+      } catch (err) {
+        done(err as Error);
+        return;
+      }
+      done();
+    });
+    app.addHook('preHandler', (request, _reply, done) => {
+      try {
+        if (request.aclToken !== null && this.#need(request) === 'write:provider') {
+          const service = (request.body as { service?: unknown } | undefined)?.service;
+          if (typeof service === 'string') this.require(request, write(service));
+        }
+      } catch (err) {
+        done(err as Error);
+        return;
+      }
+      done();
     });
   }
 
