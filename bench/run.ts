@@ -30,6 +30,7 @@ import { DEFAULT_ZMTP_HEARTBEAT_INTERVAL_MS, DEFAULT_ZMTP_HEARTBEAT_TIMEOUT_MS }
 import { recorder, type LatencySummary } from './lib/hdr.ts';
 import { measureScale, SETTLE_MS as SCALE_SETTLE_MS } from './scale.ts';
 import { measureAclCost, measureCurveCost, median } from './security-figures.ts';
+import { writeHeadline } from './lib/headline.ts';
 import {
   measureDetection,
   measureFanout,
@@ -584,6 +585,12 @@ async function main(): Promise<void> {
   ].join('\n');
   writeFileSync(out, preserveAnalysis(out, markdown));
   process.stdout.write(`\nwritten to ${out}\n`);
+  // Only a full run of every figure, written to RESULTS.md, may stand as the README's headline.
+  if (!quick && values.only === undefined && values.out === undefined && values.providers === undefined) {
+    const readme = join(ROOT, 'README.md');
+    const when = { date: started, load1: machine.load1, cores: machine.cores, minutes, versions };
+    if (writeHeadline(readme, report, when)) process.stdout.write(`headline table written to ${readme}\n`);
+  }
 }
 
 /** Keeps the hand-written part of an existing results file (everything from the marker on). */
