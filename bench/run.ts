@@ -23,7 +23,7 @@ import { measureEtcdCrashDetection, measureEtcdPropagation } from './etcd-figure
 import { startEtcd, etcdUnavailableReason, type EtcdHandle } from './lib/etcd.ts';
 import { build, killAll, ROOT } from './lib/procs.ts';
 import { formatNumber, machineInfo, progress, Report, type Cell } from './lib/report.ts';
-import { startCluster, type Cluster } from './lib/switchboard.ts';
+import { startCluster, until, type Cluster } from './lib/switchboard.ts';
 import { measureThroughput } from './throughput.ts';
 import { DEFAULT_MASS_DOWN_SETTLE_MS } from '../src/leader/config.ts';
 import { DEFAULT_ZMTP_HEARTBEAT_INTERVAL_MS, DEFAULT_ZMTP_HEARTBEAT_TIMEOUT_MS } from '../src/worker/config.ts';
@@ -416,6 +416,7 @@ async function main(): Promise<void> {
         figure: 'fan-out: time until the last subscriber has it, p50 / max (ms)',
         switchboard: `${ms(r.toAll.p50)} / ${ms(r.toAll.max)}`,
         command: cmd('fanout'),
+        note: `gateway CPU ${ms(r.gatewayCpuUsPerDelivery)} µs per frame delivered (one socket write each)`,
       });
       report.addRow({
         figure: 'fan-out: gateway RSS idle / peak (MiB)',
@@ -424,6 +425,30 @@ async function main(): Promise<void> {
         note: `${Math.round(r.gatewayRssBeforeMiB)} MiB before the subscribers connected`,
       });
       noteLoad('after fan-out');
+      // The same subscribers spread over two gateway processes (gateways scale out; each writes half the frames).
+      const second = await cluster.addGateway('gateway-2', gatewayArgs);
+      await until(async () => (await fetch(`${second.url}/readyz`)).status === 200, 'second gateway ready');
+      const gateways = [
+        { url: cluster.url, pid: cluster.gateway.pid },
+        { url: second.url, pid: second.proc.pid },
+      ];
+      const p2 = progress('fan-out, 2 gateways');
+      const r2 = await measureFanout(cluster, { ...SIZES.fanout, gateways, onProgress: (t) => p2.update(t) });
+      p2.done(`${formatNumber(r2.subscribers)} subscribers over 2 gateways, p99 ${ms(r2.delivery.p99)} ms`);
+      report.addRow({
+        figure: `fan-out to ${formatNumber(r2.subscribers)} WebSockets over 2 gateways: delivery p50 / p99 (ms)`,
+        switchboard: pct(r2.delivery),
+        target: metAtScale(
+          r2.delivery.p99 <= 200 && r2.failedToOpen === 0 && r2.missing === 0,
+          '≤ 200 (p99)',
+          r2.subscribers,
+          TARGET_SCALE.fanoutSubscribers,
+          'subscribers',
+        ),
+        command: cmd('fanout'),
+        note: `half the subscribers on each gateway process (same leader); all had it after ${ms(r2.toAll.p50)} ms (median); gateway CPU ${ms(r2.gatewayCpuUsPerDelivery)} µs per frame${r2.failedToOpen ? `; ${r2.failedToOpen} failed to open: ${r2.openError}` : ''}${r2.missing ? `; ${r2.missing} deliveries missing` : ''}`,
+      });
+      noteLoad('after fan-out over 2 gateways');
     });
   }
 

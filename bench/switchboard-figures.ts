@@ -9,7 +9,7 @@
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { recorder, type LatencySummary } from './lib/hdr.ts';
-import { rssMiB, spawnCli, spawnScript, UsageSampler, type Proc, type UsageSummary } from './lib/procs.ts';
+import { cpuSeconds, rssMiB, spawnCli, spawnScript, UsageSampler, type Proc, type UsageSummary } from './lib/procs.ts';
 import {
   call,
   EventWaiter,
@@ -402,6 +402,9 @@ export interface FanoutResult {
   gatewayRssIdleMiB: number;
   gatewayRssPeakMiB: number;
   gatewayRssBeforeMiB: number;
+  /** Gateway CPU (all gateways) over the events, per frame delivered: what one socket write costs here. */
+  gatewayCpuUsPerDelivery: number;
+  gateways: number;
 }
 
 /**
@@ -410,14 +413,26 @@ export interface FanoutResult {
  * Then `events` registrations, one at a time: the time until each subscriber, and the last one, has it.
  * Times are wall-clock (`performance.timeOrigin + now()`), comparable across processes on one machine.
  */
+let fanoutRuns = 0;
+
 export async function measureFanout(
   cluster: Cluster,
-  opts: { subscribers: number; clients: number; events: number; perAddress?: number; onProgress?: OnProgress },
+  opts: {
+    subscribers: number;
+    clients: number;
+    events: number;
+    perAddress?: number;
+    /** Gateways the client processes spread over (client c uses urls[c % n]); default the cluster's one. */
+    gateways?: Array<{ url: string; pid: number }>;
+    onProgress?: OnProgress;
+  },
 ): Promise<FanoutResult> {
   const say = opts.onProgress ?? (() => undefined);
   const service = 'fanout';
   const perAddress = opts.perAddress ?? 200;
+  const gateways = opts.gateways ?? [{ url: cluster.url, pid: cluster.gateway.pid }];
   const before = rssMiB(cluster.gateway.pid) ?? 0;
+  const gatewayCpu = (): number => gateways.reduce((sum, g) => sum + (cpuSeconds(g.pid) ?? 0), 0);
   const clients: Proc[] = [];
   let opened = 0;
   let failed = 0;
@@ -429,7 +444,7 @@ export async function measureFanout(
       if (count <= 0) break;
       clients.push(
         spawnScript(`ws-client-${c + 1}`, WS_FANOUT_CLIENT, [
-          cluster.url,
+          gateways[c % gateways.length].url,
           service,
           String(count),
           String(c * share),
@@ -460,11 +475,17 @@ export async function measureFanout(
     const delivery = recorder();
     const toAll = recorder();
     let missing = 0;
+    let cpu = 0;
     for (let k = 0; k < opts.events; k++) {
-      const tag = `fan-${k}`;
+      // New ids and addresses every run: a re-PUT of the same provider is no event, another id at its address a 409.
+      const n = fanoutRuns * 10_000 + k;
+      const tag = `fan-${n}`;
       const results = clients.map((c) => c.waitForLine(new RegExp(`^DONE ${tag} (\\d+) (.*)$`), 30_000));
+      // Awaited in order below; a failure before then (the clients stopped in `finally`) must not crash the bench.
+      for (const r of results) r.catch(() => undefined);
+      const cpuBefore = gatewayCpu();
       const t0 = performance.timeOrigin + performance.now();
-      await register(cluster.url, tag, plainProvider(service, k));
+      await register(cluster.url, tag, plainProvider(service, n));
       let last = 0;
       for (const r of results) {
         const m = await r;
@@ -478,10 +499,12 @@ export async function measureFanout(
           last = Math.max(last, t - t0);
         }
       }
+      cpu += gatewayCpu() - cpuBefore;
       toAll.record(last);
       say(`event ${k + 1}/${opts.events}: all ${opened} had it after ${Math.round(last)} ms`);
       await sleep(500);
     }
+    fanoutRuns++;
     const usage = sampler.stop().gateway;
     return {
       subscribers: opened,
@@ -494,6 +517,8 @@ export async function measureFanout(
       gatewayRssBeforeMiB: before,
       gatewayRssIdleMiB: idle,
       gatewayRssPeakMiB: usage.rssPeakMiB,
+      gatewayCpuUsPerDelivery: (cpu * 1e6) / Math.max(1, delivery.summary().count),
+      gateways: gateways.length,
     };
   } finally {
     for (const c of clients) await c.stop(2_000);

@@ -46,8 +46,8 @@ export interface Cluster {
   /** CURVE keys a feed subscriber needs (the feed's public key and a listed pair), when the feed is CURVE. */
   feedCurve?: CurveClientKeys;
   dataDir: string;
-  /** Another gateway process on the same leader; resolves once it printed its URL. */
-  addGateway(name: string): Promise<{ proc: Proc; url: string }>;
+  /** Another gateway process on the same leader (with extra flags); resolves once it printed its URL. */
+  addGateway(name: string, args?: string[]): Promise<{ proc: Proc; url: string }>;
   close(): Promise<void>;
 }
 
@@ -108,8 +108,8 @@ export async function startCluster(
       feedPub: feedPub,
       ...(opts.feedCurve ? { feedCurve: opts.feedCurve } : {}),
       dataDir: dir.path,
-      async addGateway(name) {
-        const proc = spawnCli(name, ['gateway', '--leader', control, '--http-port', '0']);
+      async addGateway(name, args = []) {
+        const proc = spawnCli(name, ['gateway', '--leader', control, '--http-port', '0', ...args]);
         extra.push(proc);
         const [, u] = await proc.waitForLine(/^switchboard gateway: url=(\S+)/);
         return { proc, url: u };
