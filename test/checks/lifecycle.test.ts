@@ -25,7 +25,9 @@ test('maintenance: out of up lookups, checks ignored meanwhile, back to what the
     host: '127.0.0.1',
     port: 9100,
     protocol: 'http',
-    check: { type: 'http', url, intervalMs: 50 },
+    // A generous timeout: on a loaded machine a 50 ms one expires before the 503 arrives, and the output to check
+    // below is the target's answer.
+    check: { type: 'http', url, intervalMs: 50, timeoutMs: 2000 },
   });
   await waitState(c.url, 'api-1', 'up');
 
