@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { createLogger, type Provider } from '../src/bridge/index.ts';
 import { Store } from '../src/leader/store.ts';
 import { cpuSeconds, rssMiB, spawnCli, tempDir, type Proc } from './lib/procs.ts';
-import { get, until } from './lib/switchboard.ts';
+import { get, sleep, until } from './lib/switchboard.ts';
 
 const BATCH = 10_000;
 
@@ -70,12 +70,13 @@ export function seedStore(dir: string, providers: number, say: (text: string) =>
   }
 }
 
-/** Starts a gateway on `control` and times it to /readyz 200, in CPU and wall time. */
+/** Starts a gateway on `control` and times it to /readyz 200, in CPU and wall time; its RSS `settleMs` later. */
 export async function gatewayReadyRound(
   name: string,
   control: string,
   leaderPid: number,
   nodeArgs: string[] = [],
+  settleMs = 0,
 ): Promise<ReadyRound> {
   const load1 = loadavg()[0];
   const leaderCpu0 = cpuSeconds(leaderPid) ?? 0;
@@ -88,6 +89,8 @@ export async function gatewayReadyRound(
     const wallMs = performance.now() - t0;
     const readyCpu = cpuSeconds(gateway.pid) ?? 0;
     const leaderCpuMs = ((cpuSeconds(leaderPid) ?? 0) - leaderCpu0) * 1000;
+    // RSS once the start-up garbage is collected.
+    if (settleMs > 0) await sleep(settleMs);
     return {
       wallMs,
       startCpuMs: startCpu * 1000,
