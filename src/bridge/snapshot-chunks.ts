@@ -7,7 +7,7 @@
  * The follower's copy is replaced only by a complete sequence: `SnapshotAssembly` refuses a chunk out of order, of
  * another revision, or a last chunk whose count is short, and the whole request then fails and is asked again.
  */
-import { pack } from './codec.ts';
+import { pack, packMapWithTail } from './codec.ts';
 import { intern, internValue, shareMeta, shareTags } from './intern.ts';
 import type { ProviderRow, SnapshotChunk } from './messages.ts';
 import type { Provider, Snapshot } from './schemas.ts';
@@ -118,24 +118,8 @@ export function snapshotChunkFrame(
   head: { reqId: number; epoch: string; rev: number; seq: number; total: number; last: boolean },
   body: Buffer,
 ): Buffer {
-  const header = Buffer.concat([
-    Buffer.from([0x80 | (7 + BODY_ENTRIES)]), // a map of 13 entries
-    pack('type'),
-    pack('snapshot.chunk'),
-    pack('reqId'),
-    pack(head.reqId),
-    pack('epoch'),
-    pack(head.epoch),
-    pack('rev'),
-    pack(head.rev),
-    pack('seq'),
-    pack(head.seq),
-    pack('total'),
-    pack(head.total),
-    pack('last'),
-    pack(head.last),
-  ]);
-  return Buffer.concat([header, body]);
+  const { reqId, epoch, rev, seq, total, last } = head;
+  return packMapWithTail({ type: 'snapshot.chunk', reqId, epoch, rev, seq, total, last }, BODY_ENTRIES, [body]);
 }
 
 /** A list entry a row points to, or a refusal when it points past the list. */

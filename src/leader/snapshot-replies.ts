@@ -14,7 +14,15 @@
  * The waiting line and the outcomes are counted (`switchboard_leader_snapshots_waiting`,
  * `switchboard_leader_snapshots_total{outcome}`).
  */
-import { encodeRows, pack, snapshotChunkFrame, type Logger, type Metrics, type Provider } from '../bridge/index.ts';
+import {
+  encodeRows,
+  pack,
+  packMapWithTail,
+  snapshotChunkFrame,
+  type Logger,
+  type Metrics,
+  type Provider,
+} from '../bridge/index.ts';
 import type { ControlSocket } from './control.ts';
 import type { Registry } from './registry.ts';
 
@@ -239,17 +247,5 @@ export class SnapshotReplies {
  * map header, four small fields, then the shared bytes.
  */
 export function snapshotReply(reqId: number, epoch: string, rev: number, providers: Buffer): Buffer {
-  const header = Buffer.concat([
-    Buffer.from([0x85]), // a map of 5 entries
-    pack('type'),
-    pack('snapshot.reply'),
-    pack('reqId'),
-    pack(reqId),
-    pack('epoch'),
-    pack(epoch),
-    pack('rev'),
-    pack(rev),
-    pack('providers'),
-  ]);
-  return Buffer.concat([header, providers]);
+  return packMapWithTail({ type: 'snapshot.reply', reqId, epoch, rev }, 1, [pack('providers'), providers]);
 }
