@@ -297,9 +297,15 @@ export class LeaderLink<S extends TSchema> {
     for (const listener of this.#connectionListeners) listener(false);
   }
 
-  #receive(frames: Buffer[]): void {
+  #receive(frames: Buffer[]): void | Promise<void> {
     const message = this.#decoder.decode(this.#validator, frames[frames.length - 1]);
     if (message === undefined) return;
+    if ((message as { type?: unknown }).type === 'snapshot.chunk') {
+      this.#answer(message);
+      // Frames already queued are read without a turn of the event loop in between: a large registry's chunks
+      // would then hold it for seconds (timers, HTTP, the start of a Fastify app). One chunk per turn.
+      return new Promise((resolve) => setImmediate(resolve));
+    }
     if ((message as { type?: unknown }).type === 'batch.reply') {
       // Answers whose request timed out meanwhile are dropped, as a late single answer would be.
       for (const reply of (message as unknown as { replies: Reply[] }).replies) this.#answer(reply);
