@@ -1,11 +1,18 @@
 /**
- * The audit log: every write and admin action, once, at info level, as one structured line
+ * The audit log: every write and admin action (and every stream a revocation ends, subscribers.ts), once, at info
+ * level, as one structured line
  * `{ audit: true, who, action, method, route, service?, provider?, status, result }`, and counted in
  * `switchboard_audit_events_total{action,result}`. Refusals (403, 415, 429, 400) are logged too: they are what an
  * operator looks for after an incident. `who` is the remote address, its client key and, with ACLs on, the
  * accessor id of the request's token (set by the token check, acl.ts).
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type {
+  FastifyInstance,
+  FastifyRequest,
+  onResponseHookHandler,
+  onSendAsyncHookHandler,
+  preHandlerAsyncHookHandler,
+} from 'fastify';
 import type { Logger, Metrics } from '../bridge/index.ts';
 import { clientKey } from './clients.ts';
 
@@ -32,6 +39,8 @@ const ACTIONS: Record<string, string> = {
   'PUT /v1/acl/policies/:name': 'acl.policy.put',
   'DELETE /v1/acl/policies/:name': 'acl.policy.delete',
 };
+/** An open WebSocket or SSE stream ended because its token was revoked or narrowed (subscribers.ts). */
+export const STREAM_REVOKED = 'stream.revoked';
 const RESULTS = ['ok', 'refused', 'failed'] as const;
 
 export interface Who {
@@ -50,6 +59,24 @@ function resultOf(status: number): (typeof RESULTS)[number] {
   return status < 400 ? 'ok' : status < 500 ? 'refused' : 'failed';
 }
 
+/** One audited action: what the line carries besides `audit: true` and the `result` derived from `status`. */
+export interface AuditEntry {
+  who: Who;
+  action: string;
+  method: string;
+  route: string;
+  service?: string;
+  provider?: string;
+  status: number;
+}
+
+/** Logs one audit line (info level, one shape for every action) and counts it. */
+export function recordAudit(log: Logger | null, metrics: Metrics, entry: AuditEntry): void {
+  const result = resultOf(entry.status);
+  metrics.inc('switchboard_audit_events_total', { action: entry.action, result });
+  log?.info({ audit: true, ...entry, result }, `audit ${entry.action} ${result}`);
+}
+
 export interface AuditDeps {
   log: Logger | false;
   metrics: Metrics;
@@ -60,7 +87,7 @@ export interface AuditDeps {
 export function installAudit(app: FastifyInstance, deps: AuditDeps): void {
   const { metrics } = deps;
   const target = new WeakMap<FastifyRequest, { service?: string; provider?: string }>();
-  for (const action of new Set(Object.values(ACTIONS)))
+  for (const action of new Set([...Object.values(ACTIONS), STREAM_REVOKED]))
     for (const result of RESULTS)
       metrics.counter(
         'switchboard_audit_events_total',
@@ -72,7 +99,7 @@ export function installAudit(app: FastifyInstance, deps: AuditDeps): void {
   const actionOf = (request: FastifyRequest): string | undefined =>
     ACTIONS[`${request.method} ${request.routeOptions.url ?? ''}`];
   // Before the handler: the service is still known for a provider about to be deregistered.
-  app.addHook('preHandler', async (request) => {
+  const remember: preHandlerAsyncHookHandler = async (request) => {
     if (actionOf(request) === undefined) return;
     const id = (request.params as { id?: string } | undefined)?.id;
     const service = (request.body as { service?: unknown } | undefined)?.service;
@@ -80,41 +107,43 @@ export function installAudit(app: FastifyInstance, deps: AuditDeps): void {
       ...(typeof service === 'string' ? { service } : id ? { service: deps.serviceOf(id) } : {}),
       ...(id ? { provider: id } : {}),
     });
-  });
+  };
   // A server-chosen id is known only from the answer.
-  app.addHook('onSend', async (request, _reply, payload) => {
+  const learnId: onSendAsyncHookHandler = async (request, _reply, payload) => {
     if (request.method !== 'POST' || request.routeOptions.url !== '/v1/providers' || typeof payload !== 'string')
       return payload;
     const id = /"id":"([^"]{1,256})"/.exec(payload)?.[1];
     const t = target.get(request);
     if (id && t) t.provider = id;
     return payload;
-  });
-  app.addHook('onResponse', (request, reply, done) => {
+  };
+  const record: onResponseHookHandler = (request, reply, done) => {
     const action = actionOf(request);
     if (action === undefined) return done();
-    const status = reply.statusCode;
-    const result = resultOf(status);
-    metrics.inc('switchboard_audit_events_total', { action, result });
-    if (log) {
-      const t = target.get(request) ?? {};
-      const id = (request.params as { id?: string } | undefined)?.id;
-      const provider = t.provider ?? id;
-      log.info(
-        {
-          audit: true,
-          who: whoOf(request),
-          action,
-          method: request.method,
-          route: request.routeOptions.url,
-          ...(t.service ? { service: t.service } : {}),
-          ...(provider ? { provider } : {}),
-          status,
-          result,
-        },
-        `audit ${action} ${result}`,
-      );
-    }
+    const t = target.get(request) ?? {};
+    const provider = t.provider ?? (request.params as { id?: string } | undefined)?.id;
+    recordAudit(log, metrics, {
+      who: whoOf(request),
+      action,
+      method: request.method,
+      route: request.routeOptions.url ?? '',
+      ...(t.service ? { service: t.service } : {}),
+      ...(provider ? { provider } : {}),
+      status: reply.statusCode,
+    });
     done();
+  };
+  // Only audited routes carry the hooks: lookups and streams, the bulk of the traffic, pay nothing for them.
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    if (!methods.some((m) => ACTIONS[`${m} ${route.url}`] !== undefined)) return;
+    route.preHandler = [...hookList(route.preHandler), remember];
+    route.onSend = [...hookList(route.onSend), learnId];
+    route.onResponse = [...hookList(route.onResponse), record];
   });
+}
+
+/** A route option's hooks as a list (Fastify takes one function or an array). */
+function hookList<T>(hooks: T | T[] | undefined): T[] {
+  return hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks];
 }
