@@ -544,7 +544,7 @@ async function main(): Promise<void> {
       const r = await measureScale(n, (t) => p.update(t));
       const load = loadavg()[0].toFixed(2);
       p.done(
-        `${formatNumber(n)} providers: leader ${Math.round(r.leaderRssMiB)} MiB, gateway ready in ${ms(r.gatewayReadyMs)} ms`,
+        `${formatNumber(n)} providers: leader ${Math.round(r.leaderRssMiB)} MiB, gateway ready in ${ms(r.gateway.wallMs)} ms`,
       );
       const cmd = `npm run bench -- --only scale --providers ${n}`;
       const atScale = n >= 100_000;
@@ -564,23 +564,30 @@ async function main(): Promise<void> {
         note: `written by Store.commit in batches of 10,000 (${formatNumber(r.seedPerSecond)} providers/s; no HTTP); loaded = leader process start → ready (read, check, registry); SQLite file ${Math.round(r.storeMiB)} MiB`,
       });
       report.addRow({
-        figure: `${name}: snapshot request → reply (ms); size (MiB)`,
-        switchboard: `${ms(r.snapshotMs)}; ${Math.round(r.snapshotMiB)}`,
+        figure: `${name}: snapshot request → last chunk (ms); size (MiB); leader CPU (ms)`,
+        switchboard: `${ms(r.snapshotMs)}; ${Math.round(r.snapshotMiB)}; ${ms(r.snapshotLeaderCpuMs)}`,
         command: cmd,
-        note: `encode at the leader + transfer to a DEALER; leader RSS ${Math.round(r.leaderRssMiB)} before, ${Math.round(r.leaderRssWithSnapshotMiB)} holding the encoding, ${Math.round(r.leaderRssAfterSnapshotMiB)} after letting it go`,
+        note: `${formatNumber(r.snapshotFrames)} chunks, encode at the leader + transfer to a DEALER; leader RSS ${Math.round(r.leaderRssMiB)} before, ${Math.round(r.leaderRssWithSnapshotMiB)} holding the encoding, ${Math.round(r.leaderRssAfterSnapshotMiB)} after letting it go`,
       });
+      const g = r.gateway;
+      // Wall time is the target; on a loaded machine it is mostly waiting for a core, so the CPU time is printed
+      // beside it with the load average.
       report.addRow({
-        figure: `${name}: new gateway start → /readyz 200 (ms)`,
-        switchboard: ms(r.gatewayReadyMs),
-        target: n === 100_000 ? met(r.gatewayReadyMs <= 1000, '≤ 1,000') : undefined,
+        figure: `${name}: new gateway start → /readyz 200, wall (ms); gateway CPU (ms)`,
+        switchboard: `${ms(g.wallMs)}; ${ms(g.readyCpuMs)}`,
+        // The target names 100k providers: a smaller run is not at its scale, a larger one has none.
+        target:
+          n === 100_000 ? met(g.wallMs <= 1000, '≤ 1,000') : atScale ? undefined : '≤ 1,000 (not at target scale)',
         command: cmd,
-        note: `pieces timed in the bench process on the same reply: unpack ${ms(r.unpackMs)} ms, schema check ${ms(r.checkMs)} ms, replica load ${ms(r.replicaLoadMs)} ms`,
+        note: `load average ${g.load1.toFixed(1)} at the start; gateway CPU ${ms(g.startCpuMs)} ms by its url= line (process start, modules, routes), leader CPU ${ms(g.leaderCpuMs)} ms meanwhile; pieces timed in the bench process on the same chunks: unpack ${ms(r.unpackMs)} ms, schema check ${ms(r.checkMs)} ms, rows → records ${ms(r.rowsMs)} ms, replica load ${ms(r.replicaLoadMs)} ms`,
       });
       report.addRow({
         figure: `${name}: gateway RSS once ready (MiB)`,
-        switchboard: Math.round(r.gatewayRssMiB),
-        target: n === 100_000 ? met(r.gatewayRssMiB <= 200, '≤ 200') : undefined,
+        switchboard: Math.round(g.gatewayRssMiB),
+        target:
+          n === 100_000 ? met(g.gatewayRssMiB <= 200, '≤ 200') : atScale ? undefined : '≤ 200 (not at target scale)',
         command: cmd,
+        note: `${SCALE_SETTLE_MS / 1000} s after ready`,
       });
       noteLoad(`after scale ${formatNumber(n)}`);
     }

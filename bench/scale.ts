@@ -3,21 +3,22 @@
  * `commit`, the same transaction the leader writes; no HTTP in the way, so 1,000,000 take seconds, not minutes),
  * then the CLI's own leader and gateway processes on that store:
  * - leader: start → store loaded (its `control=` line), RSS once settled, and RSS beside an empty leader's;
- * - snapshot: one request from a DEALER (encode + transfer), the leader's RSS while it keeps the encoding and
- *   after it lets it go; the reply's pieces timed here, in this process: unpack, schema check, replica load;
- * - gateway: start → /readyz 200 (process start + snapshot + replica load), its RSS once ready.
+ * - snapshot: one request from a DEALER for chunks, as a gateway asks (encode + transfer), the leader's CPU for it
+ *   and its RSS while it keeps the encoding and after it lets it go; the chunks' pieces timed here, in this
+ *   process, as the gateway does them: unpack, schema check, rows → records, replica load;
+ * - gateway: start → /readyz 200 (process start + snapshot + replica load) in wall and CPU time, with the load
+ *   average, and its RSS once ready.
  */
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Dealer } from 'zeromq';
-import { createLogger, pack, Replica, toFollower, unpack, type Provider } from '../src/bridge/index.ts';
+import { DEFAULT_SNAPSHOT_CHUNK, pack, Replica, SnapshotAssembly, toFollower, unpack } from '../src/bridge/index.ts';
 import { ENCODED_KEEP_MS } from '../src/leader/snapshot-replies.ts';
-import { Store, STORE_FILE } from '../src/leader/store.ts';
-import { rssMiB, spawnCli, tempDir, type Proc } from './lib/procs.ts';
-import { get, sleep, until } from './lib/switchboard.ts';
-
-const BATCH = 10_000;
+import { STORE_FILE } from '../src/leader/store.ts';
+import { gatewayReadyRound, seedStore, type ReadyRound } from './gateway-ready.ts';
+import { cpuSeconds, rssMiB, spawnCli, tempDir, type Proc } from './lib/procs.ts';
+import { sleep } from './lib/switchboard.ts';
 const MiB = 1024 * 1024;
 /** RSS is read this long after a process is ready: the start-up garbage has been collected by then. */
 export const SETTLE_MS = 3_000;
@@ -34,35 +35,22 @@ export interface ScaleResult {
   bytesPerProvider: number;
   /** Leader process start → its line printed (store opened, read, checked and loaded). */
   leaderLoadMs: number;
-  /** Snapshot request sent → whole reply received (encode at the leader + transfer). */
+  /** Snapshot request sent → last chunk received (encode at the leader + transfer). */
   snapshotMs: number;
+  /** The leader's CPU time for that request. */
+  snapshotLeaderCpuMs: number;
+  snapshotFrames: number;
   snapshotMiB: number;
   leaderRssWithSnapshotMiB: number;
   leaderRssAfterSnapshotMiB: number;
-  /** The gateway's pieces, timed in this process on the same reply. */
+  /** The gateway's pieces, timed in this process on the same chunks. */
   unpackMs: number;
   checkMs: number;
+  /** Rows → compact records (SnapshotAssembly). */
+  rowsMs: number;
   replicaLoadMs: number;
-  gatewayReadyMs: number;
-  gatewayRssMiB: number;
-}
-
-/** A provider record as the leader stores it: the bench's `plainProvider`, registered and up. */
-function record(i: number, services: number, now: number): Provider {
-  return {
-    id: `big-${i}`,
-    service: `big-${i % services}`,
-    host: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
-    port: 8000 + (i % 1000),
-    protocol: 'http',
-    tags: ['bench'],
-    meta: { zone: 'local', version: '1.0.0' },
-    state: 'up',
-    stateSince: now,
-    registeredAt: now,
-    updatedAt: now,
-    rev: i + 1,
-  };
+  /** A gateway process started on the leader, to /readyz 200: wall and CPU time, load average, RSS. */
+  gateway: ReadyRound;
 }
 
 async function startLeader(name: string, dataDir: string): Promise<{ proc: Proc; control: string; loadMs: number }> {
@@ -72,19 +60,28 @@ async function startLeader(name: string, dataDir: string): Promise<{ proc: Proc;
   return { proc, control, loadMs: performance.now() - t0 };
 }
 
-/** One snapshot request from a DEALER; the reply's raw bytes and how long it took. */
-async function requestSnapshot(control: string): Promise<{ frame: Buffer; ms: number }> {
+/** One snapshot request from a DEALER, in chunks as a gateway asks; the frames and how long they took. */
+async function requestSnapshot(control: string): Promise<{ frames: Buffer[]; ms: number }> {
   const dealer = new Dealer({ linger: 0, maxMessageSize: 1024 * MiB, receiveTimeout: 600_000 });
   try {
     dealer.connect(control);
     const t0 = performance.now();
-    await dealer.send(pack({ type: 'snapshot', reqId: 1 }));
-    const [frame] = await dealer.receive();
-    return { frame, ms: performance.now() - t0 };
+    await dealer.send(pack({ type: 'snapshot', reqId: 1, chunk: DEFAULT_SNAPSHOT_CHUNK }));
+    const frames: Buffer[] = [];
+    for (;;) {
+      const [frame] = await dealer.receive();
+      frames.push(frame);
+      // The last chunk says so in its header, before the rows: no need to decode it here.
+      if (frame.subarray(0, 256).includes(LAST_TRUE)) break;
+    }
+    return { frames, ms: performance.now() - t0 };
   } finally {
     dealer.close();
   }
 }
+
+/** `last: true` as msgpack: a fixstr "last" then true (0xc3). */
+const LAST_TRUE = Buffer.concat([pack('last'), Buffer.from([0xc3])]);
 
 export async function measureScale(
   providers: number,
@@ -102,22 +99,9 @@ export async function measureScale(
     const emptyLeaderRssMiB = rssMiB(emptyLeader.proc.pid) ?? 0;
     await emptyLeader.proc.stop(5_000);
 
-    const store = new Store(dir.path, createLogger({ level: 'silent' }));
-    const now = Date.now();
     const s0 = performance.now();
-    for (let first = 0; first < providers; first += BATCH) {
-      say(`writing the store ${first}/${providers}`);
-      const puts: Provider[] = [];
-      const revs = new Map<string, number>();
-      for (let i = first; i < Math.min(providers, first + BATCH); i++) {
-        const p = record(i, services, now);
-        puts.push(p);
-        revs.set(p.service, p.rev);
-      }
-      store.commit(puts[puts.length - 1].rev, puts, [], revs);
-    }
+    seedStore(dir.path, providers, say);
     const seedPerSecond = providers / ((performance.now() - s0) / 1000);
-    store.close();
     const storeMiB = statSync(join(dir.path, STORE_FILE)).size / MiB;
 
     say('leader loading the store');
@@ -127,30 +111,35 @@ export async function measureScale(
     const leaderRssMiB = rssMiB(leader.proc.pid) ?? 0;
 
     say('snapshot');
+    const leaderCpu0 = cpuSeconds(leader.proc.pid) ?? 0;
     const snap = await requestSnapshot(leader.control);
+    const snapshotLeaderCpuMs = ((cpuSeconds(leader.proc.pid) ?? 0) - leaderCpu0) * 1000;
     const leaderRssWithSnapshotMiB = rssMiB(leader.proc.pid) ?? 0;
-    let t = performance.now();
-    const value = unpack(snap.frame);
-    const unpackMs = performance.now() - t;
-    t = performance.now();
-    if (!toFollower.Check(value) || value.type !== 'snapshot.reply')
-      throw new Error(`not a snapshot: ${JSON.stringify(value).slice(0, 300)}`);
-    const checkMs = performance.now() - t;
-    t = performance.now();
-    new Replica().applySnapshot({ epoch: value.epoch, rev: value.rev, providers: value.providers });
+    let unpackMs = 0;
+    let checkMs = 0;
+    let rowsMs = 0;
+    const assembly = new SnapshotAssembly();
+    for (const frame of snap.frames) {
+      let t = performance.now();
+      const value = unpack(frame);
+      unpackMs += performance.now() - t;
+      t = performance.now();
+      if (!toFollower.Check(value) || value.type !== 'snapshot.chunk')
+        throw new Error(`not a snapshot chunk: ${JSON.stringify(value).slice(0, 300)}`);
+      checkMs += performance.now() - t;
+      t = performance.now();
+      assembly.add(value);
+      rowsMs += performance.now() - t;
+    }
+    const snapshot = assembly.snapshot();
+    const t = performance.now();
+    new Replica().applySnapshot(snapshot);
     const replicaLoadMs = performance.now() - t;
-    if (value.providers.length !== providers) throw new Error(`snapshot of ${value.providers.length} providers`);
-    const snapshotMiB = snap.frame.length / MiB;
+    if (snapshot.providers.length !== providers) throw new Error(`snapshot of ${snapshot.providers.length} providers`);
+    const snapshotMiB = snap.frames.reduce((n, f) => n + f.length, 0) / MiB;
 
     say('gateway');
-    const g0 = performance.now();
-    const gateway = spawnCli('gateway-scale', ['gateway', '--leader', leader.control, '--http-port', '0']);
-    procs.push(gateway);
-    const [, url] = await gateway.waitForLine(/^switchboard gateway: url=(\S+)/, 600_000);
-    await until(async () => (await get(`${url}/readyz`)).status === 200, 'scale gateway ready', 600_000, 5);
-    const gatewayReadyMs = performance.now() - g0;
-    await sleep(SETTLE_MS);
-    const gatewayRssMiB = rssMiB(gateway.pid) ?? 0;
+    const gateway = await gatewayReadyRound('gateway-scale', leader.control, leader.proc.pid, [], SETTLE_MS);
 
     say('leader after the snapshot is let go');
     await sleep(ENCODED_KEEP_MS + 1_000 - SETTLE_MS);
@@ -170,14 +159,16 @@ export async function measureScale(
       bytesPerProvider: ((leaderRssMiB - emptyLeaderRssMiB) * MiB) / providers,
       leaderLoadMs: leader.loadMs,
       snapshotMs: snap.ms,
+      snapshotLeaderCpuMs,
+      snapshotFrames: snap.frames.length,
       snapshotMiB,
       leaderRssWithSnapshotMiB,
       leaderRssAfterSnapshotMiB,
       unpackMs,
       checkMs,
+      rowsMs,
       replicaLoadMs,
-      gatewayReadyMs,
-      gatewayRssMiB,
+      gateway,
     };
   } finally {
     for (const p of procs) await p.stop(5_000);

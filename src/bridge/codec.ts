@@ -24,3 +24,18 @@ export function pack(value: unknown): Buffer {
 export function unpack(frame: Uint8Array): unknown {
   return unpackr.unpack(frame);
 }
+
+/**
+ * A msgpack map whose last entries are already encoded: the `head` fields (small values, packed here), then
+ * `tail`, the encoded keys and values of `tailEntries` more entries (bytes shared between messages, not copied
+ * into the encoder). At most 15 entries in all (a fixmap).
+ */
+export function packMapWithTail(head: Record<string, unknown>, tailEntries: number, tail: readonly Buffer[]): Buffer {
+  const fields = Object.entries(head);
+  const entries = fields.length + tailEntries;
+  if (entries > 15) throw new RangeError(`a map of ${entries} entries is no fixmap`);
+  const parts: Buffer[] = [Buffer.from([0x80 | entries])];
+  for (const [key, value] of fields) parts.push(pack(key), pack(value));
+  parts.push(...tail);
+  return Buffer.concat(parts);
+}

@@ -33,6 +33,7 @@ import {
   type Reply,
 } from './messages.ts';
 import { Replica } from './replica.ts';
+import { CHUNK_REFUSALS, DEFAULT_SNAPSHOT_CHUNK, SnapshotAssembly, SnapshotChunkError } from './snapshot-chunks.ts';
 import { curveClientOptions, type CurveClientKeys } from './curve.ts';
 import { baseSocketOptions, FrameDecoder, receiveLoop, resolveAdvertised, SNAPSHOT_MAX_MESSAGE_SIZE } from './zmq.ts';
 
@@ -62,6 +63,8 @@ export interface FollowerOptions {
   curve?: CurveClientKeys;
   /** Timeout of one ACL fetch (`acl.get`). */
   aclTimeoutMs?: number;
+  /** Providers per snapshot chunk asked of the leader. */
+  snapshotChunk?: number;
 }
 
 /** The leader's answer to a ping, as the follower saw it. */
@@ -121,8 +124,10 @@ export class Follower {
   #aclNext: AclWaiter[] = [];
   #aclTaken: AclWaiter[] = [];
   #closed = false;
+  readonly #snapshotChunk: number;
 
   constructor(opts: FollowerOptions) {
+    this.#snapshotChunk = opts.snapshotChunk ?? DEFAULT_SNAPSHOT_CHUNK;
     const name = opts.name ?? 'follower';
     this.#log = opts.log.child({ component: name });
     this.#metrics = opts.metrics;
@@ -171,6 +176,12 @@ export class Follower {
     this.#subLoop = receiveLoop(this.#sub, (frames) => this.#onPublished(frames), this.#log);
     opts.metrics.counter('switchboard_replica_resyncs_total', 'Full snapshots taken');
     opts.metrics.counter('switchboard_replica_catchups_total', 'Gaps repaired by events');
+    for (const reason of CHUNK_REFUSALS)
+      opts.metrics.counter(
+        'switchboard_replica_snapshots_refused_total',
+        'Snapshots in chunks dropped unapplied (a chunk out of order, of another revision, or a short count), by reason',
+        { reason },
+      );
     opts.metrics.gauge('switchboard_replica_rev', 'Revision of the local replica', () => this.replica.rev);
     opts.metrics.gauge('switchboard_replica_stale', '1 while the replica may be behind the leader', () =>
       this.stale ? 1 : 0,
@@ -452,22 +463,35 @@ export class Follower {
   }
 
   #request(action: Extract<SyncAction, { type: 'request-since' | 'request-snapshot' }>): void {
+    // A snapshot comes in chunks, each decoded and compacted as it arrives; the replica takes only a whole one.
+    const assembly = new SnapshotAssembly();
     const asked =
       action.type === 'request-since'
         ? this.#link.request({ type: 'since', epoch: action.epoch, since: action.since })
-        : this.#link.request({ type: 'snapshot' }, this.#opts.snapshotTimeoutMs);
+        : this.#link.requestParts(
+            { type: 'snapshot', chunk: this.#snapshotChunk },
+            (chunk) => assembly.add(chunk),
+            this.#opts.snapshotTimeoutMs,
+          );
     const done = asked
       .then((reply) => {
         if (this.#closed) return;
         if (reply.type === 'since.reply') {
           if (reply.complete) this.#metrics.inc('switchboard_replica_catchups_total');
           this.#run(this.#sync.onSinceReply(reply));
+        } else if (reply.type === 'snapshot.chunk') {
+          this.#run(this.#sync.onSnapshot(assembly.snapshot()));
         } else if (reply.type === 'snapshot.reply') {
+          // A leader that sends the registry in one frame (an older build).
           this.#run(this.#sync.onSnapshot({ epoch: reply.epoch, rev: reply.rev, providers: reply.providers }));
         } else throw new Error(`unexpected reply ${reply.type} to ${action.type}`);
       })
       .catch((err: unknown) => {
         if (this.#closed) return;
+        if (err instanceof SnapshotChunkError) {
+          this.#metrics.inc('switchboard_replica_snapshots_refused_total', { reason: err.reason });
+          this.#log.warn({ reason: err.reason, received: assembly.received }, `snapshot refused: ${err.message}`);
+        }
         this.#log.warn(
           { err: err instanceof LeaderError || err instanceof LinkError ? err.message : err },
           'sync failed; retrying',

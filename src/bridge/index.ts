@@ -27,6 +27,7 @@ export * from './leader-endpoints.ts';
 export * from './records.ts';
 export * from './intern.ts';
 export * from './snapshot-file.ts';
+export * from './snapshot-chunks.ts';
 export * from './acl.ts';
 export * from './curve.ts';
 export * from './zap.ts';

@@ -60,6 +60,31 @@ function share<T extends object>(table: Map<string, T>, value: T): T {
   return value;
 }
 
+/** The shared copy of a value (host, meta value). */
+export function internValue(s: string): string {
+  return values.intern(s);
+}
+
+/** The shared, frozen copy of a tag list (`tags` itself is changed and may be the one kept). */
+export function shareTags(tags: string[]): string[] {
+  if (tags.length === 0) return EMPTY_TAGS;
+  if (Object.isFrozen(tags)) return tags;
+  for (let i = 0; i < tags.length; i++) tags[i] = names.intern(tags[i]);
+  return share(sharedTags, tags);
+}
+
+/** The shared, frozen copy of a meta map (`meta` itself is changed and may be the one kept). */
+export function shareMeta(meta: Provider['meta']): Provider['meta'] {
+  if (Object.isFrozen(meta)) return meta;
+  let empty = true;
+  // Keys of an object built by a decoder are property names already (shared by V8); values are not.
+  for (const k in meta) {
+    meta[k] = values.intern(meta[k]);
+    empty = false;
+  }
+  return empty ? EMPTY_META : share(sharedMeta, meta);
+}
+
 /**
  * `p` with its repeated strings, tag list and meta map replaced by shared copies, in place (the same record with
  * the same values, serialized byte for byte as before). Returns `p`.
@@ -69,21 +94,7 @@ export function compactProvider<T extends Provider>(p: T): T {
   p.host = values.intern(p.host);
   p.protocol = names.intern(p.protocol);
   p.state = names.intern(p.state) as Provider['state'];
-  const tags = p.tags;
-  if (tags.length === 0) p.tags = EMPTY_TAGS;
-  else if (!Object.isFrozen(tags)) {
-    for (let i = 0; i < tags.length; i++) tags[i] = names.intern(tags[i]);
-    p.tags = share(sharedTags, tags);
-  }
-  const meta = p.meta;
-  if (!Object.isFrozen(meta)) {
-    let empty = true;
-    // Keys of an object built by a decoder are property names already (shared by V8); values are not.
-    for (const k in meta) {
-      meta[k] = values.intern(meta[k]);
-      empty = false;
-    }
-    p.meta = empty ? EMPTY_META : share(sharedMeta, meta);
-  }
+  p.tags = shareTags(p.tags);
+  p.meta = shareMeta(p.meta);
   return p;
 }

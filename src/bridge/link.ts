@@ -48,6 +48,8 @@ interface Pending {
   resolve: (reply: Reply) => void;
   reject: (err: Error) => void;
   timer: NodeJS.Timeout;
+  /** A request answered in several parts: each part goes here, and the request ends when it answers true. */
+  onPart?: (part: Extract<Reply, { type: 'snapshot.chunk' }>) => boolean;
 }
 
 export class LeaderLink<S extends TSchema> {
@@ -150,6 +152,23 @@ export class LeaderLink<S extends TSchema> {
   }
 
   request(body: RequestBody, timeoutMs = this.#requestTimeoutMs): Promise<Reply> {
+    return this.#request(body, timeoutMs);
+  }
+
+  /**
+   * A request answered in parts (`snapshot.chunk` frames): `onPart` takes each and answers true at the last one,
+   * which then resolves the request; a part it throws on rejects it. `timeoutMs` is the longest silence between
+   * two parts. Any other answer (a `nack`, a one-frame `snapshot.reply`) resolves the request as `request` does.
+   */
+  requestParts(
+    body: RequestBody,
+    onPart: NonNullable<Pending['onPart']>,
+    timeoutMs = this.#requestTimeoutMs,
+  ): Promise<Reply> {
+    return this.#request(body, timeoutMs, onPart);
+  }
+
+  #request(body: RequestBody, timeoutMs: number, onPart?: Pending['onPart']): Promise<Reply> {
     if (this.#closed) return Promise.reject(new LinkError('LINK_CLOSED', 'link to the leader is closed'));
     if (this.#pending.size >= this.#maxPending) {
       return Promise.reject(
@@ -162,7 +181,7 @@ export class LeaderLink<S extends TSchema> {
         this.#pending.delete(reqId);
         reject(new LinkError('LINK_TIMEOUT', `the leader did not answer within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.#pending.set(reqId, { resolve, reject, timer });
+      this.#pending.set(reqId, { resolve, reject, timer, onPart });
       const message = { ...body, reqId };
       if (isBatchable(message.type)) {
         this.#outbox.push(message);
@@ -278,9 +297,15 @@ export class LeaderLink<S extends TSchema> {
     for (const listener of this.#connectionListeners) listener(false);
   }
 
-  #receive(frames: Buffer[]): void {
+  #receive(frames: Buffer[]): void | Promise<void> {
     const message = this.#decoder.decode(this.#validator, frames[frames.length - 1]);
     if (message === undefined) return;
+    if ((message as { type?: unknown }).type === 'snapshot.chunk') {
+      this.#answer(message);
+      // Frames already queued are read without a turn of the event loop in between: a large registry's chunks
+      // would then hold it for seconds (timers, HTTP, the start of a Fastify app). One chunk per turn.
+      return new Promise((resolve) => setImmediate(resolve));
+    }
     if ((message as { type?: unknown }).type === 'batch.reply') {
       // Answers whose request timed out meanwhile are dropped, as a late single answer would be.
       for (const reply of (message as unknown as { replies: Reply[] }).replies) this.#answer(reply);
@@ -295,6 +320,21 @@ export class LeaderLink<S extends TSchema> {
     if (typeof reqId !== 'number') return false;
     const pending = this.#pending.get(reqId);
     if (!pending) return false;
+    if (pending.onPart && reply.type === 'snapshot.chunk') {
+      let last: boolean;
+      try {
+        last = pending.onPart(reply);
+      } catch (err) {
+        this.#pending.delete(reqId);
+        clearTimeout(pending.timer);
+        pending.reject(err instanceof Error ? err : new Error(String(err)));
+        return true;
+      }
+      if (!last) {
+        pending.timer.refresh();
+        return true;
+      }
+    }
     this.#pending.delete(reqId);
     clearTimeout(pending.timer);
     pending.resolve(reply);

@@ -110,7 +110,17 @@ export const MaintenanceRequest = Type.Object({
   enabled: Type.Boolean(),
   reason: Type.Optional(Type.String({ maxLength: 512 })),
 });
-export const SnapshotRequest = Type.Object({ type: Type.Literal(MESSAGE_TYPE.snapshot), reqId: ReqId });
+/** Providers per `snapshot.chunk` frame, at most (a frame of 10,000 large records stays within a few MiB). */
+export const MAX_SNAPSHOT_CHUNK = 10_000;
+/**
+ * Ask for the whole registry. Without `chunk`: one `snapshot.reply` frame. With `chunk`: `snapshot.chunk` frames of
+ * at most `chunk` providers each, all of one revision, the last one marked (bridge/snapshot-chunks.ts).
+ */
+export const SnapshotRequest = Type.Object({
+  type: Type.Literal(MESSAGE_TYPE.snapshot),
+  reqId: ReqId,
+  chunk: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_SNAPSHOT_CHUNK })),
+});
 /** Ask for the events after `since`; answered with the events or `complete: false` if the leader no longer has them. */
 export const SinceRequest = Type.Object({
   type: Type.Literal(MESSAGE_TYPE.since),
@@ -240,6 +250,56 @@ export const SnapshotReply = Type.Object({
   rev: Type.Integer({ minimum: 0 }),
   providers: Type.Array(Provider, { maxItems: 10_000_000 }),
 });
+/** A position in one of a chunk's lists of names (`services`, `protocols`, `states`, `tags`, `metas`). */
+const ChunkIndex = Type.Integer({ minimum: 0, maximum: MAX_SNAPSHOT_CHUNK });
+/**
+ * A provider as a row of a `snapshot.chunk`: the fields in a fixed order, the values that repeat across records
+ * (service, protocol, tags, meta, state) as positions in the chunk's lists, then the optional fields in a map (or
+ * null). Decoding arrays of numbers is cheaper than decoding maps that repeat every key and value in every record,
+ * and each list is shared by its records once per chunk instead of once per record.
+ */
+export const ProviderRow = Type.Tuple([
+  Provider.properties.id,
+  ChunkIndex,
+  Provider.properties.host,
+  Provider.properties.port,
+  ChunkIndex,
+  ChunkIndex,
+  ChunkIndex,
+  ChunkIndex,
+  Provider.properties.stateSince,
+  Provider.properties.registeredAt,
+  Provider.properties.updatedAt,
+  Provider.properties.rev,
+  Type.Union([
+    Type.Null(),
+    Type.Object(
+      { check: Provider.properties.check, lastCheck: Provider.properties.lastCheck, owner: Provider.properties.owner },
+      { additionalProperties: false },
+    ),
+  ]),
+]);
+export type ProviderRow = Static<typeof ProviderRow>;
+/**
+ * One frame of a snapshot sent in chunks: `seq` counts from 0, every chunk carries the same `epoch`, `rev` and
+ * `total` (providers in the whole snapshot), and the last one says so.
+ */
+export const SnapshotChunk = Type.Object({
+  type: Type.Literal(MESSAGE_TYPE.snapshotChunk),
+  reqId: ReqId,
+  epoch: Id,
+  rev: Type.Integer({ minimum: 0 }),
+  seq: Type.Integer({ minimum: 0 }),
+  total: Type.Integer({ minimum: 0, maximum: 100_000_000 }),
+  last: Type.Boolean(),
+  services: Type.Array(Provider.properties.service, { maxItems: MAX_SNAPSHOT_CHUNK }),
+  protocols: Type.Array(Provider.properties.protocol, { maxItems: MAX_SNAPSHOT_CHUNK }),
+  tags: Type.Array(Provider.properties.tags, { maxItems: MAX_SNAPSHOT_CHUNK }),
+  metas: Type.Array(Provider.properties.meta, { maxItems: MAX_SNAPSHOT_CHUNK }),
+  states: Type.Array(Provider.properties.state, { maxItems: 8 }),
+  rows: Type.Array(ProviderRow, { maxItems: MAX_SNAPSHOT_CHUNK }),
+});
+export type SnapshotChunk = Static<typeof SnapshotChunk>;
 export const SinceReply = Type.Object({
   type: Type.Literal(MESSAGE_TYPE.sinceReply),
   reqId: ReqId,
@@ -347,6 +407,7 @@ export const ToFollower = Type.Union([
   Ack,
   Nack,
   SnapshotReply,
+  SnapshotChunk,
   SinceReply,
   Pong,
   ClusterReply,

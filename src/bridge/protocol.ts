@@ -68,6 +68,7 @@ export const MESSAGE_TYPE = {
   ack: 'ack',
   nack: 'nack',
   snapshotReply: 'snapshot.reply',
+  snapshotChunk: 'snapshot.chunk',
   sinceReply: 'since.reply',
   pong: 'pong',
   clusterReply: 'cluster.reply',

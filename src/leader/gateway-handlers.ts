@@ -181,7 +181,7 @@ export function gatewayHandlers(parts: LeaderParts): Handlers<GatewayRequestType
         return { type: 'ack', status: 200, rev: registry.committedRev };
       }),
 
-    snapshot: (routing, m) => snapshots.request(routing, m.reqId),
+    snapshot: (routing, m) => snapshots.request(routing, m.reqId, m.chunk),
 
     since: (routing, m) => {
       const events = m.epoch === registry.epoch ? registry.since(m.since) : undefined;

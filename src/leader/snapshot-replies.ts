@@ -2,7 +2,9 @@
  * The leader's answers to snapshot requests. A snapshot is cheap to ask for and expensive to serve, so:
  * - its providers are encoded once per committed revision, and every reply at that revision reuses those bytes
  *   (a reply is a small header with the request's reqId, then the shared bytes: one copy per reply, no
- *   re-encoding);
+ *   re-encoding); a follower that asks for chunks (`chunk` in the request) gets `snapshot.chunk` frames instead,
+ *   each chunk encoded once per revision and shared the same way, sent one after the other with a turn of the
+ *   event loop between them;
  * - at most SNAPSHOTS_PER_SECOND replies are built per second; requests beyond wait in a bounded line, one per
  *   peer, and past that are refused with a `nack` SB_BUSY (the follower retries);
  * - a peer that was sent this very revision less than SNAPSHOT_REPEAT_MS ago is refused the same way: a peer that
@@ -12,7 +14,15 @@
  * The waiting line and the outcomes are counted (`switchboard_leader_snapshots_waiting`,
  * `switchboard_leader_snapshots_total{outcome}`).
  */
-import { pack, type Logger, type Metrics } from '../bridge/index.ts';
+import {
+  encodeRows,
+  pack,
+  packMapWithTail,
+  snapshotChunkFrame,
+  type Logger,
+  type Metrics,
+  type Provider,
+} from '../bridge/index.ts';
 import type { ControlSocket } from './control.ts';
 import type { Registry } from './registry.ts';
 
@@ -29,6 +39,21 @@ interface Waiting {
   routing: Buffer;
   peer: string;
   reqId: number;
+  /** Providers per frame, for a snapshot in chunks; undefined: one frame. */
+  chunk: number | undefined;
+}
+
+/**
+ * The registry of one revision in chunks of `size` providers: the records are taken at once (records are replaced
+ * on change, never edited, so the list stays that revision's), and each chunk is encoded when first sent.
+ */
+interface Chunks {
+  at: string;
+  epoch: string;
+  rev: number;
+  size: number;
+  providers: readonly Provider[];
+  encoded: Buffer[];
 }
 
 export class SnapshotReplies {
@@ -39,6 +64,8 @@ export class SnapshotReplies {
   /** The providers of revision `#encodedAt`, msgpack-encoded once. */
   #encoded: Buffer | null = null;
   #encodedAt = '';
+  /** The registry of revision `#chunks.at`, for snapshots in chunks (one encoding of each chunk, shared). */
+  #chunks: Chunks | null = null;
   readonly #waiting: Waiting[] = [];
   readonly #waitingPeers = new Set<string>();
   /** Peer → the revision it was last sent and when. Entries older than SNAPSHOT_REPEAT_MS are swept. */
@@ -65,7 +92,7 @@ export class SnapshotReplies {
   }
 
   /** A snapshot request from `routing`: answered now, later, or refused with SB_BUSY. */
-  request(routing: Buffer, reqId: number): void {
+  request(routing: Buffer, reqId: number, chunk?: number): void {
     const peer = routing.toString('hex');
     const now = Date.now();
     const last = this.#lastSent.get(peer);
@@ -78,7 +105,7 @@ export class SnapshotReplies {
       );
       return;
     }
-    this.#waiting.push({ routing, peer, reqId });
+    this.#waiting.push({ routing, peer, reqId, chunk });
     this.#waitingPeers.add(peer);
     void this.#drain();
   }
@@ -127,7 +154,8 @@ export class SnapshotReplies {
         if (!next) break;
         this.#waitingPeers.delete(next.peer);
         this.#tokens -= 1;
-        this.#send(next);
+        if (next.chunk === undefined) this.#send(next);
+        else await this.#sendChunks(next, next.chunk);
       }
     } catch (err) {
       this.#log.error({ err }, 'snapshot replies failed');
@@ -143,6 +171,57 @@ export class SnapshotReplies {
     this.#dropTimer = undefined;
     this.#encoded = null;
     this.#encodedAt = '';
+    this.#chunks = null;
+  }
+
+  /**
+   * The snapshot in chunks: each frame handed to ZeroMQ before the next is encoded, with a turn of the event loop
+   * between them, so the leader keeps answering while a large registry goes out and the follower decodes the first
+   * chunks while the last are encoded.
+   */
+  async #sendChunks(w: Waiting, size: number): Promise<void> {
+    const at = this.#at();
+    let chunks = this.#chunks;
+    if (!chunks || chunks.at !== at || chunks.size !== size) {
+      chunks = {
+        at,
+        epoch: this.#registry.epoch,
+        rev: this.#registry.committedRev,
+        size,
+        providers: [...this.#registry.all()],
+        encoded: [],
+      };
+      this.#chunks = chunks;
+      this.#encoded = null;
+      this.#metrics.inc('switchboard_leader_snapshot_encodings_total');
+    }
+    this.#sent(w.peer, at);
+    const total = chunks.providers.length;
+    const count = Math.max(1, Math.ceil(total / size));
+    for (let seq = 0; seq < count; seq++) {
+      if (this.#control.closed) return;
+      this.#keepEncoded();
+      const rows = (chunks.encoded[seq] ??= encodeRows(chunks.providers, seq * size, size));
+      const head = { reqId: w.reqId, epoch: chunks.epoch, rev: chunks.rev, seq, total, last: seq === count - 1 };
+      this.#control.replyEncoded(w.routing, snapshotChunkFrame(head, rows));
+      await this.#control.idle();
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  /** Keeps what is encoded for ENCODED_KEEP_MS from now. */
+  #keepEncoded(): void {
+    clearTimeout(this.#dropTimer);
+    this.#dropTimer = setTimeout(() => this.#dropEncoded(), ENCODED_KEEP_MS);
+    this.#dropTimer.unref();
+  }
+
+  /** Remembers that `peer` was sent revision `at` now (and forgets the entries that no longer matter). */
+  #sent(peer: string, at: string): void {
+    const now = Date.now();
+    for (const [p, last] of this.#lastSent) if (now - last.time >= SNAPSHOT_REPEAT_MS) this.#lastSent.delete(p);
+    this.#lastSent.set(peer, { at, time: now });
+    this.#metrics.inc('switchboard_leader_snapshots_total', { outcome: 'sent' });
   }
 
   #send(w: Waiting): void {
@@ -151,15 +230,11 @@ export class SnapshotReplies {
       // `pack` answers a view of an encoder buffer about twice its size: kept for seconds, keep just the bytes.
       this.#encoded = Buffer.from(pack([...this.#registry.all()]));
       this.#encodedAt = at;
+      this.#chunks = null;
       this.#metrics.inc('switchboard_leader_snapshot_encodings_total');
     }
-    clearTimeout(this.#dropTimer);
-    this.#dropTimer = setTimeout(() => this.#dropEncoded(), ENCODED_KEEP_MS);
-    this.#dropTimer.unref();
-    const now = Date.now();
-    for (const [peer, last] of this.#lastSent) if (now - last.time >= SNAPSHOT_REPEAT_MS) this.#lastSent.delete(peer);
-    this.#lastSent.set(w.peer, { at, time: now });
-    this.#metrics.inc('switchboard_leader_snapshots_total', { outcome: 'sent' });
+    this.#keepEncoded();
+    this.#sent(w.peer, at);
     this.#control.replyEncoded(
       w.routing,
       snapshotReply(w.reqId, this.#registry.epoch, this.#registry.committedRev, this.#encoded),
@@ -172,17 +247,5 @@ export class SnapshotReplies {
  * map header, four small fields, then the shared bytes.
  */
 export function snapshotReply(reqId: number, epoch: string, rev: number, providers: Buffer): Buffer {
-  const header = Buffer.concat([
-    Buffer.from([0x85]), // a map of 5 entries
-    pack('type'),
-    pack('snapshot.reply'),
-    pack('reqId'),
-    pack(reqId),
-    pack('epoch'),
-    pack(epoch),
-    pack('rev'),
-    pack(rev),
-    pack('providers'),
-  ]);
-  return Buffer.concat([header, providers]);
+  return packMapWithTail({ type: 'snapshot.reply', reqId, epoch, rev }, 1, [pack('providers'), providers]);
 }
