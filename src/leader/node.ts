@@ -15,8 +15,9 @@ import type { Etcd3 } from 'etcd3';
 import type { AclState, Logger, Metrics, ServerSecurity, StoreHealth } from '../bridge/index.ts';
 import { AclBootstrap } from './acl-bootstrap.ts';
 import { defaultPublishEndpoint, type LeaderConfig } from './config.ts';
-import { Election, withTimeout, type Term } from './election.ts';
-import { connectEtcd, EtcdStore } from './etcd-store.ts';
+// Types only: the etcd client (and its gRPC stack, ~0.4 s of CPU to load) is imported when --store etcd asks for it.
+import type { Election, Term } from './election.ts';
+import type { EtcdStore } from './etcd-store.ts';
 import { Leader, type LeaderStatus } from './leader.ts';
 import { parseStoreSpec, sqliteStore, StoreError, type RegistryStore, type StoreSpec } from './store-api.ts';
 import { Store } from './store.ts';
@@ -125,6 +126,10 @@ export class LeaderNode {
       throw new Error(
         `--bind and --publish need fixed ports with --store etcd (workers and gateways list every leader): got ${bind}`,
       );
+    const [{ connectEtcd, EtcdStore }, { Election, withTimeout }] = await Promise.all([
+      import('./etcd-store.ts'),
+      import('./election.ts'),
+    ]);
     const client = connectEtcd(url);
     const election = new Election({
       client,
