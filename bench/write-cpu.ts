@@ -44,13 +44,23 @@ function line(shape: string, r: ReturnType<typeof timed>): string {
   return `${shape}: ${Math.round(r.opsPerSecond)} registrations/s, p50/p99 ${r.p50Ms.toFixed(1)} / ${r.p99Ms.toFixed(1)} ms, ${formatCpuPerOp(r.cpuUs, 'registration')}, load ${loadavg()[0].toFixed(1)}${r.non2xx ? `, ${r.non2xx} non-2xx` : ''}`;
 }
 
+/** Changes per store commit over the process's life (group commit's batch size), from the metrics. */
+async function changesPerCommit(url: string): Promise<string> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  const per =
+    value('switchboard_leader_store_committed_changes_total') / value('switchboard_leader_store_commits_total');
+  return `${per.toFixed(1)} changes per commit`;
+}
+
 process.stdout.write(`cli ${CLI_DIST}\n`);
 for (let round = 1; round <= rounds; round++) {
   if (shapes.has('start')) {
     const sb = await startOneCommand(1, nodeArgs);
     try {
       wrk.runWrk({ url: sb.url, lua: wrk.SB_REGISTER, seconds: 2 }); // warm-up (JIT, SQLite pages)
-      process.stdout.write(`round ${round} ${line('start', timed(sb.url, wrk.SB_REGISTER, seconds, sb.pids))}\n`);
+      const r = timed(sb.url, wrk.SB_REGISTER, seconds, sb.pids);
+      process.stdout.write(`round ${round} ${line('start', r)}, ${await changesPerCommit(sb.url)}\n`);
     } finally {
       await sb.close();
     }
