@@ -8,6 +8,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger, Metrics } from '../bridge/index.ts';
 import { clientKey } from './clients.ts';
+import { routeUrl } from './route-url.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -70,7 +71,7 @@ export function installAudit(app: FastifyInstance, deps: AuditDeps): void {
   app.decorateRequest('tokenAccessor', null);
   const log = deps.log ? deps.log.child({ component: 'audit' }) : null;
   const actionOf = (request: FastifyRequest): string | undefined =>
-    ACTIONS[`${request.method} ${request.routeOptions.url ?? ''}`];
+    ACTIONS[`${request.method} ${routeUrl(request) ?? ''}`];
   // Before the handler: the service is still known for a provider about to be deregistered.
   // Callback-style hooks: an async hook costs a promise and a microtask on every request, audited or not.
   app.addHook('preHandler', (request, _reply, done) => {
@@ -86,7 +87,7 @@ export function installAudit(app: FastifyInstance, deps: AuditDeps): void {
   });
   // A server-chosen id is known only from the answer.
   app.addHook('onSend', (request, _reply, payload, done) => {
-    if (request.method === 'POST' && request.routeOptions.url === '/v1/providers' && typeof payload === 'string') {
+    if (request.method === 'POST' && routeUrl(request) === '/v1/providers' && typeof payload === 'string') {
       const id = /"id":"([^"]{1,256})"/.exec(payload)?.[1];
       const t = target.get(request);
       if (id && t) t.provider = id;
@@ -109,7 +110,7 @@ export function installAudit(app: FastifyInstance, deps: AuditDeps): void {
           who: whoOf(request),
           action,
           method: request.method,
-          route: request.routeOptions.url,
+          route: routeUrl(request),
           ...(t.service ? { service: t.service } : {}),
           ...(provider ? { provider } : {}),
           status,
