@@ -33,6 +33,14 @@ const ACTIONS: Record<string, string> = {
   'PUT /v1/acl/policies/:name': 'acl.policy.put',
   'DELETE /v1/acl/policies/:name': 'acl.policy.delete',
 };
+/** ACTIONS by route pattern, then method: looked up on every request without building a key string. */
+const ACTIONS_BY_ROUTE = new Map<string, Map<string, string>>();
+for (const [key, action] of Object.entries(ACTIONS)) {
+  const [method, url] = key.split(' ');
+  const byMethod = ACTIONS_BY_ROUTE.get(url) ?? new Map<string, string>();
+  byMethod.set(method, action);
+  ACTIONS_BY_ROUTE.set(url, byMethod);
+}
 const RESULTS = ['ok', 'refused', 'failed'] as const;
 
 export interface Who {
@@ -71,7 +79,7 @@ export function installAudit(app: FastifyInstance, deps: AuditDeps): void {
   app.decorateRequest('tokenAccessor', null);
   const log = deps.log ? deps.log.child({ component: 'audit' }) : null;
   const actionOf = (request: FastifyRequest): string | undefined =>
-    ACTIONS[`${request.method} ${routeUrl(request) ?? ''}`];
+    ACTIONS_BY_ROUTE.get(routeUrl(request) ?? '')?.get(request.method);
   // Before the handler: the service is still known for a provider about to be deregistered.
   // Callback-style hooks: an async hook costs a promise and a microtask on every request, audited or not.
   app.addHook('preHandler', (request, _reply, done) => {
