@@ -5,7 +5,8 @@
  *   npm run bench -- --quick           # smoke run (about 2 minutes), writes to the temp dir unless --out
  *   npm run bench -- --only crash,lookup [--no-etcd] [--no-build] [--out FILE]
  *
- * Figures: crash, freeze, propagation, lookup, registration, heartbeat, fanout, registry, scale.
+ * Figures: crash, freeze, propagation, lookup, registration, heartbeat, fanout, registry, security, scale.
+ * `npm run bench:security` is `--only security`: what ACLs and CURVE cost (off vs on, alternating rounds).
  * `--providers 10000,100000,1000000` sets the sizes of the scale figure (default 1,000,000; --quick 10,000).
  * Switchboard runs as its own CLI processes from `dist/` (built first with `npm run build`), on 127.0.0.1 with
  * ephemeral ports and temporary data dirs; etcd runs as a private child too (bench/lib/etcd.ts). Everything
@@ -28,6 +29,8 @@ import { DEFAULT_MASS_DOWN_SETTLE_MS } from '../src/leader/config.ts';
 import { DEFAULT_ZMTP_HEARTBEAT_INTERVAL_MS, DEFAULT_ZMTP_HEARTBEAT_TIMEOUT_MS } from '../src/worker/config.ts';
 import { recorder, type LatencySummary } from './lib/hdr.ts';
 import { measureScale, SETTLE_MS as SCALE_SETTLE_MS } from './scale.ts';
+import { measureAclCost, measureCurveCost, median } from './security-figures.ts';
+import { writeHeadline } from './lib/headline.ts';
 import {
   measureDetection,
   measureFanout,
@@ -45,6 +48,7 @@ const FIGURES = [
   'heartbeat',
   'fanout',
   'registry',
+  'security',
   'scale',
 ] as const;
 type Figure = (typeof FIGURES)[number];
@@ -77,6 +81,7 @@ const SIZES = quick
       hb: { sims: 2, socketsPerSim: 25, idsPerSocket: 10, windowSeconds: 10, crashTrials: 2 },
       fanout: { subscribers: 200, clients: 2, events: 3 },
       registry: { providers: 5_000, gatewayStarts: 1 },
+      security: { rounds: 1, seconds: 3, events: 100 },
       scale: [10_000],
     }
   : {
@@ -89,6 +94,7 @@ const SIZES = quick
       hb: { sims: 4, socketsPerSim: 250, idsPerSocket: 10, windowSeconds: 60, crashTrials: 10 },
       fanout: { subscribers: 10_000, clients: 4, events: 10 },
       registry: { providers: 100_000, gatewayStarts: 3 },
+      security: { rounds: 3, seconds: 8, events: 500 },
       scale: [1_000_000],
     };
 const scaleSizes = values.providers ? values.providers.split(',').map((n) => Number(n.replace(/_/g, ''))) : SIZES.scale;
@@ -464,6 +470,49 @@ async function main(): Promise<void> {
     });
   }
 
+  if (want('security')) {
+    const { rounds, seconds, events } = SIZES.security;
+    const acl = await measureAclCost({ rounds, seconds });
+    const mid = <T>(xs: T[], pick: (x: T) => number): number => median(xs.map(pick));
+    const [off, on] = [mid(acl.off, (x) => x.lookupsPerSecond), mid(acl.on, (x) => x.lookupsPerSecond)];
+    const aclErrors = [...acl.off, ...acl.on].reduce((n, x) => n + x.errors, 0);
+    report.addRow({
+      figure: 'ACL cost: lookups/s, ACLs off → on (100 providers, c=64)',
+      switchboard: `${formatNumber(Math.round(off))} → ${formatNumber(Math.round(on))} (${formatNumber((100 * (off - on)) / off)}% fewer)`,
+      target: met(on >= 0.9 * off && aclErrors === 0, '≤ 10% fewer'),
+      command: cmd('security'),
+      note: `wrk (own process) GET /v1/services/:name with the bootstrap token (Bearer) on every request; medians of ${rounds} alternating round(s) of ${seconds} s per mode; p99 ${ms(mid(acl.off, (x) => x.p99Ms))} → ${ms(mid(acl.on, (x) => x.p99Ms))} ms; gateway CPU ${ms(mid(acl.off, (x) => x.cpuMsPerLookup))} → ${ms(mid(acl.on, (x) => x.cpuMsPerLookup))} ms per lookup${aclErrors ? `; ${aclErrors} non-2xx or socket errors` : ''}`,
+    });
+    noteLoad('after ACL cost');
+    const curve = await measureCurveCost({ rounds, events, seconds });
+    for (const [t, name] of [
+      ['ws', 'WebSocket'],
+      ['zmq', 'ZeroMQ feed'],
+    ] as const) {
+      const p99 = (m: 'off' | 'on'): number => mid(curve[m], (x) => x[t].p99);
+      const p50 = (m: 'off' | 'on'): number => mid(curve[m], (x) => x[t].p50);
+      report.addRow({
+        figure: `CURVE cost: propagation ${name} p50 / p99 (ms), CURVE off → on`,
+        switchboard: `${ms(p50('off'))} / ${ms(p99('off'))} → ${ms(p50('on'))} / ${ms(p99('on'))}`,
+        target: met(p99('on') - p99('off') <= 1, '≤ +1 ms (p99)'),
+        command: cmd('security'),
+        note:
+          t === 'ws'
+            ? `CURVE on every ZeroMQ socket (leader ROUTER and PUB, worker and gateway links${t === 'ws' ? '' : ''}, the native feed and its SUB); ${formatNumber(events)} registrations one at a time, PUT sent → event; medians of ${rounds} alternating round(s)`
+            : undefined,
+      });
+    }
+    const regs = (m: 'off' | 'on'): number => mid(curve[m], (x) => x.registrationsPerSecond);
+    const curveErrors = [...curve.off, ...curve.on].reduce((n, x) => n + x.errors, 0);
+    report.addRow({
+      figure: 'CURVE cost: durable registrations/s, CURVE off → on',
+      switchboard: `${formatNumber(Math.round(regs('off')))} → ${formatNumber(Math.round(regs('on')))}`,
+      command: cmd('security'),
+      note: `wrk (own process) PUT /v1/providers/:id, c=64, ${seconds} s per round, three processes${curveErrors ? `; ${curveErrors} non-2xx or socket errors` : ''}`,
+    });
+    noteLoad('after CURVE cost');
+  }
+
   if (want('scale')) {
     for (const n of scaleSizes) {
       const p = progress(`scale ${formatNumber(n)}`);
@@ -536,6 +585,12 @@ async function main(): Promise<void> {
   ].join('\n');
   writeFileSync(out, preserveAnalysis(out, markdown));
   process.stdout.write(`\nwritten to ${out}\n`);
+  // Only a full run of every figure, written to RESULTS.md, may stand as the README's headline.
+  if (!quick && values.only === undefined && values.out === undefined && values.providers === undefined) {
+    const readme = join(ROOT, 'README.md');
+    const when = { date: started, load1: machine.load1, cores: machine.cores, minutes, versions };
+    if (writeHeadline(readme, report, when)) process.stdout.write(`headline table written to ${readme}\n`);
+  }
 }
 
 /** Keeps the hand-written part of an existing results file (everything from the marker on). */

@@ -5,12 +5,13 @@
  *
  * Everything goes through the HA contract only: the active leader is the one whose control endpoint answers a
  * ping (standbys bind nothing), and a leader's role changes are read from its log lines (`elected`,
- * `stepped down`, `standby`).
+ * `stepped down`, `standby`). The internal plane speaks CURVE unless SWITCHBOARD_TEST_CURVE=0 (harness/curve.ts):
+ * every leader holds the same pair, so workers and gateways trust whichever is active.
  */
-import { Dealer } from 'zeromq';
-import { pack, unpack, type Provider } from '../src/bridge/index.ts';
 import { startEtcdCluster, type EtcdCluster } from '../test/helpers/etcd-cluster.ts';
+import { clusterCurve, type ClusterCurve } from './curve.ts';
 import { http } from './http.ts';
+import { leaderSnapshot, pingLeader, type LeaderSnapshot } from './leader-probe.ts';
 import {
   freePort,
   spawnRole,
@@ -19,6 +20,7 @@ import {
   startWorkerProcess,
   type Child,
 } from './process.ts';
+import { tempDir } from './tmp.ts';
 import { waitFor } from './wait.ts';
 
 export interface HaLeader {
@@ -52,12 +54,14 @@ export interface HaCluster {
   readonly leaderList: string;
   readonly workers: Array<{ child: Child; id: string }>;
   readonly gateways: Array<{ child: Child; url: string }>;
+  /** The cluster's CURVE keys (`on: false` with SWITCHBOARD_TEST_CURVE=0). */
+  readonly curve: ClusterCurve;
   /** Starts leader `i` (again) on its own endpoints; resolves once it says it is elected or a standby. */
   startLeader(i: number): Promise<HaLeader>;
   /** Index of the leader that answers on its control endpoint; waits (up to `timeoutMs`) for exactly one. */
   activeLeader(timeoutMs?: number): Promise<number>;
   /** The active leader's own snapshot, asked over its control socket as a gateway would. */
-  leaderSnapshot(timeoutMs?: number): Promise<{ epoch: string; rev: number; providers: Provider[] }>;
+  leaderSnapshot(timeoutMs?: number): Promise<LeaderSnapshot>;
   /** Heartbeating provider processes for `groups` of ids, registered through `gateway` with zmq checks. */
   startProviders(
     service: string,
@@ -93,6 +97,8 @@ export async function startHaCluster(opts: HaClusterOptions = {}): Promise<HaClu
     });
   }
   const leaderList = leaders.map((l) => l.control).join(',');
+  const keys = tempDir('switchboard-ha-keys-');
+  const curve = clusterCurve(keys.path);
   let closing: Promise<void> | undefined;
 
   const ha: HaCluster = {
@@ -102,6 +108,7 @@ export async function startHaCluster(opts: HaClusterOptions = {}): Promise<HaClu
     leaderList,
     workers: [],
     gateways: [],
+    curve,
     track,
     async startLeader(i) {
       const leader = leaders[i];
@@ -119,6 +126,9 @@ export async function startHaCluster(opts: HaClusterOptions = {}): Promise<HaClu
           leader.control,
           '--publish',
           leader.events,
+          // Its /metrics (`switchboard leader metrics: url=…` on stdout), for what an operator would look at.
+          ...['--metrics-port', '0'],
+          ...curve.leaderArgs,
         ],
         // Its role changes are read from its info-level log lines.
         { SWITCHBOARD_LOG_LEVEL: 'info' },
@@ -136,7 +146,7 @@ export async function startHaCluster(opts: HaClusterOptions = {}): Promise<HaClu
       return waitFor(
         async () => {
           const answers = await Promise.all(
-            leaders.map((l) => (l.child?.alive() ? ping(l.control) : Promise.resolve(false))),
+            leaders.map((l) => (l.child?.alive() ? pingLeader(l.control, curve.probeOptions) : Promise.resolve(false))),
           );
           const active = answers.flatMap((ok, i) => (ok ? [i] : []));
           return active.length === 1 ? active[0] : undefined;
@@ -146,11 +156,7 @@ export async function startHaCluster(opts: HaClusterOptions = {}): Promise<HaClu
     },
     async leaderSnapshot(timeoutMs = 15_000) {
       const i = await ha.activeLeader(timeoutMs);
-      return (await ask(leaders[i].control, { type: 'snapshot', reqId: 1 }, 10_000)) as {
-        epoch: string;
-        rev: number;
-        providers: Provider[];
-      };
+      return leaderSnapshot(leaders[i].control, curve.probeOptions);
     },
     async startProviders(service, groups, p = {}) {
       const url = p.gateway ?? ha.gateways[0].url;
@@ -183,6 +189,7 @@ export async function startHaCluster(opts: HaClusterOptions = {}): Promise<HaClu
       closing ??= (async () => {
         await Promise.all(children.map((c) => c.stop(2000)));
         if (ownEtcd) await etcd.close();
+        keys.remove();
       })();
       return closing;
     },
@@ -195,12 +202,12 @@ export async function startHaCluster(opts: HaClusterOptions = {}): Promise<HaClu
     // One process at a time: each loads Node and tsx, and side by side on a loaded machine they miss their deadlines.
     for (let i = 1; i < leaders.length; i++) await ha.startLeader(i);
     for (let i = 0; i < (opts.workers ?? 2); i++) {
-      const w = await startWorkerProcess(leaderList, opts.workerArgs ?? []);
+      const w = await startWorkerProcess(leaderList, [...curve.workerArgs, ...(opts.workerArgs ?? [])]);
       track(w.child);
       ha.workers.push(w);
     }
     for (let i = 0; i < (opts.gateways ?? 2); i++) {
-      const g = await startGatewayProcess(leaderList, opts.gatewayArgs ?? []);
+      const g = await startGatewayProcess(leaderList, [...curve.gatewayArgs, ...(opts.gatewayArgs ?? [])]);
       track(g.child);
       ha.gateways.push(g);
     }
@@ -231,33 +238,4 @@ function watchRole(child: Child, leader: HaLeader): void {
       }
     }
   });
-}
-
-/** One request on a fresh DEALER; rejects when nothing answers within `timeoutMs`. */
-async function ask(endpoint: string, body: object, timeoutMs: number): Promise<unknown> {
-  const dealer = new Dealer({
-    linger: 0,
-    immediate: true,
-    sendTimeout: timeoutMs,
-    receiveTimeout: timeoutMs,
-    maxMessageSize: -1,
-  });
-  dealer.connect(endpoint);
-  try {
-    await dealer.send(pack(body));
-    const [frame] = await dealer.receive();
-    return unpack(frame);
-  } finally {
-    dealer.close();
-  }
-}
-
-/** Does a leader answer a ping on this control endpoint? (Only the active one binds it.) */
-async function ping(endpoint: string): Promise<boolean> {
-  try {
-    const reply = (await ask(endpoint, { type: 'ping', reqId: 1 }, 300)) as { type?: string };
-    return reply.type === 'pong';
-  } catch {
-    return false;
-  }
 }

@@ -212,9 +212,12 @@ end
 `;
 }
 
-/** A plain GET of `path`. */
-export function get(path: string): string {
+/** A GET of `path`, with `headers` (e.g. a token) on every request. */
+export function get(path: string, headers: Record<string, string> = {}): string {
+  const table = Object.entries(headers)
+    .map(([k, v]) => `[${JSON.stringify(k)}] = ${JSON.stringify(v)}`)
+    .join(', ');
   return `
-request = function() return wrk.format("GET", "${path}") end
+request = function() return wrk.format("GET", "${path}", {${table}}) end
 `;
 }

@@ -131,6 +131,16 @@ export class ResolvedToken {
     return this.#admin;
   }
 
+  /**
+   * Does any rule grant read (or write)? False for a token with no policy left, or only deny rules: a stream of
+   * every service it opened then carries nothing and ends. (A granting prefix counts even if longer deny prefixes
+   * might cover all names under it: service names are too many for that to be meant.)
+   */
+  readsAny(): boolean {
+    for (const access of this.#exact.values()) if (access !== 'deny') return true;
+    return this.#prefixes.some(([, access]) => access !== 'deny');
+  }
+
   allows(need: AclNeed): boolean {
     if (need.access === 'admin') return this.#admin;
     const have = this.accessTo(need.service);

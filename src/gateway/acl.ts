@@ -11,6 +11,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AclIndex, AclNeed, ResolvedToken } from '../bridge/index.ts';
+import { whoOf, type Who } from './audit.ts';
 import { httpError } from './errors.ts';
 import { routeUrl } from './route-url.ts';
 
@@ -108,6 +109,8 @@ export function routeNeed(method: string, url: string): RouteNeed | undefined {
 /** Where the token check reads the current tokens and policies: the follower's replica of them. */
 export interface AclSource {
   readonly acl: AclIndex;
+  /** Called after each new ACL state (open streams re-check their tokens); absent for a fixed state. */
+  onAcl?(listener: () => void): () => void;
 }
 
 /** Headers a token may come in, in order of preference. */
@@ -189,12 +192,28 @@ export class GatewayAcl {
       }
     });
     if (!this.enabled) return;
-    app.addHook('onRequest', async (request) => this.#onRequest(request));
-    app.addHook('preHandler', async (request) => {
-      if (request.aclToken === null) return;
-      if (this.#need(request) !== 'write:provider') return;
-      const service = (request.body as { service?: unknown } | undefined)?.service;
-      if (typeof service === 'string') this.require(request, write(service));
+    // Callback hooks, not async ones: they run on every request, and a promise per hook per request shows in
+    // the lookup profile.
+    app.addHook('onRequest', (request, _reply, done) => {
+      try {
+        this.#onRequest(request);
+      } catch (err) {
+        done(err as Error);
+        return;
+      }
+      done();
+    });
+    app.addHook('preHandler', (request, _reply, done) => {
+      try {
+        if (request.aclToken !== null && this.#need(request) === 'write:provider') {
+          const service = (request.body as { service?: unknown } | undefined)?.service;
+          if (typeof service === 'string') this.require(request, write(service));
+        }
+      } catch (err) {
+        done(err as Error);
+        return;
+      }
+      done();
     });
   }
 
@@ -262,23 +281,90 @@ export class GatewayAcl {
   }
 
   /**
-   * A read filter for a stream that outlives its request: it re-resolves the token whenever the tokens or
-   * policies change, so a revoked token or a narrowed policy stops the events it no longer allows. Null with
+   * A blocking query's check again, once its wait is over: the answer is filtered by the token as it is now, so a
+   * token revoked (401) or narrowed (403, or fewer services listed) while the query waited sees no more than it may.
+   */
+  reauthorize(request: FastifyRequest): void {
+    if (this.enabled && request.aclToken !== null) this.#onRequest(request);
+  }
+
+  /**
+   * The check of a stream being opened: read on every service it names, and on at least one service when it names
+   * none (a stream that could carry nothing is refused now, as it would be ended at the next ACL change).
+   */
+  requireStream(request: FastifyRequest, services: readonly string[] | undefined): void {
+    if (!this.enabled) return;
+    for (const service of services ?? []) this.require(request, read(service));
+    const why = this.streamAccess(request)?.revocation(services?.length ? new Set(services) : null);
+    if (why) throw httpError(why.code, why.message);
+  }
+
+  /**
+   * What a stream that outlives its request may read, following ACL changes (see {@link StreamAccess}). Null with
    * ACLs off (everything passes).
    */
-  streamReader(request: FastifyRequest): ((service: string) => boolean) | null {
+  streamAccess(request: FastifyRequest): StreamAccess | null {
     if (!this.enabled) return null;
-    const secret = this.#secrets.get(request);
-    if (secret === undefined) return () => false;
-    let version = this.index.version;
-    let token: ResolvedToken | undefined = request.aclToken ?? undefined;
-    return (service) => {
-      const index = this.index;
-      if (index.version !== version) {
-        version = index.version;
-        token = index.resolve(secret);
-      }
-      return token?.allows(read(service)) ?? false;
+    const token = request.aclToken ?? this.authenticate(request);
+    return new StreamAccess(this.#source, this.#secrets.get(request) ?? '', token, whoOf(request));
+  }
+}
+
+/** Why an open stream ends after an ACL change: the token is gone (401), or reads none of what it watches (403). */
+export interface StreamRevocation {
+  code: 'SB_UNAUTHENTICATED' | 'SB_PERMISSION_DENIED';
+  status: 401 | 403;
+  message: string;
+}
+
+/**
+ * The token of an open stream (WebSocket, SSE), re-resolved once per ACL version and never per event: each event
+ * is filtered by what the token reads now, and after every ACL change the hub asks {@link revocation} whether the
+ * stream may go on at all (Consul and etcd end a watch whose token is revoked).
+ */
+export class StreamAccess {
+  /** Who opened the stream, for the audit line of its end. */
+  readonly who: Who;
+  readonly #source: AclSource;
+  readonly #secret: string;
+  #index: AclIndex;
+  #token: ResolvedToken | undefined;
+
+  constructor(source: AclSource, secret: string, token: ResolvedToken, who: Who) {
+    this.#source = source;
+    this.#secret = secret;
+    this.#index = source.acl;
+    this.#token = token;
+    this.who = who;
+  }
+
+  #current(): ResolvedToken | undefined {
+    const index = this.#source.acl;
+    if (index !== this.#index) {
+      this.#index = index;
+      this.#token = index.resolve(this.#secret);
+    }
+    return this.#token;
+  }
+
+  /** May the stream carry events of `service` now? */
+  reads(service: string): boolean {
+    return this.#current()?.allows(read(service)) ?? false;
+  }
+
+  /** Null while the stream may go on; else why it ends. `services`: its filter (null: every service). */
+  revocation(services: ReadonlySet<string> | null): StreamRevocation | null {
+    const token = this.#current();
+    const accessor = this.who.token ?? '?';
+    if (!token) return { code: 'SB_UNAUTHENTICATED', status: 401, message: `token ${accessor} was deleted (revoked)` };
+    if (services === null ? token.readsAny() : [...services].some((s) => token.allows(read(s)))) return null;
+    return {
+      code: 'SB_PERMISSION_DENIED',
+      status: 403,
+      message:
+        services === null
+          ? `token ${accessor} reads no service`
+          : `token ${accessor} reads none of ${[...services].join(', ')}`,
     };
   }
 }

@@ -203,17 +203,19 @@ export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<F
   app.setNotFoundHandler((request) => {
     throw httpError('SB_ROUTE_NOT_FOUND', `${request.method} ${request.url.split('?')[0]}`);
   });
+  // Callback hooks rather than async ones: both run on every request.
   app.addHook('onRequest', (request, _reply, done) => {
-    if (request.method === 'GET' && !ctx.follower.replica.loaded && NEEDS_REPLICA.test(request.url))
-      throw httpError('SB_NOT_READY', 'the gateway has not received the registry from a leader yet; retry shortly');
+    if (!ctx.follower.replica.loaded && request.method === 'GET' && NEEDS_REPLICA.test(request.url))
+      return done(
+        httpError('SB_NOT_READY', 'the gateway has not received the registry from a leader yet; retry shortly'),
+      );
     done();
   });
 
   app.addHook('onSend', (request, reply, payload, done) => {
-    if (!request.url.startsWith('/docs')) {
-      reply.header('x-switchboard-index', reply.getHeader('x-switchboard-index') ?? String(ctx.follower.replica.rev));
-      if (ctx.follower.stale) reply.header('x-switchboard-stale', 'true');
-    }
+    if (request.url.startsWith('/docs')) return done(null, payload);
+    if (!reply.hasHeader('x-switchboard-index')) reply.header('x-switchboard-index', String(ctx.follower.replica.rev));
+    if (ctx.follower.stale) reply.header('x-switchboard-stale', 'true');
     done(null, payload);
   });
 

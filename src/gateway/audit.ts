@@ -1,11 +1,18 @@
 /**
- * The audit log: every write and admin action, once, at info level, as one structured line
+ * The audit log: every write and admin action (and every stream a revocation ends, subscribers.ts), once, at info
+ * level, as one structured line
  * `{ audit: true, who, action, method, route, service?, provider?, status, result }`, and counted in
  * `switchboard_audit_events_total{action,result}`. Refusals (403, 415, 429, 400) are logged too: they are what an
  * operator looks for after an incident. `who` is the remote address, its client key and, with ACLs on, the
  * accessor id of the request's token (set by the token check, acl.ts).
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type {
+  FastifyInstance,
+  FastifyRequest,
+  onResponseHookHandler,
+  onSendHookHandler,
+  preHandlerHookHandler,
+} from 'fastify';
 import type { Logger, Metrics } from '../bridge/index.ts';
 import { clientKey } from './clients.ts';
 import { routeUrl } from './route-url.ts';
@@ -33,14 +40,8 @@ const ACTIONS: Record<string, string> = {
   'PUT /v1/acl/policies/:name': 'acl.policy.put',
   'DELETE /v1/acl/policies/:name': 'acl.policy.delete',
 };
-/** ACTIONS by route pattern, then method: looked up on every request without building a key string. */
-const ACTIONS_BY_ROUTE = new Map<string, Map<string, string>>();
-for (const [key, action] of Object.entries(ACTIONS)) {
-  const [method, url] = key.split(' ');
-  const byMethod = ACTIONS_BY_ROUTE.get(url) ?? new Map<string, string>();
-  byMethod.set(method, action);
-  ACTIONS_BY_ROUTE.set(url, byMethod);
-}
+/** An open WebSocket or SSE stream ended because its token was revoked or narrowed (subscribers.ts). */
+export const STREAM_REVOKED = 'stream.revoked';
 const RESULTS = ['ok', 'refused', 'failed'] as const;
 
 export interface Who {
@@ -59,6 +60,24 @@ function resultOf(status: number): (typeof RESULTS)[number] {
   return status < 400 ? 'ok' : status < 500 ? 'refused' : 'failed';
 }
 
+/** One audited action: what the line carries besides `audit: true` and the `result` derived from `status`. */
+export interface AuditEntry {
+  who: Who;
+  action: string;
+  method: string;
+  route: string;
+  service?: string;
+  provider?: string;
+  status: number;
+}
+
+/** Logs one audit line (info level, one shape for every action) and counts it. */
+export function recordAudit(log: Logger | null, metrics: Metrics, entry: AuditEntry): void {
+  const result = resultOf(entry.status);
+  metrics.inc('switchboard_audit_events_total', { action: entry.action, result });
+  if (log?.isLevelEnabled('info')) log.info({ audit: true, ...entry, result }, `audit ${entry.action} ${result}`);
+}
+
 export interface AuditDeps {
   log: Logger | false;
   metrics: Metrics;
@@ -69,7 +88,7 @@ export interface AuditDeps {
 export function installAudit(app: FastifyInstance, deps: AuditDeps): void {
   const { metrics } = deps;
   const target = new WeakMap<FastifyRequest, { service?: string; provider?: string }>();
-  for (const action of new Set(Object.values(ACTIONS)))
+  for (const action of new Set([...Object.values(ACTIONS), STREAM_REVOKED]))
     for (const result of RESULTS)
       metrics.counter(
         'switchboard_audit_events_total',
@@ -79,10 +98,10 @@ export function installAudit(app: FastifyInstance, deps: AuditDeps): void {
   app.decorateRequest('tokenAccessor', null);
   const log = deps.log ? deps.log.child({ component: 'audit' }) : null;
   const actionOf = (request: FastifyRequest): string | undefined =>
-    ACTIONS_BY_ROUTE.get(routeUrl(request) ?? '')?.get(request.method);
+    ACTIONS[`${request.method} ${routeUrl(request) ?? ''}`];
   // Before the handler: the service is still known for a provider about to be deregistered.
-  // Callback-style hooks: an async hook costs a promise and a microtask on every request, audited or not.
-  app.addHook('preHandler', (request, _reply, done) => {
+  // Callback hooks, not async ones: every write runs them, and a promise and a microtask per hook show.
+  const remember: preHandlerHookHandler = (request, _reply, done) => {
     if (actionOf(request) !== undefined) {
       const id = (request.params as { id?: string } | undefined)?.id;
       const service = (request.body as { service?: unknown } | undefined)?.service;
@@ -92,41 +111,43 @@ export function installAudit(app: FastifyInstance, deps: AuditDeps): void {
       });
     }
     done();
-  });
+  };
   // A server-chosen id is known only from the answer.
-  app.addHook('onSend', (request, _reply, payload, done) => {
+  const learnId: onSendHookHandler = (request, _reply, payload, done) => {
     if (request.method === 'POST' && routeUrl(request) === '/v1/providers' && typeof payload === 'string') {
       const id = /"id":"([^"]{1,256})"/.exec(payload)?.[1];
       const t = target.get(request);
       if (id && t) t.provider = id;
     }
     done(null, payload);
-  });
-  app.addHook('onResponse', (request, reply, done) => {
+  };
+  const record: onResponseHookHandler = (request, reply, done) => {
     const action = actionOf(request);
     if (action === undefined) return done();
-    const status = reply.statusCode;
-    const result = resultOf(status);
-    metrics.inc('switchboard_audit_events_total', { action, result });
-    if (log?.isLevelEnabled('info')) {
-      const t = target.get(request) ?? {};
-      const id = (request.params as { id?: string } | undefined)?.id;
-      const provider = t.provider ?? id;
-      log.info(
-        {
-          audit: true,
-          who: whoOf(request),
-          action,
-          method: request.method,
-          route: routeUrl(request),
-          ...(t.service ? { service: t.service } : {}),
-          ...(provider ? { provider } : {}),
-          status,
-          result,
-        },
-        `audit ${action} ${result}`,
-      );
-    }
+    const t = target.get(request) ?? {};
+    const provider = t.provider ?? (request.params as { id?: string } | undefined)?.id;
+    recordAudit(log, metrics, {
+      who: whoOf(request),
+      action,
+      method: request.method,
+      route: routeUrl(request) ?? '',
+      ...(t.service ? { service: t.service } : {}),
+      ...(provider ? { provider } : {}),
+      status: reply.statusCode,
+    });
     done();
+  };
+  // Only audited routes carry the hooks: lookups and streams, the bulk of the traffic, pay nothing for them.
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    if (!methods.some((m) => ACTIONS[`${m} ${route.url}`] !== undefined)) return;
+    route.preHandler = [...hookList(route.preHandler), remember];
+    route.onSend = [...hookList(route.onSend), learnId];
+    route.onResponse = [...hookList(route.onResponse), record];
   });
+}
+
+/** A route option's hooks as a list (Fastify takes one function or an array). */
+function hookList<T>(hooks: T | T[] | undefined): T[] {
+  return hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks];
 }

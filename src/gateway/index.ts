@@ -72,6 +72,7 @@ export function createContext(follower: Follower, metrics: Metrics, opts: Contex
   const changes = new ChangeSignal(follower.replica, MAX_BLOCKING_QUERIES);
   metrics.gauge('switchboard_blocking_queries', 'Blocking queries waiting for a change', () => changes.waiting);
   const leader = new LeaderChannel({ follower, metrics, log });
+  const aclSource = opts.aclSource ?? follower;
   // From the event's `at` (the leader decided the change) to the event applied to this replica: the leader's
   // commit, the publish, the transit and any gap repair. Clocks of two machines skew it; on one machine it is exact.
   metrics.histogram(
@@ -96,6 +97,7 @@ export function createContext(follower: Follower, metrics: Metrics, opts: Contex
       maxWatchersPerAddress: opts.maxWatchersPerAddress ?? d.maxWatchersPerAddress,
       metrics,
       log,
+      ...(aclSource.onAcl ? { aclChanges: (listener: () => void) => aclSource.onAcl!(listener) } : {}),
     }),
     checkPolicy: new CheckPolicy({
       allowCidrs: opts.checkAllowCidr ?? [],
@@ -103,7 +105,7 @@ export function createContext(follower: Follower, metrics: Metrics, opts: Contex
     }),
     acl: new GatewayAcl({
       enabled: opts.aclEnabled ?? false,
-      source: opts.aclSource ?? follower,
+      source: aclSource,
       serviceOf: (id) => follower.replica.provider(id)?.service,
     }),
     push: {

@@ -97,4 +97,8 @@ export const WS_CLOSE = {
   slow: 4008,
   /** Too many connections (from this address, or in total). */
   tooMany: 4029,
+  /** The token was deleted while the stream was open (SB_UNAUTHENTICATED; the reason is `{code, message}` JSON). */
+  unauthenticated: 4401,
+  /** The token no longer reads any service the stream watches (SB_PERMISSION_DENIED; reason as above). */
+  forbidden: 4403,
 } as const;

@@ -8,6 +8,8 @@
  * subscriber can hold back another.
  */
 import type { Logger, Metrics, Provider, RegistryEvent, Replica } from '../bridge/index.ts';
+import type { StreamAccess, StreamRevocation } from './acl.ts';
+import { recordAudit, STREAM_REVOKED } from './audit.ts';
 import { EventHistory } from './history.ts';
 
 export type Transport = 'ws' | 'sse';
@@ -103,8 +105,8 @@ export interface Watcher {
   readonly address: string;
   /** null: every service. */
   readonly services: ReadonlySet<string> | null;
-  /** With ACLs on: the services its token may read now (the stream is filtered by it); null: every service. */
-  readonly reads: ((service: string) => boolean) | null;
+  /** With ACLs on: what its token may read now (the stream is filtered by it); null: every service. */
+  readonly access: StreamAccess | null;
   snapshot(message: Outgoing<SnapshotBody>): void;
   /** One or more events in revision order, written in one go. */
   events(message: OutgoingEvents): void;
@@ -114,7 +116,12 @@ export interface Watcher {
   hello(position: { epoch: string; rev: number }): void;
   /** The gateway is closing. */
   shutdown(): void;
+  /** Its token was revoked, or no longer reads what it watches: a last word saying so, then the end. */
+  revoke(why: StreamRevocation): void;
 }
+
+/** The route each transport serves, for the audit line of a revoked stream. */
+const ROUTES: Record<Transport, string> = { ws: '/v1/watch', sse: '/v1/events' };
 
 /** How a new subscriber starts: from a position, with a full snapshot, or live from now. */
 export type StartFrom = { resume: Position } | 'snapshot' | 'live';
@@ -125,6 +132,8 @@ export interface HubOptions {
   maxWatchersPerAddress: number;
   metrics: Metrics;
   log: Logger;
+  /** Subscribes to changes of the tokens and policies (the follower's `onAcl`); each re-checks every stream. */
+  aclChanges?: (listener: () => void) => () => void;
 }
 
 /** The providers of `services` (all when null), as of the replica's current revision. */
@@ -147,14 +156,17 @@ export class EventHub {
   #pending: Outgoing<RegistryEvent>[] = [];
   #flushQueued = false;
   #closed = false;
+  readonly #audit: Logger;
 
   constructor(replica: Replica, opts: HubOptions) {
     this.#replica = replica;
     this.#opts = opts;
+    this.#audit = opts.log.child({ component: 'audit' });
     this.history = new EventHistory(opts.historySize);
     this.#snapshots = new SnapshotCache(replica);
     if (replica.loaded) this.history.reset(replica.epoch!, replica.rev);
     this.#unsubscribe = [replica.onEvent((e) => this.#onEvent(e)), replica.onReset((p) => this.#onReset(p))];
+    if (opts.aclChanges) this.#unsubscribe.push(opts.aclChanges(() => this.#reauthorize()));
     const m = opts.metrics;
     m.gauge(
       'switchboard_watchers',
@@ -171,10 +183,12 @@ export class EventHub {
     );
     m.gauge('switchboard_history_events', 'Events held for resumes', () => this.history.length);
     for (const transport of ['ws', 'sse']) {
-      m.counter('switchboard_watchers_dropped_total', 'Subscribers closed for falling too far behind', {
-        transport,
-        reason: 'slow',
-      });
+      for (const reason of ['slow', 'revoked'])
+        m.counter(
+          'switchboard_watchers_dropped_total',
+          'Subscribers closed by the gateway: slow (fell too far behind), revoked (token deleted or narrowed)',
+          { transport, reason },
+        );
     }
     m.counter('switchboard_watchers_refused_total', 'Subscriber connections refused', { reason: 'per-address' });
   }
@@ -262,10 +276,10 @@ export class EventHub {
 
   /** The snapshot a subscriber may see: its filter, narrowed to the services its token reads. */
   #snapshotFor(watcher: Watcher): Outgoing<SnapshotBody> {
-    const { services, reads } = watcher;
-    if (reads === null) return this.#snapshots.get(services);
+    const { services, access } = watcher;
+    if (access === null) return this.#snapshots.get(services);
     const names = services === null ? this.#replica.serviceNames() : [...services];
-    return this.#snapshots.get(new Set(names.filter(reads)));
+    return this.#snapshots.get(new Set(names.filter((name) => access.reads(name))));
   }
 
   #onEvent(event: RegistryEvent): void {
@@ -292,7 +306,7 @@ export class EventHub {
     // Selections other than "all of them", keyed by which events they hold (only when filters split a batch).
     let partial: Map<string, OutgoingEvents> | undefined;
     for (const w of this.#watchers) {
-      if (w.services === null && w.reads === null) {
+      if (w.services === null && w.access === null) {
         w.events(all);
         continue;
       }
@@ -312,6 +326,34 @@ export class EventHub {
     }
   }
 
+  /**
+   * After an ACL change: every stream opened with a token asks it again, once per ACL version (its per-event filter
+   * re-resolves lazily, at the same cost). A token deleted, or reading none of what its stream watches, ends the
+   * stream with the reason, in the audit log. Events of this turn not yet handed out go to the remaining streams,
+   * filtered by the new state.
+   */
+  #reauthorize(): void {
+    for (const w of [...this.#watchers]) {
+      const why = w.access?.revocation(w.services);
+      if (!why) continue;
+      this.remove(w);
+      this.#opts.metrics.inc('switchboard_watchers_dropped_total', { transport: w.transport, reason: 'revoked' });
+      recordAudit(this.#audit, this.#opts.metrics, {
+        who: w.access!.who,
+        action: STREAM_REVOKED,
+        method: 'GET',
+        route: ROUTES[w.transport],
+        ...(w.services?.size === 1 ? { service: [...w.services][0] } : {}),
+        status: why.status,
+      });
+      try {
+        w.revoke(why);
+      } catch (err) {
+        this.#opts.log.debug({ err }, 'ending a revoked subscriber failed');
+      }
+    }
+  }
+
   #onReset(position: { epoch: string; rev: number }): void {
     // The events before the reset go out first, so nobody gets them after the new snapshot.
     this.#flush();
@@ -323,6 +365,7 @@ export class EventHub {
 
 function matches(watcher: Watcher, service: string): boolean {
   return (
-    (watcher.services === null || watcher.services.has(service)) && (watcher.reads === null || watcher.reads(service))
+    (watcher.services === null || watcher.services.has(service)) &&
+    (watcher.access === null || watcher.access.reads(service))
   );
 }

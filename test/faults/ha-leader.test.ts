@@ -11,7 +11,7 @@ import { startHaCluster, type HaCluster } from '../../harness/ha-cluster.ts';
 import { http } from '../../harness/http.ts';
 import { waitFor } from '../../harness/wait.ts';
 import { allInState, record, statesOf } from './harness.ts';
-import { converged, eventsOf, flood, revisionFaults } from './ha-support.ts';
+import { assertCurveTakeover, converged, eventsOf, flood, revisionFaults } from './ha-support.ts';
 
 let ha: HaCluster;
 let client: SwitchboardClient;
@@ -65,6 +65,7 @@ test('SIGKILL of the active leader during a registration flood: a standby takes 
     'the new leader logged `elected`',
   );
   const truth = await converged(ha, watch);
+  await assertCurveTakeover(ha, next);
   assert.equal(truth.epoch, before.epoch, 'one store, one epoch');
   const stored = new Set(truth.providers.map((p) => p.id));
   assert.deepEqual(

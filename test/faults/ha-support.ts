@@ -5,7 +5,7 @@ import type { SwitchboardClient, WatchUpdate } from '../../src/client/index.ts';
 import type { HaCluster } from '../../harness/ha-cluster.ts';
 import { http } from '../../harness/http.ts';
 import { waitFor } from '../../harness/wait.ts';
-import { statesOf } from './harness.ts';
+import { assertLeaderAdmitsOnlyListedKeys, statesOf } from './harness.ts';
 
 /** Codes a write may answer while no leader can commit (no quorum, or between leaders). */
 export const UNAVAILABLE_CODES = new Set([
@@ -103,4 +103,34 @@ async function converged(ha: HaCluster, watch: ReturnType<SwitchboardClient['wat
   await waitFor(() => watch.view.rev === truth.rev, { timeoutMs: 20_000, what: "subscriber at the leader's rev" });
   assert.deepEqual(statesOf([...watch.view.providers.values()]), statesOf(truth.providers), 'subscriber = leader');
   return truth;
+}
+
+/** The sum of `switchboard_curve_refused_total{socket="leader",…}` on leader `i`'s /metrics. */
+async function leaderRefusals(ha: HaCluster, i: number): Promise<number> {
+  const [, url] = await ha.leaders[i].child!.waitForLine(/^switchboard leader metrics: url=(\S+)/);
+  const text = (await http<string>('GET', url)).body;
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('switchboard_curve_refused_total{') && l.includes('socket="leader"'))
+    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+}
+
+/**
+ * With CURVE on, after leader `i` took over: every worker and gateway reached it with the server key it already had
+ * (all leaders share one pair), none was refused, and it refuses strangers as its predecessor did.
+ */
+export async function assertCurveTakeover(ha: HaCluster, i: number): Promise<void> {
+  if (!ha.curve.on) return;
+  assert.equal(await leaderRefusals(ha, i), 0, "the new leader refused none of the cluster's keys");
+  await waitFor(
+    async () =>
+      (await http('GET', `${ha.gateways[0].url}/v1/admin/cluster`)).body.workers?.length === ha.workers.length,
+    {
+      what: 'every worker reports to the new leader over CURVE',
+    },
+  );
+  await assertLeaderAdmitsOnlyListedKeys(ha.leaders[i].control, ha.curve);
+  await waitFor(async () => (await leaderRefusals(ha, i)) >= ha.curve.strangers.length, {
+    what: 'the strangers counted as refused on the new leader',
+  });
 }

@@ -1,14 +1,17 @@
 /**
  * A Switchboard made of real processes for fault tests: a leader on a fixed port (so it can come back where
  * everyone looks for it), workers, gateways, heartbeating provider processes, and a recorder that watches
- * through the Node client.
+ * through the Node client. The internal plane speaks CURVE unless SWITCHBOARD_TEST_CURVE=0 (harness/curve.ts).
  */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { Dealer } from 'zeromq';
-import { pack, unpack, type Provider } from '../../src/bridge/index.ts';
+import type { Provider } from '../../src/bridge/index.ts';
 import type { SwitchboardClient } from '../../src/client/index.ts';
 import { type WatchUpdate, type Watch } from '../../src/client/index.ts';
+import { clusterCurve, type ClusterCurve } from '../../harness/curve.ts';
 import { http } from '../../harness/http.ts';
+import { leaderSnapshot, pingLeader, type LeaderSnapshot } from '../../harness/leader-probe.ts';
 import {
   freePort,
   startGatewayProcess,
@@ -26,10 +29,12 @@ export interface FaultCluster {
   leader: Child;
   workers: Array<{ child: Child; id: string }>;
   gateways: Array<{ child: Child; url: string }>;
+  /** The cluster's CURVE keys (`on: false` with SWITCHBOARD_TEST_CURVE=0). */
+  curve: ClusterCurve;
   startLeader(): Promise<void>;
   startWorker(): Promise<{ child: Child; id: string }>;
   /** The leader's own snapshot, asked over its control socket as a gateway would. */
-  leaderSnapshot(): Promise<{ epoch: string; rev: number; providers: Provider[] }>;
+  leaderSnapshot(): Promise<LeaderSnapshot>;
   cluster(
     url?: string,
   ): Promise<{ workers: Array<{ id: string; tasks: number }>; unassigned: number; rev: number; epoch: string }>;
@@ -52,33 +57,30 @@ export async function startFaultCluster(
   };
   const bind = `tcp://127.0.0.1:${await freePort()}`;
   const publish = `tcp://127.0.0.1:${await freePort()}`;
+  // The keys live beside the store, not in it: the store directory is the leader's.
+  const curve = clusterCurve(dir.path);
+  const dataDir = join(dir.path, 'data');
   const fc: FaultCluster = {
     bind,
-    dataDir: dir.path,
+    dataDir,
     leader: undefined as unknown as Child,
     workers: [],
     gateways: [],
+    curve,
     track,
     async startLeader() {
-      const leader = await startLeaderProcess(dir.path, bind, publish, opts.leaderArgs);
+      const leader = await startLeaderProcess(dataDir, bind, publish, [
+        ...curve.leaderArgs,
+        ...(opts.leaderArgs ?? []),
+      ]);
       fc.leader = track(leader.child);
     },
     async startWorker() {
-      const w = await startWorkerProcess(bind);
+      const w = await startWorkerProcess(bind, curve.workerArgs);
       track(w.child);
       return w;
     },
-    async leaderSnapshot() {
-      const dealer = new Dealer({ linger: 0, receiveTimeout: 5000, maxMessageSize: -1 });
-      dealer.connect(bind);
-      try {
-        await dealer.send(pack({ type: 'snapshot', reqId: 1 }));
-        const [frame] = await dealer.receive();
-        return unpack(frame) as { epoch: string; rev: number; providers: Provider[] };
-      } finally {
-        dealer.close();
-      }
-    },
+    leaderSnapshot: () => leaderSnapshot(bind, curve.probeOptions),
     async cluster(url = fc.gateways[0].url) {
       const res = await http('GET', `${url}/v1/admin/cluster`);
       if (res.status !== 200) throw new Error(`cluster status ${res.status}`);
@@ -88,7 +90,7 @@ export async function startFaultCluster(
   await fc.startLeader();
   for (let i = 0; i < (opts.workers ?? 2); i++) fc.workers.push(await fc.startWorker());
   for (let i = 0; i < (opts.gateways ?? 2); i++) {
-    const g = await startGatewayProcess(bind, opts.gatewayArgs ?? []);
+    const g = await startGatewayProcess(bind, [...curve.gatewayArgs, ...(opts.gatewayArgs ?? [])]);
     track(g.child);
     fc.gateways.push(g);
   }
@@ -152,4 +154,15 @@ export async function allInState(
     },
     { timeoutMs, what: `${ids.length} providers ${state}` },
   );
+}
+
+/**
+ * With CURVE on: the leader at `control` answers the cluster's keys and neither a plain client nor an unlisted key
+ * (each gets no answer within half a second). Nothing to check on a plain cluster.
+ */
+export async function assertLeaderAdmitsOnlyListedKeys(control: string, curve: ClusterCurve): Promise<void> {
+  if (!curve.on) return;
+  assert.equal(await pingLeader(control, curve.probeOptions, 5000), true, 'a listed key is answered');
+  for (const stranger of curve.strangers)
+    assert.equal(await pingLeader(control, stranger.options, 500), false, `${stranger.what} gets no answer`);
 }

@@ -9,7 +9,14 @@ import { SwitchboardClient, SwitchboardError } from '../../src/client/index.ts';
 import { http } from '../../harness/http.ts';
 import { startProviderProcess } from '../../harness/process.ts';
 import { waitFor } from '../../harness/wait.ts';
-import { allInState, record, startFaultCluster, startProviders, statesOf } from './harness.ts';
+import {
+  allInState,
+  assertLeaderAdmitsOnlyListedKeys,
+  record,
+  startFaultCluster,
+  startProviders,
+  statesOf,
+} from './harness.ts';
 
 test('SIGKILL of the leader during a registration flood loses no acknowledged registration', async (t) => {
   const fc = await startFaultCluster(t, { gatewayArgs: ['--write-timeout-ms', '2000'] });
@@ -52,6 +59,8 @@ test('SIGKILL of the leader during a registration flood loses no acknowledged re
       what: 'gateway ready after restart',
     });
   t.diagnostic(`gateways in sync ${Date.now() - restarted} ms after the new leader process printed its endpoint`);
+  // The gateways came back over CURVE with the keys they had; the restarted leader's ZAP policy is the old one.
+  await assertLeaderAdmitsOnlyListedKeys(fc.bind, fc.curve);
   const after = await fc.leaderSnapshot();
   assert.equal(after.epoch, before.epoch, 'same store, same epoch');
   const stored = new Map(after.providers.map((p) => [p.id, p]));

@@ -3,10 +3,12 @@
  * sockets say so at once (ZeroMQ `disconnect`): not ready within a few hundred milliseconds, not after the 2 s of
  * silence a hung leader (SIGSTOP) needs. Both recover when the leader is back.
  */
+import { join } from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLogger } from '../../src/bridge/index.ts';
 import { start as startGateway, GATEWAY_DEFAULTS } from '../../src/gateway/index.ts';
+import { clusterCurve } from '../../harness/curve.ts';
 import { http } from '../../harness/http.ts';
 import { fixedLeaderEndpoints, startLeaderProcess, type Child } from '../../harness/process.ts';
 import { tempDir } from '../../harness/tmp.ts';
@@ -30,9 +32,11 @@ test('a SIGKILLed leader makes the gateway not ready at once (well under the sil
     for (const c of children.reverse()) await c.stop();
     dir.remove();
   });
+  const curve = clusterCurve(dir.path);
+  const dataDir = join(dir.path, 'data');
   // A fixed port, so the restarted leader is where the gateway looks for it.
   const { bind, publish } = await fixedLeaderEndpoints();
-  let leader = await startLeaderProcess(dir.path, bind, publish);
+  let leader = await startLeaderProcess(dataDir, bind, publish, curve.leaderArgs);
   children.push(leader.child);
   const gateway = await startGateway(
     {
@@ -41,6 +45,7 @@ test('a SIGKILLed leader makes the gateway not ready at once (well under the sil
       zmqPub: 'off',
       zmqSnapshot: 'off',
       staleAfterMs: GATEWAY_DEFAULTS.staleAfterMs,
+      ...curve.gatewayConfig,
     },
     { log: createLogger({ level: 'silent' }) },
   );
@@ -86,7 +91,7 @@ test('a SIGKILLed leader makes the gateway not ready at once (well under the sil
   assert.equal(read.body.stale, true);
   assert.equal(read.body.providers.length, 1);
 
-  leader = await startLeaderProcess(dir.path, bind, publish);
+  leader = await startLeaderProcess(dataDir, bind, publish, curve.leaderArgs);
   children.push(leader.child);
   const recoveredMs = await readyzBecomes(url, 200, 15_000);
   t.diagnostic(`restarted leader → /readyz 200 after ${recoveredMs.toFixed(0)} ms`);
@@ -107,10 +112,11 @@ test('a hung leader (SIGSTOP) is still found by silence, and the gateway is read
     }
     dir.remove();
   });
-  const leader = await startLeaderProcess(dir.path);
+  const curve = clusterCurve(dir.path);
+  const leader = await startLeaderProcess(join(dir.path, 'data'), undefined, undefined, curve.leaderArgs);
   children.push(leader.child);
   const gateway = await startGateway(
-    { leader: leader.control, httpPort: 0, zmqPub: 'off', zmqSnapshot: 'off' },
+    { leader: leader.control, httpPort: 0, zmqPub: 'off', zmqSnapshot: 'off', ...curve.gatewayConfig },
     { log: createLogger({ level: 'silent' }) },
   );
   t.after(() => gateway.close());

@@ -67,7 +67,7 @@ class Recorder implements Watcher {
   readonly transport = 'ws' as const;
   readonly address = 'test';
   readonly services = null;
-  readonly reads = null;
+  readonly access = null;
   readonly got: Array<{ snapshot: number } | { event: number }> = [];
   snapshot(message: Outgoing<SnapshotBody>): void {
     this.got.push({ snapshot: message.value.rev });
@@ -78,6 +78,7 @@ class Recorder implements Watcher {
   resumed(): void {}
   hello(): void {}
   shutdown(): void {}
+  revoke(): void {}
 }
 
 test('a subscriber that starts while events of the turn are pending gets its snapshot, then only later events', async (t) => {

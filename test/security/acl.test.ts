@@ -278,6 +278,124 @@ test('WebSocket and SSE: refused without a token, filtered to what the token rea
   assert.doesNotMatch(text, /"service":"orders"/);
 });
 
+/** An SSE stream read in the background: its text so far, and whether the gateway ended it. */
+async function openSse(url: string, secret: string) {
+  const res = await fetch(url, { headers: { authorization: `Bearer ${secret}` } });
+  assert.equal(res.status, 200);
+  const reader = res.body!.getReader();
+  const stream = { text: '', ended: false, cancel: () => reader.cancel().catch(() => undefined) };
+  void (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      stream.text += Buffer.from(value).toString();
+    }
+    stream.ended = true;
+  })().catch(() => (stream.ended = true));
+  return stream;
+}
+
+test('revocation reaches open streams: a deleted token ends its WS (4401) and SSE (event: error); a narrowed policy stops only what it no longer reads; a blocking query answers by the token at answer time', async (t) => {
+  const s = await setup(t);
+  const { call } = s;
+  assert.equal((await call('right', 'PUT', '/v1/providers/p-billing', billing)).statusCode, 201);
+  assert.equal((await call('other', 'PUT', '/v1/providers/p-orders', orders)).statusCode, 201);
+  const both = {
+    rules: [
+      { service: 'billing', access: 'read' },
+      { service: 'orders', access: 'read' },
+    ],
+  };
+  assert.equal((await call('admin', 'PUT', '/v1/acl/policies/both-read', both)).statusCode, 201);
+  const made = await call('admin', 'POST', '/v1/acl/tokens', { policies: ['both-read'] });
+  const wide = made.json().secret as string;
+  const wsUrl = `${s.c.url.replace(/^http/, 'ws')}/v1/watch`;
+  const closed = (ws: WebSocket) =>
+    new Promise<{ code: number; reason: any }>((resolve) =>
+      ws.once('close', (code, reason) => resolve({ code, reason: JSON.parse(reason.toString() || 'null') })),
+    );
+  const snapshotOf = (w: { messages: any[] }) =>
+    waitFor(() => w.messages.find((m) => m.type === 'snapshot'), { what: 'WS snapshot' });
+
+  // Streams of the token about to be deleted, and of the one about to be narrowed.
+  const doomed = await openWs(`${wsUrl}?token=${s.secrets.read}`);
+  const doomedSse = await openSse(`${s.c.url}/v1/events`, s.secrets.read!);
+  const watch = await openWs(`${wsUrl}?token=${wide}`);
+  const onlyOrders = await openWs(`${wsUrl}?service=orders&token=${wide}`);
+  const sse = await openSse(`${s.c.url}/v1/events`, wide);
+  t.after(() => {
+    for (const w of [doomed, watch, onlyOrders]) w.ws?.terminate();
+    for (const x of [doomedSse, sse]) void x.cancel();
+  });
+  await Promise.all([snapshotOf(doomed), snapshotOf(watch), snapshotOf(onlyOrders)]);
+  await waitFor(() => /event: hello/.test(doomedSse.text) && /event: hello/.test(sse.text), { what: 'SSE hello' });
+
+  // A blocking query on orders, waiting when the policy narrows.
+  const index = Number((await call('admin', 'GET', '/v1/services/orders')).headers['x-switchboard-index']);
+  const blocked = s.c.gateway.app.inject({
+    url: `/v1/services/orders?index=${index}&wait=30s`,
+    headers: { authorization: `Bearer ${wide}` },
+  });
+
+  const doomedClosed = closed(doomed.ws!);
+  assert.equal((await call('admin', 'DELETE', `/v1/acl/tokens/${s.accessors.read}`)).statusCode, 204);
+  const end = await doomedClosed;
+  assert.equal(end.code, 4401);
+  assert.equal(end.reason.code, 'SB_UNAUTHENTICATED');
+  assert.match(end.reason.message, new RegExp(s.accessors.read));
+  await waitFor(() => doomedSse.ended, { what: 'the SSE stream of the deleted token ended' });
+  const last = /event: error\ndata: (.*)\n\n$/.exec(doomedSse.text);
+  assert.ok(last, doomedSse.text.slice(-200));
+  assert.deepEqual((({ statusCode, code }) => ({ statusCode, code }))(JSON.parse(last[1])), {
+    statusCode: 401,
+    code: 'SB_UNAUTHENTICATED',
+  });
+
+  // Narrowed to billing: the orders-only stream ends with 4403, the others stay and lose orders' events.
+  const ordersClosed = closed(onlyOrders.ws!);
+  const narrowed = { rules: [{ service: 'billing', access: 'read' }] };
+  assert.equal((await call('admin', 'PUT', '/v1/acl/policies/both-read', narrowed)).statusCode, 200);
+  const forbidden = await ordersClosed;
+  assert.equal(forbidden.code, 4403);
+  assert.equal(forbidden.reason.code, 'SB_PERMISSION_DENIED');
+  assert.equal(
+    await s.c.gateway.metrics.get('switchboard_audit_events_total', { action: 'stream.revoked', result: 'refused' }),
+    3,
+  );
+
+  const seen = watch.messages.length;
+  const sseSeen = sse.text.length;
+  assert.equal((await call('other', 'PUT', '/v1/providers/p-orders', { ...orders, tags: ['x'] })).statusCode, 200);
+  assert.equal((await call('right', 'PUT', '/v1/providers/p-billing', { ...billing, tags: ['y'] })).statusCode, 200);
+  await waitFor(() => watch.messages.slice(seen).some((m) => m.type === 'event' && m.service === 'billing'), {
+    what: 'billing event after the narrowing',
+  });
+  await waitFor(() => /"service":"billing"/.test(sse.text.slice(sseSeen)), { what: 'billing on SSE' });
+  assert.deepEqual(
+    watch.messages.slice(seen).map((m) => m.service),
+    ['billing'],
+  );
+  assert.doesNotMatch(sse.text.slice(sseSeen), /"service":"orders"/);
+  assert.equal(watch.ws!.readyState, WebSocket.OPEN);
+  assert.equal(sse.ended, false);
+
+  // The change of orders woke the blocking query; by then the token no longer reads orders.
+  const answer = await blocked;
+  assert.equal(answer.statusCode, 403);
+  assert.equal(answer.json().code, 'SB_PERMISSION_DENIED');
+
+  // Narrowed to nothing: the unfiltered streams end too (4403, event: error 403), and cannot be opened again.
+  const watchClosed = closed(watch.ws!);
+  assert.equal((await call('admin', 'PUT', '/v1/acl/policies/both-read', { rules: [] })).statusCode, 200);
+  assert.equal((await watchClosed).code, 4403);
+  await waitFor(() => sse.ended, { what: 'the SSE stream of the narrowed token ended' });
+  assert.match(
+    sse.text,
+    /event: error\ndata: \{"statusCode":403,"error":"Forbidden",.*"code":"SB_PERMISSION_DENIED"\}\n\n$/,
+  );
+  assert.equal((await openWs(`${wsUrl}?token=${wide}`)).refused, 403);
+});
+
 test("issue 12's attacker list fails with ACLs on: deregister, maintenance, guard release, re-point billing", async (t) => {
   const s = await setup(t);
   const { call } = s;

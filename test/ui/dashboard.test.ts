@@ -10,11 +10,20 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { setTimeout as pause } from 'node:timers/promises';
 import type { Page } from 'playwright-core';
-import { createLogger, type Provider } from '../../src/bridge/index.ts';
+import {
+  AclIndex,
+  createLogger,
+  hashAclSecret,
+  type AclPolicy,
+  type AclState,
+  type Provider,
+} from '../../src/bridge/index.ts';
 import { Store } from '../../src/leader/store.ts';
 import { freePort, spawnRole, startProviderProcess, type Child } from '../../harness/process.ts';
 import { http } from '../../harness/http.ts';
 import { tempDir } from '../../harness/tmp.ts';
+import { gatewayApp } from '../helpers/gateway-app.ts';
+import { providerRecord } from '../helpers/provider-record.ts';
 import { browserMissing, launch } from './browser.ts';
 
 /** Providers for the scale check. */
@@ -315,4 +324,70 @@ test('the dashboard, live in a real browser against a real switchboard start', a
     );
     assert.deepEqual(unexpected, []);
   });
+  await t.test(
+    'with ACLs on: asks for a token, says why a wrong one is refused, shows what a right one reads, and says when it loses its access',
+    async (st) => {
+      // A gateway with ACLs on, in this process, whose ACL state the test sets as the leader's replication would
+      // (that path has its own tests in test/security/acl.test.ts); the page gets the same browser, a new tab.
+      const token = (accessor: string, secret: string, policies: string[]) => ({
+        accessor,
+        secretHash: hashAclSecret(secret),
+        policies,
+        createdAt: 0,
+      });
+      const acl = (version: number, policies: AclPolicy[]): AclState => ({
+        version,
+        tokens: [token('reader', 'reader-secret', ['billing-read']), token('ops', 'ops-secret', ['all-read'])],
+        policies: [...policies, { name: 'all-read', rules: [{ prefix: '', access: 'read' }] }],
+      });
+      const listeners = new Set<() => void>();
+      const source = {
+        acl: new AclIndex(acl(1, [{ name: 'billing-read', rules: [{ service: 'billing', access: 'read' }] }])),
+        onAcl(listener: () => void) {
+          listeners.add(listener);
+          return () => listeners.delete(listener);
+        },
+      };
+      const g = await gatewayApp({
+        snapshot: { providers: [providerRecord('billing-7', 'billing', 1), providerRecord('orders-7', 'orders', 2)] },
+        context: { aclEnabled: true, aclSource: source },
+      });
+      const page = await browser.context.newPage();
+      st.after(async () => {
+        await page.close();
+        await g.close();
+      });
+      const gateway = await g.listen();
+      const answers = ['mistyped-secret', 'reader-secret'];
+      const asked: string[] = [];
+      page.on('dialog', (d) => {
+        asked.push(d.message());
+        const answer = answers.shift();
+        void (answer === undefined ? d.dismiss() : d.accept(answer));
+      });
+
+      await page.goto(`${gateway}/ui/`);
+      await row(page, 'billing-7').waitFor({ timeout: 10_000 });
+      await page.locator('[data-testid=connection]', { hasText: 'live' }).waitFor();
+      assert.equal(asked.length, 2, asked.join(' | '));
+      assert.match(asked[0], /requires an access token/);
+      assert.match(asked[1], /refused that token \(SB_UNAUTHENTICATED: the token is not known/);
+      assert.equal(await row(page, 'orders-7').count(), 0, 'the reader token does not read orders');
+
+      // Its policy loses billing: the gateway ends the stream (4403) and the page says so instead of retrying.
+      source.acl = new AclIndex(acl(2, [{ name: 'billing-read', rules: [] }]));
+      for (const listener of listeners) listener();
+      const banner = page.locator('[data-testid=banner-token]');
+      await banner.waitFor({ timeout: 5000 });
+      assert.match((await banner.textContent()) ?? '', /SB_PERMISSION_DENIED: token reader reads no service/);
+      await page.locator('[data-testid=connection]', { hasText: 'no access' }).waitFor();
+
+      // Another token from the banner: the page starts again from a snapshot of what that one reads.
+      answers.push('ops-secret');
+      await banner.getByRole('button', { name: 'Enter a token' }).click();
+      await row(page, 'orders-7').waitFor({ timeout: 5000 });
+      await row(page, 'billing-7').waitFor();
+      await banner.waitFor({ state: 'detached' });
+    },
+  );
 });

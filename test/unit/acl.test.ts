@@ -52,6 +52,12 @@ test('deny in one policy beats write in another for the same rule; unknown secre
   );
   assert.equal(index.resolve(secret)?.accessTo('db'), 'deny');
   assert.equal(index.resolve(newAclSecret()), undefined);
+  // Reads nothing at all: an unfiltered stream of it has nothing left to carry (it ends on an ACL change).
+  assert.equal(index.resolve(secret)?.readsAny(), false);
+  const only = indexWith([{ name: 'p', rules: [{ prefix: 'x', access: 'read' }] }], ['p']);
+  assert.equal(only.index.resolve(only.secret)?.readsAny(), true);
+  const none = indexWith([], ['gone']);
+  assert.equal(none.index.resolve(none.secret)?.readsAny(), false);
 });
 
 test('global-management writes every service and is admin; the store keeps only the hash', () => {

@@ -228,7 +228,7 @@ export async function consulRoutes(fastify: FastifyInstance, ctx: GatewayContext
   async function block(request: FastifyRequest, service: string | null, query: ConsulQuery): Promise<void> {
     const { index } = query;
     if (index === undefined || index === 0 || index > ctx.changes.indexOf(service)) return;
-    await waitForChange(ctx.changes, request, service, index, query.wait, CONSUL_DEFAULT_WAIT_MS);
+    await waitForChange(ctx, request, service, index, query.wait, CONSUL_DEFAULT_WAIT_MS);
   }
 
   /** X-Consul-Index (Consul indexes start at 1), whether a leader is known, and how long since we heard it. */

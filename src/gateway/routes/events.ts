@@ -8,6 +8,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { RegistryEvent } from '../../bridge/index.ts';
+import type { StreamAccess, StreamRevocation } from '../acl.ts';
 import type { GatewayContext, PushSettings } from '../context.ts';
 import { clientKey } from '../clients.ts';
 import { httpError } from '../errors.ts';
@@ -18,6 +19,7 @@ import { EventsHeaders, EventsQuery } from '../subscribers-schemas.ts';
 /** Reconnect delay suggested to EventSource clients. */
 const RETRY_MS = 1000;
 const CLOSE_GRACE_MS = 5000;
+const STATUS_TEXT = { 401: 'Unauthorized', 403: 'Forbidden' } as const;
 
 const encodeEvent = (e: RegistryEvent): string => `id: ${e.rev}\nevent: ${e.change}\ndata: ${JSON.stringify(e)}\n\n`;
 const encodeSnapshot = (s: SnapshotBody): string => `id: ${s.rev}\nevent: snapshot\ndata: ${JSON.stringify(s)}\n\n`;
@@ -36,7 +38,7 @@ class SseWatcher implements Watcher {
     res: ServerResponse,
     readonly address: string,
     readonly services: ReadonlySet<string> | null,
-    readonly reads: ((service: string) => boolean) | null,
+    readonly access: StreamAccess | null,
     hub: EventHub,
     settings: PushSettings,
     log: FastifyBaseLogger,
@@ -72,6 +74,13 @@ class SseWatcher implements Watcher {
 
   shutdown(): void {
     this.#write(`event: shutdown\ndata: {"reason":"gateway shutting down; reconnect and resume"}\n\n`);
+    this.#end();
+  }
+
+  revoke(why: StreamRevocation): void {
+    // The error body of the HTTP API; EventSource then reconnects and is answered 401/403, and stops.
+    const body = { statusCode: why.status, error: STATUS_TEXT[why.status], message: why.message, code: why.code };
+    this.#write(`event: error\ndata: ${JSON.stringify(body)}\n\n`);
     this.#end();
   }
 
@@ -119,6 +128,9 @@ export async function eventRoutes(fastify: FastifyInstance, ctx: GatewayContext)
           '`event: hello` (`{epoch, rev}`); with `since` or `Last-Event-ID` it replays the events after that',
           'revision, or sends `event: snapshot` (`{epoch, rev, providers}`) when they are no longer held. A',
           'snapshot is also sent whenever the gateway resyncs. Comment lines every 15 s keep the stream open.',
+          'With ACLs on, a stream whose token is deleted, or no longer reads any service it watches, ends with',
+          '`event: error` (data: the 401/403 JSON error body); a token narrowed otherwise only stops the events',
+          'it no longer reads.',
         ].join(' '),
         querystring: EventsQuery,
         headers: EventsHeaders,
@@ -132,7 +144,7 @@ export async function eventRoutes(fastify: FastifyInstance, ctx: GatewayContext)
     async (request, reply) => {
       const { service, epoch, since } = request.query;
       // A service named in the filter must be readable; without a filter the stream is narrowed to what is.
-      for (const name of service ?? []) ctx.acl.require(request, { access: 'read', service: name });
+      ctx.acl.requireStream(request, service);
       const refusal = ctx.hub.refusal(clientKey(request.ip));
       if (refusal) throw httpError('SB_BUSY', refusal);
       const lastId = request.headers['last-event-id'];
@@ -152,8 +164,8 @@ export async function eventRoutes(fastify: FastifyInstance, ctx: GatewayContext)
       });
       res.write(`retry: ${RETRY_MS}\n\n`);
       const services = service?.length ? new Set(service) : null;
-      const reads = ctx.acl.streamReader(request);
-      const watcher = new SseWatcher(res, clientKey(request.ip), services, reads, ctx.hub, ctx.push, request.log);
+      const access = ctx.acl.streamAccess(request);
+      const watcher = new SseWatcher(res, clientKey(request.ip), services, access, ctx.hub, ctx.push, request.log);
       if (!ctx.hub.add(watcher, from ? { resume: from } : 'live')) {
         res.end(`event: refused\ndata: {"reason":"too many subscriptions; retry later"}\n\n`);
       }

@@ -33,7 +33,7 @@ export async function serviceRoutes(fastify: FastifyInstance, ctx: GatewayContex
     index: number | undefined,
     wait: string | undefined,
   ): Promise<void> {
-    if (index !== undefined) await waitForChange(ctx.changes, request, service, index, wait, DEFAULT_WAIT_MS);
+    if (index !== undefined) await waitForChange(ctx, request, service, index, wait, DEFAULT_WAIT_MS);
   }
 
   app.get(
@@ -94,10 +94,10 @@ export async function serviceRoutes(fastify: FastifyInstance, ctx: GatewayContex
           )
           .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
         // The route's own response serializer, so the cached text is exactly what Fastify would have sent.
-        body = reply.serialize({ rev: replica.rev, stale, service: name, providers }) as string;
+        body = Buffer.from(reply.serialize({ rev: replica.rev, stale, service: name, providers }) as string);
         answers.set(key, body);
       }
-      // A string with a JSON content type is sent as is (Fastify skips serialization for it).
+      // Bytes are sent as they are (Fastify skips serialization for a Buffer).
       return reply.type('application/json; charset=utf-8').send(body as never);
     },
   );

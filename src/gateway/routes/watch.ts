@@ -5,6 +5,7 @@
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket, RawData } from 'ws';
 import { WATCH_MESSAGE, type RegistryEvent } from '../../bridge/index.ts';
+import type { StreamAccess, StreamRevocation } from '../acl.ts';
 import type { GatewayContext, PushSettings } from '../context.ts';
 import { clientKey } from '../clients.ts';
 import { httpError } from '../errors.ts';
@@ -20,6 +21,18 @@ const encodeEvent = (e: RegistryEvent): string => JSON.stringify({ type: WATCH_M
 /** The event as a whole WebSocket frame: written as is to every subscriber's connection (ws-frames.ts). */
 const frameEvent = (e: RegistryEvent): Buffer => textFrame(Buffer.from(encodeEvent(e)));
 const encodeSnapshot = (s: SnapshotBody): string => JSON.stringify({ type: WATCH_MESSAGE.snapshot, ...s });
+
+/** A close reason may hold 123 bytes (RFC 6455 §5.5): `{code, message}` JSON, the message cut to fit. */
+const MAX_CLOSE_REASON = 123;
+
+function closeReason(why: StreamRevocation): string {
+  let message = why.message;
+  for (;;) {
+    const reason = JSON.stringify({ code: why.code, message });
+    if (Buffer.byteLength(reason) <= MAX_CLOSE_REASON) return reason;
+    message = `${message.slice(0, Math.max(0, message.length - (Buffer.byteLength(reason) - MAX_CLOSE_REASON) - 1))}…`;
+  }
+}
 
 class WsWatcher implements Watcher {
   readonly transport: Transport = 'ws';
@@ -37,7 +50,7 @@ class WsWatcher implements Watcher {
     socket: WebSocket,
     readonly address: string,
     readonly services: ReadonlySet<string> | null,
-    readonly reads: ((service: string) => boolean) | null,
+    readonly access: StreamAccess | null,
     hub: EventHub,
     settings: PushSettings,
     log: FastifyBaseLogger,
@@ -77,6 +90,10 @@ class WsWatcher implements Watcher {
 
   shutdown(): void {
     this.close(WS_CLOSE.shutdown, 'gateway shutting down; reconnect and resume');
+  }
+
+  revoke(why: StreamRevocation): void {
+    this.close(why.status === 401 ? WS_CLOSE.unauthenticated : WS_CLOSE.forbidden, closeReason(why));
   }
 
   close(code: number, reason: string): void {
@@ -169,15 +186,16 @@ export async function watchRoutes(fastify: FastifyInstance, ctx: GatewayContext)
         '`epoch`) in the query, or a `{type:"resume", epoch, rev}` message, the gateway answers `{type:"resumed"}` and',
         'the events after `rev` when it still holds them, else a new snapshot. `{type:"ping"}` is answered with',
         '`{type:"pong"}`; bad messages get `{type:"error", code, message}` and the connection stays open. Close',
-        'codes: 4008 too slow (resume), 4029 too many connections, 1001 gateway shutting down.',
+        'codes: 4008 too slow (resume), 4029 too many connections, 1001 gateway shutting down; with ACLs on, 4401',
+        'when the token is deleted and 4403 when it no longer reads any service watched (the reason is',
+        '`{"code","message"}` JSON); a token narrowed otherwise only stops the events it no longer reads.',
       ].join(' '),
       querystring: WatchQuery,
       response: errorResponses(400, 401, 403, 503),
     },
     preHandler: async (request: FastifyRequest) => {
       // A service named in the filter must be readable; without a filter the stream is narrowed to what is.
-      for (const service of (request.query as WatchQuery).service ?? [])
-        ctx.acl.require(request, { access: 'read', service });
+      ctx.acl.requireStream(request, (request.query as WatchQuery).service);
       const refusal = ctx.hub.refusal(clientKey(request.ip));
       if (refusal) throw httpError('SB_BUSY', refusal);
     },
@@ -190,8 +208,8 @@ export async function watchRoutes(fastify: FastifyInstance, ctx: GatewayContext)
     wsHandler: (socket: WebSocket, request: FastifyRequest) => {
       const query = request.query as WatchQuery;
       const services = query.service?.length ? new Set(query.service) : null;
-      const reads = ctx.acl.streamReader(request);
-      const watcher = new WsWatcher(socket, clientKey(request.ip), services, reads, ctx.hub, ctx.push, request.log);
+      const access = ctx.acl.streamAccess(request);
+      const watcher = new WsWatcher(socket, clientKey(request.ip), services, access, ctx.hub, ctx.push, request.log);
       const from =
         query.rev === undefined
           ? 'snapshot'

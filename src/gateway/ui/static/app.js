@@ -159,7 +159,9 @@ function App() {
 }
 
 function Position() {
-  const label = { connecting: 'connecting', live: 'live', reconnecting: 'reconnecting' }[feed.status];
+  const label = { connecting: 'connecting', live: 'live', reconnecting: 'reconnecting', refused: 'no access' }[
+    feed.status
+  ];
   return html`<div class="position" title="The registry's epoch and the last revision this page has applied">
     <span>epoch <code data-testid="epoch">${short(feed.epoch)}</code></span>
     <span>rev <code data-testid="rev">${feed.rev}</code></span>
@@ -169,7 +171,14 @@ function Position() {
 
 function Banners({ ready }) {
   const out = [];
-  if (feed.status === 'reconnecting')
+  if (feed.status === 'refused')
+    out.push(
+      html`<div class="banner danger" role="alert" data-testid="banner-token">
+        The gateway refused this page's token (<code>${feed.refusal?.code}</code>: ${feed.refusal?.message}).
+        <button class="primary" onClick=${() => void askToken({ ask: true })}>Enter a token</button>
+      </div>`,
+    );
+  else if (feed.status === 'reconnecting')
     out.push(
       html`<div class="banner warn" role="alert" data-testid="banner-reconnecting">
         Lost the connection to the gateway; reconnecting (attempt ${feed.attempts}). Showing the last state seen, rev
@@ -815,7 +824,14 @@ function EventsView() {
 
 const root = document.getElementById('app');
 root.textContent = '';
+/** Asks for a token as needed; the feed starts (again) once one is accepted, else the page says why it cannot. */
+async function askToken(opts) {
+  // A gateway that cannot be asked (down, restarting): start anyway, the feed reconnects until it answers.
+  const { ok, refusal } = await ensureToken(opts).catch(() => ({ ok: true }));
+  if (ok) feed.start();
+  else feed.refuse(refusal ?? feed.refusal ?? { code: 'SB_UNAUTHENTICATED', message: 'no token given' });
+}
+
 // With ACLs on, the page needs a token before the feed connects (asked once, kept for the tab's life).
-await ensureToken().catch(() => undefined);
-feed.start();
+await askToken();
 render(html`<${App} />`, root);

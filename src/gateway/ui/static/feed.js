@@ -25,8 +25,10 @@ export class Feed {
   changedAt = new Map();
   epoch = null;
   rev = 0;
-  /** 'connecting' | 'live' | 'reconnecting' */
+  /** 'connecting' | 'live' | 'reconnecting' | 'refused' (the token was refused: no reconnect until a new one) */
   status = 'connecting';
+  /** With status 'refused': `{ code, message }` from the gateway (SB_UNAUTHENTICATED or SB_PERMISSION_DENIED). */
+  refusal = null;
   attempts = 0;
   connectedSince = 0;
   snapshots = 0;
@@ -65,8 +67,33 @@ export class Feed {
     return () => this.#listeners.delete(fn);
   }
 
+  /**
+   * Connects, from a snapshot: also after a new token, since what the new token reads may differ from what this
+   * page holds.
+   */
   start() {
+    this.#stop();
+    this.status = 'connecting';
+    this.refusal = null;
+    this.epoch = null;
+    this.attempts = 0;
+    this.#notify();
     this.#connect();
+  }
+
+  /** Stops for good because the gateway refused the token, until `start()` after a new one. */
+  refuse(refusal) {
+    this.#stop();
+    this.status = 'refused';
+    this.refusal = refusal;
+    this.#notify();
+  }
+
+  #stop() {
+    clearTimeout(this.#retry);
+    const ws = this.#ws;
+    this.#ws = null;
+    ws?.close(1000, 'token changed');
   }
 
   close() {
@@ -94,8 +121,18 @@ export class Feed {
       this.#queue.push(JSON.parse(m.data));
       this.#schedule();
     };
-    ws.onclose = () => {
+    ws.onclose = (ev) => {
       if (this.#ws !== ws) return;
+      // 4401: the token was deleted; 4403: it no longer reads what this page watches. Retrying would not help.
+      if (ev.code === 4401 || ev.code === 4403) {
+        let refusal;
+        try {
+          refusal = JSON.parse(ev.reason);
+        } catch {
+          refusal = { code: ev.code === 4401 ? 'SB_UNAUTHENTICATED' : 'SB_PERMISSION_DENIED', message: ev.reason };
+        }
+        return this.refuse(refusal);
+      }
       this.#ws = null;
       if (this.#closed) return;
       this.status = 'reconnecting';
