@@ -12,7 +12,8 @@ import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { EtcdClient, prefixRangeEnd } from './lib/etcd-client.ts';
 import type { EtcdHandle } from './lib/etcd.ts';
-import { cpuSeconds, spawnCli, tempDir, type Proc } from './lib/procs.ts';
+import { cpuPerOp, formatCpuPerOp, type CpuPerOp, type PidsByName } from './lib/cpu-per-op.ts';
+import { spawnCli, tempDir, type Proc } from './lib/procs.ts';
 import { formatNumber, progress, type Row } from './lib/report.ts';
 import { get, plainProvider, registerMany, startCluster, until } from './lib/switchboard.ts';
 import * as wrk from './lib/wrk.ts';
@@ -36,18 +37,11 @@ const ratioText = (sb: number, etcd: number | undefined): string | undefined => 
 };
 const met = (ok: boolean, target: string): string => `${target} ${ok ? '✓' : '✗ missed'}`;
 
-/** All CPU seconds of `pids` and their children (cluster workers). */
-function cpuOf(pids: number[]): number {
-  let total = 0;
-  for (const pid of pids) total += cpuSeconds(pid) ?? 0;
-  return total;
-}
-
 /** `switchboard start` as one command runs it (one process; with `gateways` > 1, cluster workers too). */
-async function startOneCommand(
+export async function startOneCommand(
   gateways: number,
   nodeArgs: string[],
-): Promise<{ url: string; pids: () => number[]; close: () => Promise<void> }> {
+): Promise<{ url: string; pids: PidsByName; close: () => Promise<void> }> {
   const dir = tempDir('switchboard-throughput-');
   const proc: Proc = spawnCli(
     `start-${gateways}`,
@@ -66,8 +60,10 @@ async function startOneCommand(
   await until(async () => (await get(`${url}/readyz`)).status === 200, 'start ready');
   return {
     url,
-    // The primary and its gateway workers (`ps --ppid`), read when asked: a restarted worker is counted too.
-    pids: () => [proc.pid, ...childPids(proc.pid)],
+    // The primary (leader, worker and, alone, the gateway) and its gateway workers, read when asked: a restarted
+    // worker is counted too.
+    pids: (): Record<string, number[]> =>
+      gateways === 1 ? { start: [proc.pid] } : { primary: [proc.pid], gateways: childPids(proc.pid) },
     close: async () => {
       await proc.stop(10_000);
       dir.remove();
@@ -83,18 +79,19 @@ function childPids(pid: number): number[] {
   }
 }
 
-/** wrk against `url` with the server's CPU per operation (ms) over the same window. */
-function timed(
+/**
+ * wrk against `url` with the server's CPU per acknowledged operation over the same window: `cpuMsPerOp` for all
+ * processes, `cpuUs` per named process (µs).
+ */
+export function timed(
   url: string,
   lua: string,
   seconds: number,
-  pids: () => number[],
+  pids: PidsByName,
   connections = 64,
-): wrk.WrkResult & { cpuMsPerOp: number } {
-  const before = cpuOf(pids());
-  const r = wrk.runWrk({ url, lua, seconds, connections });
-  const cpu = cpuOf(pids()) - before;
-  return { ...r, cpuMsPerOp: (cpu * 1000) / r.ops };
+): wrk.WrkResult & { cpuMsPerOp: number; cpuUs: CpuPerOp } {
+  const { result: r, us } = cpuPerOp(pids, () => wrk.runWrk({ url, lua, seconds, connections }), wrk.acknowledged);
+  return { ...r, cpuMsPerOp: us.total / 1000, cpuUs: us };
 }
 
 const errorsText = (r: wrk.WrkResult): string =>
@@ -222,7 +219,7 @@ export async function measureThroughput(opts: ThroughputOptions): Promise<void> 
                 )
               : undefined,
           command: opts.command('registration'),
-          note: `wrk (own process): PUT /v1/providers/:id, one new provider per request, answered after the SQLite commit; ${s} s; p50/p99 ${fmt(r.p50Ms)} / ${fmt(r.p99Ms)} ms; server CPU ${fmt(r.cpuMsPerOp)} ms per registration; load ${l}${errorsText(r)}. ${etcdNote('put', 'plain put (durable, no liveness)')}; ${etcdNote('leasePut', 'lease grant + put (registration with liveness)')}`,
+          note: `wrk (own process): PUT /v1/providers/:id, one new provider per request, answered after the SQLite commit; ${s} s; p50/p99 ${fmt(r.p50Ms)} / ${fmt(r.p99Ms)} ms; server ${formatCpuPerOp(r.cpuUs, 'registration')}; load ${l}${errorsText(r)}. ${etcdNote('put', 'plain put (durable, no liveness)')}; ${etcdNote('leasePut', 'lease grant + put (registration with liveness)')}`,
         });
         if (gateways === 1) {
           p.update('batch registration');
@@ -233,7 +230,7 @@ export async function measureThroughput(opts: ThroughputOptions): Promise<void> 
             etcd: put !== undefined ? fmt(put) : 'n/a',
             ratio: ratioText(b.opsPerSecond, put),
             command: opts.command('registration'),
-            note: `wrk, c=16: PUT /v1/providers with 100 new providers per request (${fmt(b.requestsPerSecond)} requests/s, p50/p99 ${fmt(b.p50Ms)} / ${fmt(b.p99Ms)} ms per batch); server CPU ${fmt(b.cpuMsPerOp)} ms per registration; load ${load()}${errorsText(b)}; etcd: plain put, one key per request`,
+            note: `wrk, c=16: PUT /v1/providers with 100 new providers per request (${fmt(b.requestsPerSecond)} requests/s, p50/p99 ${fmt(b.p50Ms)} / ${fmt(b.p99Ms)} ms per batch); server ${formatCpuPerOp(b.cpuUs, 'registration')}; load ${load()}${errorsText(b)}; etcd: plain put, one key per request`,
           });
         }
       }
@@ -248,7 +245,11 @@ export async function measureThroughput(opts: ThroughputOptions): Promise<void> 
     p.update('starting leader, worker, gateway');
     const cluster = await startCluster({ workers: 1, gatewayArgs: ['--write-rate-limit', '0'] });
     try {
-      const pids = (): number[] => [cluster.leader.pid, cluster.gateway.pid, ...cluster.workers.map((w) => w.pid)];
+      const pids: PidsByName = () => ({
+        leader: [cluster.leader.pid],
+        gateway: [cluster.gateway.pid],
+        worker: cluster.workers.map((w) => w.pid),
+      });
       wrk.runWrk({ url: cluster.url, lua: wrk.SB_REGISTER, seconds: 2 });
       const r = timed(cluster.url, wrk.SB_REGISTER, s, pids);
       const put = etcd.put?.opsPerSecond;
@@ -259,7 +260,7 @@ export async function measureThroughput(opts: ThroughputOptions): Promise<void> 
         ratio: put !== undefined ? `${ratioText(r.opsPerSecond, put)} (put)` : undefined,
         target: met(r.opsPerSecond >= 10_000, '≥ 10,000'),
         command: opts.command('registration'),
-        note: `three processes (\`switchboard leader|worker|gateway\`); wrk PUT /v1/providers/:id; p50/p99 ${fmt(r.p50Ms)} / ${fmt(r.p99Ms)} ms; CPU ${fmt(r.cpuMsPerOp)} ms per registration (all three); load ${load()}${errorsText(r)}`,
+        note: `three processes (\`switchboard leader|worker|gateway\`); wrk PUT /v1/providers/:id; p50/p99 ${fmt(r.p50Ms)} / ${fmt(r.p99Ms)} ms; ${formatCpuPerOp(r.cpuUs, 'registration')}; load ${load()}${errorsText(r)}`,
       });
       p.done(`${fmt(r.opsPerSecond)}/s`);
     } finally {

@@ -13,8 +13,8 @@ import { ROOT, spawnChild, type Child } from '../../harness/child.ts';
 import { tempDir as plainTempDir } from '../../harness/tmp.ts';
 
 export { ROOT };
-/** The CLI the benchmarks run; `SWITCHBOARD_BENCH_CLI` points at another build (an A/B against main's `dist/`). */
-export const CLI_DIST = process.env.SWITCHBOARD_BENCH_CLI ?? join(ROOT, 'dist/src/cli/main.js');
+/** The CLI the benchmarks run; `BENCH_CLI=<path to main.js>` runs another build (an A/B against a copy of main's). */
+export const CLI_DIST = process.env.BENCH_CLI ?? join(ROOT, 'dist/src/cli/main.js');
 
 /** A benchmark child: the harness's child process, killed at exit with every other one. */
 export type Proc = Child;

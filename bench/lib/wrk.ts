@@ -38,6 +38,11 @@ export function ensureWrk(): string | undefined {
   return undefined;
 }
 
+/** Operations the server acknowledged: the script's ops less those of the requests answered with an error. */
+export function acknowledged(r: WrkResult): number {
+  return r.requests > 0 ? r.ops - r.non2xx * (r.ops / r.requests) : 0;
+}
+
 function toMs(value: string, unit: string): number {
   const n = Number(value);
   return unit === 'us' ? n / 1000 : unit === 's' ? n * 1000 : unit === 'm' ? n * 60_000 : n;

@@ -27,9 +27,11 @@ import type { ToFollower } from './messages.ts';
 import {
   beacon as beaconValidator,
   registryEvent,
+  registryEvents,
   toFollower,
   TOPIC_BEACON,
   TOPIC_EVENT,
+  TOPIC_EVENTS,
   type Reply,
 } from './messages.ts';
 import { Replica } from './replica.ts';
@@ -414,6 +416,13 @@ export class Follower {
       this.#presence.contact(Date.now());
       this.#run(this.#sync.onBeacon(b));
       this.#aclAnnounced(b.session, b.aclVersion);
+      return;
+    }
+    if (topic === TOPIC_EVENTS) {
+      const events = this.#decoder.decode(registryEvents, frames[1]);
+      if (!events) return;
+      this.#presence.contact(Date.now());
+      for (const event of events) this.#run(this.#sync.onEvent(event));
       return;
     }
     if (topic !== TOPIC_EVENT) {

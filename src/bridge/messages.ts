@@ -354,7 +354,7 @@ export const Beacon = Type.Object({
 });
 export type Beacon = Static<typeof Beacon>;
 // Topics live in protocol.ts (dependency-free); re-exported here for code that imports them from messages.ts.
-export { TOPIC_EVENT, TOPIC_BEACON } from './protocol.ts';
+export { TOPIC_EVENT, TOPIC_EVENTS, TOPIC_BEACON } from './protocol.ts';
 
 /** Everything the leader's ROUTER accepts. */
 export const ToLeader = Type.Union([
@@ -427,5 +427,11 @@ export const toLeader = Compile(ToLeader);
 export const toWorker = Compile(ToWorker);
 export const toFollower = Compile(ToFollower);
 export const registryEvent = Compile(RegistryEvent);
+/** Events in one `TOPIC_EVENTS` message; a commit of more is published in several. */
+export const MAX_PUBLISHED_EVENTS_PER_FRAME = 1000;
+/** The body of a `TOPIC_EVENTS` message: the events of one commit. */
+export const registryEvents = Compile(
+  Type.Array(RegistryEvent, { minItems: 1, maxItems: MAX_PUBLISHED_EVENTS_PER_FRAME }),
+);
 export const beacon = Compile(Beacon);
 export { CheckResult };

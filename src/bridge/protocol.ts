@@ -6,6 +6,11 @@
 // --- leader PUB (events and position beacons to gateways)
 /** Topic frame of a registry event on the leader's PUB. */
 export const TOPIC_EVENT = 'ev';
+/**
+ * Topic frame of several registry events in one message (a msgpack array, in revision order): the events of one
+ * commit. A SUB subscribed to `ev` receives it too (ZeroMQ topics match by prefix).
+ */
+export const TOPIC_EVENTS = 'evs';
 /** Topic frame of the leader's position beacon (session, epoch, rev) on its PUB. */
 export const TOPIC_BEACON = 'hb';
 

@@ -21,6 +21,8 @@ export class Replica {
   readonly #onEvent = new Set<EventListener>();
   readonly #onReset = new Set<ResetListener>();
   #revWaiters: Array<{ rev: number; resolve: (ok: boolean) => void; timer: NodeJS.Timeout }> = [];
+  /** The lowest revision a waiter waits for: an event below it wakes nobody and need not scan the waiters. */
+  #minWaiterRev = Infinity;
 
   get epoch(): string | null {
     return this.#epoch;
@@ -105,15 +107,18 @@ export class Replica {
         resolve,
         timer: setTimeout(() => {
           this.#revWaiters = this.#revWaiters.filter((w) => w !== waiter);
+          this.#minWaiterRev = this.#revWaiters.reduce((m, w) => Math.min(m, w.rev), Infinity);
           resolve(false);
         }, timeoutMs),
       };
       this.#revWaiters.push(waiter);
+      if (rev < this.#minWaiterRev) this.#minWaiterRev = rev;
     });
   }
 
   /** Releases every waiter (on close). */
   releaseWaiters(): void {
+    this.#minWaiterRev = Infinity;
     for (const w of this.#revWaiters.splice(0)) {
       clearTimeout(w.timer);
       w.resolve(false);
@@ -121,15 +126,20 @@ export class Replica {
   }
 
   #wakeRevWaiters(): void {
-    if (this.#revWaiters.length === 0) return;
+    if (this.#rev < this.#minWaiterRev) return;
     const keep = [];
+    let min = Infinity;
     for (const w of this.#revWaiters) {
       if (this.#rev >= w.rev) {
         clearTimeout(w.timer);
         w.resolve(true);
-      } else keep.push(w);
+      } else {
+        keep.push(w);
+        if (w.rev < min) min = w.rev;
+      }
     }
     this.#revWaiters = keep;
+    this.#minWaiterRev = min;
   }
 
   #put(provider: Provider): void {

@@ -13,6 +13,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AclIndex, AclNeed, ResolvedToken } from '../bridge/index.ts';
 import { whoOf, type Who } from './audit.ts';
 import { httpError } from './errors.ts';
+import { routeUrl } from './route-url.ts';
 
 /**
  * What a route needs:
@@ -128,7 +129,7 @@ export function tokenOf(request: FastifyRequest): string | undefined {
     const v = request.headers[h];
     if (typeof v === 'string' && v.trim() !== '') return v.trim();
   }
-  if (QUERY_TOKEN_ROUTES.has(request.routeOptions.url ?? '')) {
+  if (QUERY_TOKEN_ROUTES.has(routeUrl(request) ?? '')) {
     const q = (request.query as { token?: unknown } | undefined)?.token;
     if (typeof q === 'string' && q !== '') return q;
   }
@@ -217,7 +218,7 @@ export class GatewayAcl {
   }
 
   #need(request: FastifyRequest): RouteNeed {
-    const url = request.routeOptions.url;
+    const url = routeUrl(request);
     // No route (404), or a CORS preflight: nothing to guard.
     if (url === undefined || request.method === 'OPTIONS') return 'public';
     return routeNeed(request.method === 'HEAD' ? 'GET' : request.method, url) ?? 'admin';

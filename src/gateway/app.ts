@@ -36,6 +36,7 @@ import {
   type WriteLimitOptions,
 } from './rate-limits.ts';
 import type { TlsMaterial } from './tls.ts';
+import { routeUrl } from './route-url.ts';
 
 export const API_VERSION = '1.0.0';
 /** Routes that hold a stream open; left out of the request-duration histogram. */
@@ -180,13 +181,22 @@ export async function buildApp(ctx: GatewayContext, opts: AppOptions): Promise<F
     'HTTP requests answered, by method, route pattern and status code',
     ['method', 'route', 'status_code'],
   );
+  // One series per method, route pattern and status: bounded, so each is looked up once and kept.
+  const durations = new Map<string, (seconds: number) => void>();
   app.addHook('onResponse', (request, reply, done) => {
-    if (request.routeOptions.url !== undefined && STREAM_ROUTES.has(request.routeOptions.url)) return done();
-    ctx.metrics.observe(
-      'switchboard_http_request_duration_seconds',
-      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) },
-      reply.elapsedTime / 1000,
-    );
+    const route = routeUrl(request) ?? 'unmatched';
+    if (STREAM_ROUTES.has(route)) return done();
+    const key = `${request.method} ${route} ${reply.statusCode}`;
+    let observe = durations.get(key);
+    if (observe === undefined) {
+      observe = ctx.metrics.series('switchboard_http_request_duration_seconds', {
+        method: request.method,
+        route,
+        status_code: String(reply.statusCode),
+      });
+      durations.set(key, observe);
+    }
+    observe(reply.elapsedTime / 1000);
     done();
   });
 

@@ -10,11 +10,12 @@ import type {
   FastifyInstance,
   FastifyRequest,
   onResponseHookHandler,
-  onSendAsyncHookHandler,
-  preHandlerAsyncHookHandler,
+  onSendHookHandler,
+  preHandlerHookHandler,
 } from 'fastify';
 import type { Logger, Metrics } from '../bridge/index.ts';
 import { clientKey } from './clients.ts';
+import { routeUrl } from './route-url.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -74,7 +75,7 @@ export interface AuditEntry {
 export function recordAudit(log: Logger | null, metrics: Metrics, entry: AuditEntry): void {
   const result = resultOf(entry.status);
   metrics.inc('switchboard_audit_events_total', { action: entry.action, result });
-  log?.info({ audit: true, ...entry, result }, `audit ${entry.action} ${result}`);
+  if (log?.isLevelEnabled('info')) log.info({ audit: true, ...entry, result }, `audit ${entry.action} ${result}`);
 }
 
 export interface AuditDeps {
@@ -97,25 +98,28 @@ export function installAudit(app: FastifyInstance, deps: AuditDeps): void {
   app.decorateRequest('tokenAccessor', null);
   const log = deps.log ? deps.log.child({ component: 'audit' }) : null;
   const actionOf = (request: FastifyRequest): string | undefined =>
-    ACTIONS[`${request.method} ${request.routeOptions.url ?? ''}`];
+    ACTIONS[`${request.method} ${routeUrl(request) ?? ''}`];
   // Before the handler: the service is still known for a provider about to be deregistered.
-  const remember: preHandlerAsyncHookHandler = async (request) => {
-    if (actionOf(request) === undefined) return;
-    const id = (request.params as { id?: string } | undefined)?.id;
-    const service = (request.body as { service?: unknown } | undefined)?.service;
-    target.set(request, {
-      ...(typeof service === 'string' ? { service } : id ? { service: deps.serviceOf(id) } : {}),
-      ...(id ? { provider: id } : {}),
-    });
+  // Callback hooks, not async ones: every write runs them, and a promise and a microtask per hook show.
+  const remember: preHandlerHookHandler = (request, _reply, done) => {
+    if (actionOf(request) !== undefined) {
+      const id = (request.params as { id?: string } | undefined)?.id;
+      const service = (request.body as { service?: unknown } | undefined)?.service;
+      target.set(request, {
+        ...(typeof service === 'string' ? { service } : id ? { service: deps.serviceOf(id) } : {}),
+        ...(id ? { provider: id } : {}),
+      });
+    }
+    done();
   };
   // A server-chosen id is known only from the answer.
-  const learnId: onSendAsyncHookHandler = async (request, _reply, payload) => {
-    if (request.method !== 'POST' || request.routeOptions.url !== '/v1/providers' || typeof payload !== 'string')
-      return payload;
-    const id = /"id":"([^"]{1,256})"/.exec(payload)?.[1];
-    const t = target.get(request);
-    if (id && t) t.provider = id;
-    return payload;
+  const learnId: onSendHookHandler = (request, _reply, payload, done) => {
+    if (request.method === 'POST' && routeUrl(request) === '/v1/providers' && typeof payload === 'string') {
+      const id = /"id":"([^"]{1,256})"/.exec(payload)?.[1];
+      const t = target.get(request);
+      if (id && t) t.provider = id;
+    }
+    done(null, payload);
   };
   const record: onResponseHookHandler = (request, reply, done) => {
     const action = actionOf(request);
@@ -126,7 +130,7 @@ export function installAudit(app: FastifyInstance, deps: AuditDeps): void {
       who: whoOf(request),
       action,
       method: request.method,
-      route: request.routeOptions.url ?? '',
+      route: routeUrl(request) ?? '',
       ...(t.service ? { service: t.service } : {}),
       ...(provider ? { provider } : {}),
       status: reply.statusCode,

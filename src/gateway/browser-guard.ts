@@ -16,6 +16,7 @@ import cors from '@fastify/cors';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { isUnspecifiedHost, normalizeHost } from '../bridge/index.ts';
 import { httpError } from './errors.ts';
+import { routeUrl } from './route-url.ts';
 
 /** Hosts every gateway answers to: the loopback names. */
 export const LOOPBACK_HOSTS = ['localhost', '127.0.0.1', '::1'];
@@ -135,7 +136,7 @@ export class BrowserGuard {
     if (hostWhy) throw httpError('SB_FORBIDDEN_HOST', hostWhy);
     if (request.method === 'OPTIONS') return;
     const changes = STATE_CHANGING.has(request.method);
-    const route = request.routeOptions.url;
+    const route = routeUrl(request);
     const origin = request.headers.origin;
     if (origin !== undefined && (changes || (route !== undefined && STREAM_ROUTES.has(route)))) {
       if (!this.originAllowed(origin, host))

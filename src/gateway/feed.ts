@@ -3,11 +3,12 @@
  * MessagePack maps (any language's msgpack library reads it). PUB/SUB may drop (slow joiner, high-water mark), so
  * subscribers rely on revisions and the snapshot endpoint beside it (feed-snapshot.ts) to repair gaps.
  */
-import { Publisher } from 'zeromq';
+import { XPublisher } from 'zeromq';
 import {
   baseSocketOptions,
   feedTopic,
   pack,
+  receiveLoop,
   SendQueue,
   type Follower,
   type Logger,
@@ -37,17 +38,24 @@ export interface FeedOptions {
 }
 
 export class EventFeed {
-  readonly #socket: Publisher;
+  readonly #socket: XPublisher;
   readonly #queue: SendQueue;
   readonly #metrics: Metrics;
   #unsubscribe: (() => void) | null = null;
   #endpoint = '';
+  /**
+   * Distinct topics subscribed right now. An XPUB passes on only the first subscription of a topic and the last
+   * unsubscription (a subscriber's go when it disconnects), so this counts without storing what peers send. At 0
+   * nothing is encoded or sent: an event nobody subscribes to would cost a pack and a send to be dropped.
+   */
+  #subscriptions = 0;
 
   private constructor(opts: FeedOptions) {
     this.#metrics = opts.metrics;
-    // noDrop stays off: one stalled subscriber must never stall the feed for the others.
-    this.#socket = new Publisher(
-      baseSocketOptions<Publisher>({
+    // noDrop stays off: one stalled subscriber must never stall the feed for the others. An XPUB rather than a PUB
+    // so the feed knows when nobody subscribes (see #subscriptions).
+    this.#socket = new XPublisher(
+      baseSocketOptions<XPublisher>({
         sendHighWaterMark: opts.highWaterMark,
         maxMessageSize: 64 * 1024,
         ...opts.security?.socketOptions,
@@ -60,6 +68,8 @@ export class EventFeed {
       onDrop: (reason) => opts.metrics.inc('switchboard_feed_dropped_total', { reason }),
     });
     opts.metrics.counter('switchboard_feed_published_total', 'Events handed to the ZeroMQ PUB feed');
+    // Ends when the socket closes; it logs its own errors and never rejects.
+    void receiveLoop(this.#socket, ([message]) => this.#subscription(message), opts.log);
     opts.metrics.counter(
       'switchboard_feed_dropped_total',
       'Events the ZeroMQ feed could not send (queue full or send error)',
@@ -87,7 +97,14 @@ export class EventFeed {
     return this.#endpoint;
   }
 
+  /** `[1, topic]` subscribes, `[0, topic]` unsubscribes; anything else (an XSUB peer's own data) is ignored. */
+  #subscription(message: Buffer | undefined): void {
+    if (message?.[0] === 1) this.#subscriptions++;
+    else if (message?.[0] === 0 && message.length > 0) this.#subscriptions = Math.max(0, this.#subscriptions - 1);
+  }
+
   publish(event: RegistryEvent): void {
+    if (this.#subscriptions === 0) return;
     if (this.#queue.push([feedTopic(event.service), pack(event)]))
       this.#metrics.inc('switchboard_feed_published_total');
   }

@@ -63,7 +63,7 @@ export class OutgoingEvents {
   }
 }
 
-/** Events held for the end of the event-loop turn at most; past it they are handed out at once. */
+/** Events held for the end of the current run at most (see `#onEvent`); past it they are handed out at once. */
 export const MAX_PENDING_EVENTS = 1024;
 
 /** Distinct service filters whose snapshot is kept for the current revision. */
@@ -152,9 +152,9 @@ export class EventHub {
   readonly #watchers = new Set<Watcher>();
   readonly #perAddress = new Map<string, number>();
   readonly #unsubscribe: Array<() => void>;
-  /** Events of this turn not yet handed out (see {@link MAX_PENDING_EVENTS}). */
+  /** Events of this run not yet handed out (see {@link MAX_PENDING_EVENTS}). */
   #pending: Outgoing<RegistryEvent>[] = [];
-  #flushTimer: NodeJS.Immediate | undefined;
+  #flushQueued = false;
   #closed = false;
   readonly #audit: Logger;
 
@@ -245,7 +245,6 @@ export class EventHub {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearImmediate(this.#flushTimer);
     this.#pending = [];
     for (const u of this.#unsubscribe) u();
     for (const w of [...this.#watchers]) {
@@ -288,13 +287,18 @@ export class EventHub {
     if (this.#watchers.size === 0) return;
     this.#pending.push(new Outgoing(event));
     if (this.#pending.length >= MAX_PENDING_EVENTS) this.#flush();
-    else this.#flushTimer ??= setImmediate(() => this.#flush());
+    else if (!this.#flushQueued) {
+      // A microtask, not setImmediate: the events of one leader message (one commit's) are applied in one
+      // synchronous loop and still leave together, without waiting for the rest of the event-loop turn (every
+      // HTTP request of the poll phase) before subscribers see them.
+      this.#flushQueued = true;
+      queueMicrotask(() => this.#flush());
+    }
   }
 
   /** Hands the pending events out: one write per subscriber, the same bytes for subscribers that want the same. */
   #flush(): void {
-    clearImmediate(this.#flushTimer);
-    this.#flushTimer = undefined;
+    this.#flushQueued = false;
     const pending = this.#pending;
     if (pending.length === 0) return;
     this.#pending = [];

@@ -79,9 +79,12 @@ test('ZeroMQ: garbage frames to the leader, the gateway follower and the worker 
     async () => {
       await evil.send(['ev', Buffer.from([0xc1])]);
       await evil.send(['ev', pack({ epoch: 'x', rev: 'one' })]);
+      // A commit's events in one message: an empty list and a list with a malformed event are dropped whole.
+      await evil.send(['evs', pack([])]);
+      await evil.send(['evs', pack([{ epoch: 'x', rev: 'one' }])]);
       await evil.send(['zz', 'nonsense']);
       await evil.send(['hb', pack([1, 2, 3])]);
-      return dropped(await metrics.render()) >= 8;
+      return dropped(await metrics.render()) >= 12;
     },
     { what: 'follower drops counted', intervalMs: 50 },
   );
