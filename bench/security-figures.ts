@@ -14,7 +14,7 @@ import { generateKeyPair, writeKeyPair, type CurveKeyPair } from '../src/bridge/
 import type { LatencySummary } from './lib/hdr.ts';
 import { cpuSeconds, tempDir } from './lib/procs.ts';
 import { progress } from './lib/report.ts';
-import { startCluster } from './lib/switchboard.ts';
+import { startCluster, until } from './lib/switchboard.ts';
 import { measurePropagation } from './switchboard-figures.ts';
 import { get as getLua, runWrk, SB_REGISTER } from './lib/wrk.ts';
 
@@ -55,11 +55,13 @@ async function measureAclRound(mode: Mode, seconds: number): Promise<AclSample> 
   });
   try {
     // With ACLs on, the gateway learns the bootstrap token from the leader shortly after it is ready.
-    const deadline = Date.now() + 10_000;
-    while ((await fetch(`${cluster.url}/v1/acl/token/self`, { headers: auth })).status !== 200 && mode === 'on') {
-      if (Date.now() > deadline) throw new Error('ACL bench: the gateway never accepted the bootstrap token');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    if (mode === 'on')
+      await until(
+        async () => (await fetch(`${cluster.url}/v1/acl/token/self`, { headers: auth })).status === 200,
+        'the gateway accepts the bootstrap token',
+        10_000,
+        50,
+      );
     const providers = Array.from({ length: 100 }, (_, i) => ({
       id: `acl-${i}`,
       service: 'acl-bench',

@@ -3,7 +3,7 @@
  * never a mix of rows from different runs (issue 15, "Bench honesty"). Notes and commands stay in RESULTS.md.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { formatNumber, type Report } from './report.ts';
+import { cellText, type Cell, type Report } from './report.ts';
 
 const START = '<!-- bench:headline:start (written by npm run bench; do not edit by hand) -->';
 const END = '<!-- bench:headline:end -->';
@@ -18,8 +18,7 @@ export function writeHeadline(
   const from = readme.indexOf(START);
   const to = readme.indexOf(END);
   if (from < 0 || to < from) return false;
-  const esc = (s: string | number | undefined): string =>
-    (typeof s === 'number' ? formatNumber(s) : (s ?? '')).replace(/\|/g, '\\|');
+  const esc = (c: Cell | undefined): string => cellText(c).replace(/\|/g, '\\|');
   const table = [
     `One run of \`npm run bench\` on ${run.date.toISOString().slice(0, 16).replace('T', ' ')} UTC, ${run.minutes} min, ` +
       `${run.cores} cores, load average ${run.load1} at start (${Object.entries(run.versions)

@@ -60,7 +60,9 @@ export function formatNumber(n: number): string {
   return n.toLocaleString('en-US', { minimumFractionDigits: 0, maximumFractionDigits: digits });
 }
 
-const cellText = (c: Cell | undefined): string => (c === undefined ? '' : typeof c === 'number' ? formatNumber(c) : c);
+/** A cell as the tables print it (numbers formatted). */
+export const cellText = (c: Cell | undefined): string =>
+  c === undefined ? '' : typeof c === 'number' ? formatNumber(c) : c;
 
 /** A progress line on stderr. */
 export interface Progress {
