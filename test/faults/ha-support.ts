@@ -130,7 +130,10 @@ export async function assertCurveTakeover(ha: HaCluster, i: number): Promise<voi
     },
   );
   await assertLeaderAdmitsOnlyListedKeys(ha.leaders[i].control, ha.curve);
-  await waitFor(async () => (await leaderRefusals(ha, i)) >= ha.curve.strangers.length, {
-    what: 'the strangers counted as refused on the new leader',
+  // The unlisted key always reaches the ZAP handler and is counted. A client without CURVE fails the mechanism
+  // handshake first; libzmq reports that by a monitor event that may come after its socket is gone, so it may not be
+  // counted (it flaked on Node 24). That it gets no answer is asserted just above.
+  await waitFor(async () => (await leaderRefusals(ha, i)) >= 1, {
+    what: 'the unlisted key counted as refused on the new leader',
   });
 }
